@@ -1,0 +1,106 @@
+"""Customers and what they do: views, searches, cart changes, purchases and ratings."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from shop_recs.stores.scoping import StoreOwned
+
+
+class Customer(StoreOwned):
+    """A shop customer, known by the shop's own id. Holds no PII beyond coarse demographics."""
+
+    external_id = models.CharField(_("external id"), max_length=100)
+    country = models.CharField(_("country"), max_length=64, blank=True, default="")
+    age_band = models.CharField(_("age band"), max_length=16, blank=True, default="")
+    gender = models.CharField(_("gender"), max_length=16, blank=True, default="")
+    signup_date = models.DateField(_("signup date"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["external_id"]
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        constraints = [models.UniqueConstraint(fields=["store", "external_id"], name="customer_store_ext_unique")]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class EventType(models.TextChoices):
+    VIEW = "view", _("View")
+    SEARCH = "search", _("Search")
+    CLICK = "click", _("Click")
+    ADD_TO_CART = "add_to_cart", _("Add to cart")
+    REMOVE_FROM_CART = "remove_from_cart", _("Remove from cart")
+    PURCHASE = "purchase", _("Purchase")
+    RATING = "rating", _("Rating")
+
+
+class Event(StoreOwned):
+    """One thing a customer (or an anonymous session) did.
+
+    ``value`` means: quantity for cart events, the unit price paid for purchases (with the quantity
+    in ``quantity``), and the rating for ratings.
+    """
+
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    session_id = models.CharField(_("session id"), max_length=100, blank=True, default="")
+    event_type = models.CharField(_("type"), max_length=16, choices=EventType.choices)
+    product = models.ForeignKey(
+        "catalog.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    value = models.FloatField(_("value"), null=True, blank=True)
+    quantity = models.IntegerField(_("quantity"), null=True, blank=True)
+    order_id = models.CharField(_("order id"), max_length=100, blank=True, default="")
+    query = models.CharField(_("search query"), max_length=500, blank=True, default="")
+    timestamp = models.DateTimeField(_("time"))
+    # What led to the event: {"list_id": ..., "ad_id": ..., "placement": ...}; feeds attribution.
+    context = models.JSONField(_("context"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        indexes = [
+            # "this store's events since T" (training builds, the overview charts).
+            models.Index(fields=["store", "timestamp"], name="event_store_time_idx"),
+            # "this customer's latest events" (real-time serving, profile pages).
+            models.Index(fields=["customer", "-timestamp"], name="event_customer_time_idx"),
+            # "events of this product" (product pages, co-purchase mining).
+            models.Index(fields=["product", "timestamp"], name="event_product_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(customer__isnull=False) | ~models.Q(session_id=""),
+                name="event_has_customer_or_session",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class IdempotencyRecord(StoreOwned):
+    """The first answer to a request that carried an ``Idempotency-Key``, replayed on retries."""
+
+    key = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=100)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
+        constraints = [
+            models.UniqueConstraint(fields=["store", "endpoint", "key"], name="idempotency_store_endpoint_key_unique")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint}:{self.key}"

@@ -1,0 +1,8 @@
+"""REST API v1 for shop frontends. Each app contributes its routes."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("shop_recs.catalog.api_urls")),
+    path("", include("shop_recs.activity.api_urls")),
+]
