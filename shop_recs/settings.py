@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "shop_recs.catalog",
     "shop_recs.activity",
     "shop_recs.imports",
+    "shop_recs.recommend",
+    "analytics",
     "shop_recs.dashboard",
 ]
 
