@@ -1,0 +1,108 @@
+"""The Jobs page: start training, watch progress live, browse history, activate or roll back.
+
+Merchants and analysts may start runs; only merchants may change which model is live.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from shop_recs.recommend import selectors, services
+from shop_recs.recommend.forms import StartTrainingForm
+from shop_recs.recommend.models import ModelVersion, TrainingRun
+from shop_recs.stores.access import store_view
+
+
+def _jobs_url(request: HttpRequest) -> str:
+    return reverse("recommend:jobs", kwargs={"store_slug": request.store.slug})
+
+
+@store_view
+@require_GET
+def jobs(request: HttpRequest) -> HttpResponse:
+    return render(request, "recommend/jobs.html", _context(request, StartTrainingForm()))
+
+
+def _context(request: HttpRequest, form: StartTrainingForm) -> dict:
+    return {
+        "section": "jobs",
+        "form": form,
+        "runs": selectors.recent_runs(),
+        "current_run": selectors.current_run(),
+        "active_version": selectors.active_version(),
+        "versions": selectors.versions(),
+        "is_merchant": request.membership.is_merchant,
+        "store_slug": request.store.slug,
+    }
+
+
+@store_view
+@require_POST
+def start(request: HttpRequest) -> HttpResponse:
+    form = StartTrainingForm(request.POST)
+    if not form.is_valid():
+        return render(request, "recommend/jobs.html", _context(request, form), status=400)
+    try:
+        run = services.start_training(
+            request.store, form.cleaned_data["algorithms"], form.training_params(), request.user
+        )
+    except services.TrainingAlreadyRunning as exc:
+        messages.error(
+            request,
+            _("Training run #%(id)s is already in progress for this store.") % {"id": exc.run.pk}
+            if exc.run
+            else str(exc),
+        )
+        return redirect(_jobs_url(request))
+    messages.success(request, _("Training run #%(id)s started.") % {"id": run.pk})
+    return redirect(_jobs_url(request))
+
+
+@store_view
+@require_GET
+def run_status(request: HttpRequest, run_id: int) -> JsonResponse:
+    try:
+        run = selectors.get_run(run_id)
+    except TrainingRun.DoesNotExist:
+        raise Http404("No such run")
+    return JsonResponse(selectors.run_status_payload(run))
+
+
+def _version_or_404(version_id: int) -> ModelVersion:
+    try:
+        return ModelVersion.objects.get(pk=version_id)
+    except ModelVersion.DoesNotExist:
+        raise Http404("No such model version")
+
+
+@store_view(merchant_only=True)
+@require_POST
+def activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    try:
+        services.activate_version(version, user=request.user)
+    except services.TrainingError as exc:
+        messages.error(request, _("Could not activate version %(id)s: %(error)s") % {"id": version.pk, "error": exc})
+    else:
+        messages.success(request, _("Version %(id)s is now active.") % {"id": version.pk})
+    return redirect(_jobs_url(request))
+
+
+@store_view(merchant_only=True)
+@require_POST
+def rollback(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = _version_or_404(version_id)
+    try:
+        services.rollback_to(version, user=request.user)
+    except services.TrainingError as exc:
+        messages.error(
+            request, _("Could not roll back to version %(id)s: %(error)s") % {"id": version.pk, "error": exc}
+        )
+    else:
+        messages.success(request, _("Rolled back to version %(id)s.") % {"id": version.pk})
+    return redirect(_jobs_url(request))
