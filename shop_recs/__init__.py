@@ -1,5 +1,15 @@
-"""shop_recs: a multi-store personalization platform."""
+"""shop_recs: a multi-store personalization platform.
 
-from shop_recs.celery import app as celery_app
+The Celery app is bound when Django starts (``StoresConfig.ready``), not on package import, so that
+importing the engine (``shop_recs.recsys``) never loads Django or Celery.
+"""
 
-__all__ = ("celery_app",)
+from __future__ import annotations
+
+
+def __getattr__(name: str):
+    if name == "celery_app":
+        from shop_recs.celery import app
+
+        return app
+    raise AttributeError(name)

@@ -121,42 +121,101 @@ class Recommender:
         return (out_ids[0], out_scores[0]) if single else (out_ids, out_scores)
 
     # --- persistence ------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write hyperparameters and learned arrays to one ``.npz`` (no pickle)."""
+    def _state_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Hyperparameters (as JSON bytes) and learned arrays, keys prefixed so models can nest."""
         arrays: dict[str, np.ndarray] = {}
         for attr in self._artifacts:
             value = getattr(self, attr)
             if sp.issparse(value):
                 csr = sp.csr_matrix(value)
-                arrays[f"{attr}__data"] = csr.data
-                arrays[f"{attr}__indices"] = csr.indices
-                arrays[f"{attr}__indptr"] = csr.indptr
-                arrays[f"{attr}__shape"] = np.asarray(csr.shape, dtype=np.int64)
+                arrays[f"{prefix}{attr}__data"] = csr.data
+                arrays[f"{prefix}{attr}__indices"] = csr.indices
+                arrays[f"{prefix}{attr}__indptr"] = csr.indptr
+                arrays[f"{prefix}{attr}__shape"] = np.asarray(csr.shape, dtype=np.int64)
             else:
-                arrays[attr] = np.asarray(value)
+                arrays[f"{prefix}{attr}"] = np.asarray(value)
         meta = {"algorithm": self.name, "params": self.get_params()}
-        arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
-        np.savez(path, **arrays)
+        arrays[f"{prefix}__meta__"] = np.frombuffer(json.dumps(meta, default=_json_default).encode(), dtype=np.uint8)
+        return arrays
+
+    @classmethod
+    def _from_state(cls, data: Any, prefix: str = "") -> Recommender:
+        meta = read_meta(data, prefix)
+        if meta["algorithm"] != cls.name:
+            raise ValueError(f"archive holds a {meta['algorithm']!r} model, not {cls.name!r}")
+        model = cls(**meta["params"])
+        for attr in cls._artifacts:
+            key = f"{prefix}{attr}"
+            if f"{key}__data" in data.files:
+                shape = tuple(int(x) for x in data[f"{key}__shape"])
+                value: Any = sp.csr_matrix(
+                    (data[f"{key}__data"], data[f"{key}__indices"], data[f"{key}__indptr"]), shape=shape
+                )
+            else:
+                value = data[key]
+                if value.shape == ():
+                    value = value.item()
+            setattr(model, attr, value)
+        model._after_load(data, prefix)
+        return model
+
+    def _after_load(self, data: Any, prefix: str) -> None:
+        """Hook: rebuild caches that are derived from the saved arrays (default: nothing)."""
+
+    def save(self, path: str | Path) -> None:
+        """Write hyperparameters and learned arrays to one ``.npz`` (no pickle)."""
+        np.savez(path, **self._state_arrays())
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["__meta__"]).decode())
-            if meta["algorithm"] != cls.name:
-                raise ValueError(f"{path} holds a {meta['algorithm']!r} model, not {cls.name!r}")
-            model = cls(**meta["params"])
-            for attr in cls._artifacts:
-                if f"{attr}__data" in data.files:
-                    shape = tuple(int(x) for x in data[f"{attr}__shape"])
-                    value: Any = sp.csr_matrix(
-                        (data[f"{attr}__data"], data[f"{attr}__indices"], data[f"{attr}__indptr"]), shape=shape
-                    )
-                else:
-                    value = data[attr]
-                    if value.shape == ():
-                        value = value.item()
-                setattr(model, attr, value)
-        return model
+            return cls._from_state(data)
+
+
+def read_meta(data: Any, prefix: str = "") -> dict[str, Any]:
+    """The ``{"algorithm", "params"}`` record stored under ``prefix`` in an open npz archive."""
+    return json.loads(bytes(data[f"{prefix}__meta__"]).decode())
+
+
+def knn_all_pairs(weighted: sp.csr_matrix, k: int, num_threads: int = 0) -> sp.csr_matrix:
+    """Top-``k`` of each row of ``weighted.T @ weighted`` without the diagonal (item-item kNN).
+
+    Delegates to implicit's C++/OpenMP ``all_pairs_knn`` (about 10x faster than chunked scipy on
+    50k x 20k, see docs/benchmarks.md). It keeps the item itself among the ``k``, so we ask for
+    ``k + 1`` and drop the diagonal.
+    """
+    from implicit.nearest_neighbours import all_pairs_knn
+
+    n = weighted.shape[1]
+    if n == 0 or k <= 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    x = sp.csr_matrix(weighted, dtype=np.float64)
+    sim = all_pairs_knn(x, min(k + 1, n), show_progress=False, num_threads=num_threads).tocsr()
+    sim.setdiag(0)
+    sim.eliminate_zeros()
+    sim = topk_rows(sim, k)
+    return sp.csr_matrix(sim, dtype=np.float32)
+
+
+def topk_rows(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest stored values of every row of a CSR matrix (vectorised, no Python loop)."""
+    csr = sp.csr_matrix(matrix)
+    counts = np.diff(csr.indptr)
+    if counts.size == 0 or counts.max(initial=0) <= k:
+        csr.sort_indices()
+        return csr
+    rows = np.repeat(np.arange(csr.shape[0]), counts)
+    order = np.lexsort((-csr.data, rows))  # by row, then value descending
+    rank = np.arange(len(order)) - np.repeat(csr.indptr[:-1], counts)
+    keep = order[rank < k]
+    out = sp.csr_matrix((csr.data[keep], (rows[keep], csr.indices[keep])), shape=csr.shape)
+    out.sort_indices()
+    return out
+
+
+def sparse_dense_rows(matrix: sp.spmatrix) -> np.ndarray:
+    """Densify a sparse product as float32 (the dtype ``top_n`` and the filters work in)."""
+    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=np.float32)
 
 
 def _json_default(value: Any) -> Any:
