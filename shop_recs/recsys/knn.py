@@ -43,17 +43,28 @@ class ItemKNN(SimilarityRecommender):
     all-pairs step runs in implicit's C++ ``all_pairs_knn`` on column-normalised data, asking for
     ``oversample * K`` cosine neighbours. Shrinkage only lowers a cosine, so when the K-th shrunk
     value of a row is at least the smallest cosine that was fetched, no item outside the fetched set
-    can enter the top K and the row is exact; the few rows where that fails (mostly rare items
-    when ``shrink`` is large) are recomputed exactly with scipy. The result equals the brute-force
-    top-K of the shrunk cosine, at close to implicit's speed.
+    can enter the top K and the row is exact. Rows where that proof fails (mostly rare items when
+    ``shrink`` is large) are, with ``exact=True``, recomputed by brute force in scipy so the result
+    equals the brute-force top-K of the shrunk cosine. The default ``exact=False`` keeps the
+    top-K of those rows among the ``oversample * K`` fetched candidates instead: on a 50k x 20k
+    matrix the exact pass triples the fit time for neighbours that differ only in the tail of rare
+    items' lists. ``n_inexact_`` counts the rows the proof did not cover either way.
     """
 
     name: ClassVar[str] = "item_knn"
 
-    def __init__(self, K: int = 100, shrink: float = 10.0, oversample: float = 2.0, num_threads: int = 0) -> None:  # noqa: N803
+    def __init__(
+        self,
+        K: int = 100,  # noqa: N803
+        shrink: float = 10.0,
+        oversample: float = 2.0,
+        exact: bool = False,
+        num_threads: int = 0,
+    ) -> None:
         self.K = K
         self.shrink = shrink
         self.oversample = oversample
+        self.exact = exact
         self.num_threads = num_threads
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> ItemKNN:
@@ -64,6 +75,7 @@ class ItemKNN(SimilarityRecommender):
         k = int(self.K)
         if not self.shrink:
             self.similarity_ = knn_all_pairs(xn, k, self.num_threads)
+            self.n_inexact_ = self.n_recomputed_ = 0
             return self
         k_fetch = max(k, int(np.ceil(k * float(self.oversample))))
         cand = knn_all_pairs(xn, k_fetch, self.num_threads).tocoo()
@@ -77,8 +89,9 @@ class ItemKNN(SimilarityRecommender):
         min_cos = _row_min(cos_csr)
         kth = np.where(np.diff(top.indptr) >= k, _row_min(top), 0.0)
         inexact = np.flatnonzero(full & (kth < min_cos))
-        self.n_recomputed_ = int(len(inexact))
-        if len(inexact):
+        self.n_inexact_ = int(len(inexact))
+        self.n_recomputed_ = self.n_inexact_ if self.exact else 0
+        if len(inexact) and self.exact:
             top = _replace_rows(top, inexact, self._exact_rows(xn, norms, inexact, k))
         self.similarity_ = sp.csr_matrix(top, dtype=np.float32)
         return self

@@ -182,7 +182,7 @@ class TestItemKNN(RecommenderContract):
         x = sp.random(300, 60, density=0.08, random_state=rng, format="csr", dtype=np.float32)
         x.data[:] = 1.0
         for oversample in (1.0, 2.0):  # 1.0 forces the exact recomputation path
-            sim = ItemKNN(K=5, shrink=10.0, oversample=oversample).fit(x).similarity_.toarray()
+            sim = ItemKNN(K=5, shrink=10.0, oversample=oversample, exact=True).fit(x).similarity_.toarray()
             norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
             brute = (x.T @ x).toarray() / (np.outer(norms, norms) + 10.0)
             np.fill_diagonal(brute, 0.0)
@@ -190,6 +190,22 @@ class TestItemKNN(RecommenderContract):
                 want = np.sort(brute[row])[::-1][:5]
                 got = np.sort(sim[row])[::-1][:5]
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+    def test_default_approximate_mode_keeps_true_shrunk_values_of_fetched_candidates(self) -> None:
+        rng = np.random.default_rng(1)
+        x = sp.random(300, 60, density=0.08, random_state=rng, format="csr", dtype=np.float32)
+        x.data[:] = 1.0
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+        brute = (x.T @ x).toarray() / (np.outer(norms, norms) + 10.0)
+        np.fill_diagonal(brute, 0.0)
+        approx = ItemKNN(K=5, shrink=10.0, oversample=1.0).fit(x)
+        coo = approx.similarity_.tocoo()
+        np.testing.assert_allclose(coo.data, brute[coo.row, coo.col], rtol=1e-5)
+        assert approx.n_recomputed_ == 0 and approx.n_inexact_ > 0
+        # Fetching every item as a candidate makes the approximation exact.
+        wide = ItemKNN(K=5, shrink=10.0, oversample=12.0).fit(x).similarity_.toarray()
+        for row in range(60):
+            np.testing.assert_allclose(np.sort(wide[row])[::-1][:5], np.sort(brute[row])[::-1][:5], rtol=1e-5)
 
 
 class TestUserKNN(RecommenderContract):
