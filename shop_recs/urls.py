@@ -22,5 +22,8 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="api-redoc",
     ),
+    # Store-scoped areas owned by other apps, mounted under the dashboard's /s/<store_slug>/ prefix.
+    path("s/<slug:store_slug>/jobs/", include("shop_recs.recommend.urls")),
+    path("s/<slug:store_slug>/imports/", include("shop_recs.imports.urls")),
     path("", include("shop_recs.dashboard.urls")),
 ]

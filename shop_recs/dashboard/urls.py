@@ -1,9 +1,29 @@
-from django.urls import path
+"""Dashboard URLs. Store pages live under ``/s/<store_slug>/`` so links are bookmarkable per store."""
+
+from django.urls import include, path
 
 from shop_recs.dashboard import views
 
 app_name = "dashboard"
 
+store_patterns = [
+    path("", views.overview, name="overview"),
+    path("catalog/", views.catalog, name="catalog"),
+    path("catalog/<str:sku>/", views.product_detail, name="product_detail"),
+    path("customers/", views.customers, name="customers"),
+    path("customers/<str:external_id>/", views.customer_detail, name="customer_detail"),
+    path("recommendations/", views.recommendations, name="recommendations"),
+    path("segments/", views.segments, name="segments"),
+    path("ads/", views.ads, name="ads"),
+    path("evaluation/", views.evaluation, name="evaluation"),
+    path("settings/keys/", views.api_keys, name="api_keys"),
+    path("settings/keys/<int:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
+    path("settings/members/", views.members, name="members"),
+    path("settings/members/<int:membership_id>/role/", views.change_member_role, name="change_member_role"),
+    path("settings/members/<int:membership_id>/remove/", views.remove_member, name="remove_member"),
+]
+
 urlpatterns = [
     path("", views.home, name="home"),
+    path("s/<slug:store_slug>/", include(store_patterns)),
 ]

@@ -1,9 +1,397 @@
+"""The merchant/analyst dashboard: overview, catalog, customers, settings.
+
+Every store page goes through ``store_view``: login, membership (404 for non-members) and an active
+store scope, so the scoped managers below only ever see the current store's rows.
+"""
+
 from __future__ import annotations
 
+import json
+from urllib.parse import urlencode
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from analytics import charts, selectors
+from shop_recs.activity.models import Customer, Event, EventType
+from shop_recs.catalog.models import Category, Product
+from shop_recs.dashboard.forms import AddMemberForm, ApiKeyForm, CatalogFilterForm, CustomerFilterForm, RoleForm
+from shop_recs.stores.access import require_merchant, store_view
+from shop_recs.stores.models import ApiKey, Membership, Role
+
+PAGE_SIZE = 50
+RECENT_EVENTS = 50
+
+
+def _figure_payload(fig) -> dict:
+    """A figure as plain JSON data, embedded with ``json_script`` (which escapes ``</script>``)."""
+    return json.loads(fig.to_json())
+
+
+def _event_labels() -> dict[str, str]:
+    return {value: str(label) for value, label in EventType.choices}
+
+
+def _page(request: HttpRequest, qs):
+    return Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _querystring_without(request: HttpRequest, *names: str) -> str:
+    """The current filters as a query string, minus ``names`` (for sort and page links)."""
+    params = [(k, v) for k, values in request.GET.lists() if k not in names for v in values if v != ""]
+    return urlencode(params)
+
+
+def _sort_columns(request: HttpRequest, current: str, columns: list[tuple[str, str]]) -> list[dict]:
+    """Header cells for a sortable table: clicking a sorted column flips its direction."""
+    base = _querystring_without(request, "sort", "page")
+    cells = []
+    for field, label in columns:
+        if not field:
+            cells.append({"label": label, "url": None, "direction": None})
+            continue
+        direction = "asc" if current == field else "desc" if current == f"-{field}" else None
+        target = f"-{field}" if current == field else field
+        query = f"{base}&sort={target}" if base else f"sort={target}"
+        cells.append({"label": label, "url": f"?{query}", "direction": direction})
+    return cells
+
+
+# --- entry -----------------------------------------------------------------------------------
 
 
 @login_required
-def home(request):
-    return HttpResponse("ok")
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to their first store, or explain that they belong to none yet."""
+    membership = Membership.objects.filter(user=request.user).select_related("store").order_by("store__name").first()
+    if membership is not None:
+        return redirect("dashboard:overview", store_slug=membership.store.slug)
+    return render(request, "dashboard/no_store.html")
+
+
+# --- overview --------------------------------------------------------------------------------
+
+
+@store_view
+def overview(request: HttpRequest) -> HttpResponse:
+    data = selectors.overview(request.GET.get("period"))
+    labels = _event_labels()
+    figures = {}
+    if not data.is_empty:
+        days, series = selectors.daily_series(data.daily)
+        figures["events"] = _figure_payload(charts.events_per_day_figure(days, series, labels))
+        figures["funnel"] = _figure_payload(
+            charts.funnel_figure([s.label for s in data.funnel], [s.actors for s in data.funnel])
+        )
+    periods = [
+        ("7", gettext_lazy("7 days")),
+        ("30", gettext_lazy("30 days")),
+        ("90", gettext_lazy("90 days")),
+        ("all", gettext_lazy("All time")),
+    ]
+    return render(
+        request,
+        "dashboard/overview.html",
+        {"section": "overview", "data": data, "figures": figures, "periods": periods},
+    )
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+@store_view
+def catalog(request: HttpRequest) -> HttpResponse:
+    brands = Product.objects.exclude(brand="").order_by("brand").values_list("brand", flat=True).distinct()[:500]
+    form = CatalogFilterForm(request.GET, categories=Category.objects.all(), brands=list(brands))
+    qs = Product.objects.select_related("category")
+    if q := form.value("q"):
+        qs = qs.filter(Q(sku__icontains=q) | Q(title__icontains=q) | Q(brand__icontains=q))
+    if category := form.value("category"):
+        # A category includes its subtree: paths are denormalised, so this is a prefix match.
+        qs = qs.filter(Q(category=category) | Q(category__path__startswith=f"{category.path} > "))
+    if brand := form.value("brand"):
+        qs = qs.filter(brand=brand)
+    if active := form.value("active"):
+        qs = qs.filter(is_active=active == "yes")
+    if in_stock := form.value("in_stock"):
+        qs = qs.filter(in_stock=in_stock == "yes")
+    sort = form.sort_key()
+    qs = qs.order_by(sort, "pk")
+    columns = _sort_columns(
+        request,
+        sort,
+        [
+            ("sku", _("SKU")),
+            ("title", _("Title")),
+            ("category__path", _("Category")),
+            ("brand", _("Brand")),
+            ("price", _("Price")),
+            ("", _("Status")),
+        ],
+    )
+    return render(
+        request,
+        "dashboard/catalog_list.html",
+        {
+            "section": "catalog",
+            "form": form,
+            "page": _page(request, qs),
+            "columns": columns,
+            "page_query": _querystring_without(request, "page"),
+        },
+    )
+
+
+@store_view
+def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
+    product = get_object_or_404(Product.objects.select_related("category"), sku=sku)
+    events = Event.objects.filter(product=product)
+    counts = selectors.event_type_counts(events)
+    recent = events.select_related("customer").order_by("-timestamp")[:RECENT_EVENTS]
+    return render(
+        request,
+        "dashboard/product_detail.html",
+        {
+            "section": "catalog",
+            "product": product,
+            "stats": {
+                "views": counts.get(EventType.VIEW, 0),
+                "carts": counts.get(EventType.ADD_TO_CART, 0),
+                "purchases": counts.get(EventType.PURCHASE, 0),
+            },
+            "recent_events": recent,
+            "attributes": sorted((product.attributes or {}).items()),
+        },
+    )
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+@store_view
+def customers(request: HttpRequest) -> HttpResponse:
+    def distinct(field: str) -> list[str]:
+        return list(
+            Customer.objects.exclude(**{field: ""}).order_by(field).values_list(field, flat=True).distinct()[:300]
+        )
+
+    form = CustomerFilterForm(request.GET, countries=distinct("country"), age_bands=distinct("age_band"))
+    qs = Customer.objects.all()
+    if q := form.value("q"):
+        qs = qs.filter(external_id__icontains=q)
+    if country := form.value("country"):
+        qs = qs.filter(country=country)
+    if age_band := form.value("age_band"):
+        qs = qs.filter(age_band=age_band)
+    sort = form.sort_key()
+    qs = qs.order_by(sort, "pk")
+    columns = _sort_columns(
+        request,
+        sort,
+        [
+            ("external_id", _("External id")),
+            ("country", _("Country")),
+            ("age_band", _("Age band")),
+            ("", _("Gender")),
+            ("signup_date", _("Signed up")),
+            ("created_at", _("First seen")),
+        ],
+    )
+    return render(
+        request,
+        "dashboard/customer_list.html",
+        {
+            "section": "customers",
+            "form": form,
+            "page": _page(request, qs),
+            "columns": columns,
+            "page_query": _querystring_without(request, "page"),
+        },
+    )
+
+
+@store_view
+def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+    customer = get_object_or_404(Customer, external_id=external_id)
+    events = Event.objects.filter(customer=customer)
+    labels = _event_labels()
+    counts = selectors.event_type_counts(events)
+    recent = events.select_related("product").order_by("-timestamp")[:RECENT_EVENTS]
+    days, series = selectors.daily_series(selectors.customer_activity_per_day(customer))
+    figure = _figure_payload(charts.customer_activity_figure(days, series, labels)) if days else None
+    return render(
+        request,
+        "dashboard/customer_detail.html",
+        {
+            "section": "customers",
+            "customer": customer,
+            "counts": [(labels[t], counts[t]) for t in labels if t in counts],
+            "total_events": sum(counts.values()),
+            "recent_events": recent,
+            "figure": figure,
+        },
+    )
+
+
+# --- areas filled in by later work -----------------------------------------------------------
+
+PLACEHOLDERS = {
+    "recommendations": (
+        gettext_lazy("Recommendations"),
+        gettext_lazy(
+            "Trained recommendation models, the active model version and a preview of what a customer "
+            "would be shown will appear here."
+        ),
+    ),
+    "segments": (
+        gettext_lazy("Segments"),
+        gettext_lazy("Customer segments built from profiles, their size and how they behave will appear here."),
+    ),
+    "ads": (
+        gettext_lazy("Ads"),
+        gettext_lazy("Ad campaigns, their placements and their impressions, clicks and revenue will appear here."),
+    ),
+    "evaluation": (
+        gettext_lazy("Evaluation"),
+        gettext_lazy("Offline evaluation runs and online experiments comparing models will appear here."),
+    ),
+}
+
+
+def _placeholder(section: str):
+    title, description = PLACEHOLDERS[section]
+
+    @store_view
+    def view(request: HttpRequest) -> HttpResponse:
+        return render(
+            request,
+            "dashboard/placeholder.html",
+            {"section": section, "title": title, "description": description},
+        )
+
+    view.__name__ = f"{section}_placeholder"
+    return view
+
+
+recommendations = _placeholder("recommendations")
+segments = _placeholder("segments")
+ads = _placeholder("ads")
+evaluation = _placeholder("evaluation")
+
+
+# --- settings: API keys ----------------------------------------------------------------------
+
+
+@store_view
+def api_keys(request: HttpRequest) -> HttpResponse:
+    """Everyone sees the keys; merchants create them. The raw key is rendered once, never stored."""
+    store = request.store
+    form = ApiKeyForm()
+    if request.method == "POST":
+        require_merchant(request)
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            key, raw = ApiKey.generate(store, form.cleaned_data["name"], created_by=request.user)
+            # Rendered directly from the POST (not via a redirect and the session), so the secret
+            # is never written anywhere on the server; only its hash is in the database.
+            response = render(
+                request, "dashboard/api_key_created.html", {"section": "settings", "key": key, "raw_key": raw}
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+    keys = ApiKey.objects.filter(store=store).select_related("created_by").order_by("-created_at")
+    return render(
+        request, "dashboard/api_keys.html", {"section": "settings", "tab": "keys", "keys": keys, "form": form}
+    )
+
+
+@store_view(merchant_only=True)
+@require_POST
+def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey, pk=key_id, store=request.store)
+    key.revoke()
+    messages.success(request, _("The key “%(name)s” has been revoked.") % {"name": key.name})
+    return redirect("dashboard:api_keys", store_slug=request.store.slug)
+
+
+# --- settings: members -----------------------------------------------------------------------
+
+
+@store_view
+def members(request: HttpRequest) -> HttpResponse:
+    store = request.store
+    form = AddMemberForm(store=store)
+    if request.method == "POST":
+        require_merchant(request)
+        form = AddMemberForm(request.POST, store=store)
+        if form.is_valid():
+            Membership.objects.create(user=form.user, store=store, role=form.cleaned_data["role"])
+            messages.success(request, _("%(user)s has been added.") % {"user": form.user.get_username()})
+            return redirect("dashboard:members", store_slug=store.slug)
+    memberships = Membership.objects.filter(store=store).select_related("user").order_by("user__username")
+    return render(
+        request,
+        "dashboard/members.html",
+        {
+            "section": "settings",
+            "tab": "members",
+            "memberships": memberships,
+            "form": form,
+            "roles": Role.choices,
+        },
+    )
+
+
+def _is_last_merchant(membership: Membership) -> bool:
+    """Would demoting or removing this membership leave the store without a merchant?"""
+    if membership.role != Role.MERCHANT:
+        return False
+    # Lock the store's merchant rows so two concurrent demotions cannot both pass the check.
+    others = (
+        Membership.objects.select_for_update()
+        .filter(store_id=membership.store_id, role=Role.MERCHANT)
+        .exclude(pk=membership.pk)
+    )
+    return not list(others.values_list("pk", flat=True))
+
+
+@store_view(merchant_only=True)
+@require_POST
+def change_member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    form = RoleForm(request.POST)
+    with transaction.atomic():
+        membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, store=request.store)
+        if not form.is_valid():
+            messages.error(request, _("Choose a valid role."))
+        elif form.cleaned_data["role"] != Role.MERCHANT and _is_last_merchant(membership):
+            messages.error(request, _("A store needs at least one merchant."))
+        else:
+            membership.role = form.cleaned_data["role"]
+            membership.save(update_fields=["role"])
+            messages.success(
+                request,
+                _("%(user)s is now %(role)s.")
+                % {"user": membership.user.get_username(), "role": membership.get_role_display()},
+            )
+    return redirect("dashboard:members", store_slug=request.store.slug)
+
+
+@store_view(merchant_only=True)
+@require_POST
+def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
+    with transaction.atomic():
+        membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, store=request.store)
+        if _is_last_merchant(membership):
+            messages.error(request, _("A store needs at least one merchant."))
+        else:
+            membership.delete()
+            messages.success(request, _("%(user)s has been removed.") % {"user": membership.user.get_username()})
+    return redirect("dashboard:members", store_slug=request.store.slug)

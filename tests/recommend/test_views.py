@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from django.urls import reverse
 
 from shop_recs.recommend import services
 from shop_recs.recommend.models import ModelVersion, RunStatus, TrainingRun
 from shop_recs.stores.models import Role
 from shop_recs.stores.scoping import store_scope
-
-pytestmark = pytest.mark.urls("tests.recommend.urls")
 
 
 def _url(name, slug="alpha", **kwargs):
