@@ -8,7 +8,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from .base import Recommender, as_csr, sparse_dense_rows
+from .base import Recommender, as_csr, scale_values, sparse_dense_rows
 
 DEFAULT_MAX_ITEMS = 20_000
 
@@ -28,12 +28,13 @@ class EASE(Recommender):
     name: ClassVar[str] = "ease"
     _artifacts: ClassVar[tuple[str, ...]] = ("B_", "n_items_")
 
-    def __init__(self, l2: float = 500.0, max_items: int = DEFAULT_MAX_ITEMS) -> None:
+    def __init__(self, l2: float = 500.0, max_items: int = DEFAULT_MAX_ITEMS, input_scaling: str = "binary") -> None:
         self.l2 = l2
         self.max_items = max_items
+        self.input_scaling = input_scaling
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> EASE:
-        x = as_csr(user_items)
+        x = scale_values(as_csr(user_items), self.input_scaling)
         n = x.shape[1]
         if n > self.max_items:
             raise ValueError(
@@ -48,7 +49,7 @@ class EASE(Recommender):
         return self
 
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
-        return sparse_dense_rows(as_csr(user_items) @ self.B_)
+        return sparse_dense_rows(scale_values(as_csr(user_items), self.input_scaling) @ self.B_)
 
     def _similar_scores(self, item_ids: np.ndarray) -> np.ndarray:
         return np.array(self.B_[item_ids], dtype=np.float32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Recommender, as_csr
+from .base import Recommender, as_csr, scale_values
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ def explain(model: Recommender, user_history: sp.csr_matrix, item_id: int, top: 
     """
     if not hasattr(model, "item_contributions"):
         raise TypeError(f"{type(model).__name__} cannot explain recommendations by history items")
-    row = as_csr(user_history)
+    # The same rescaling the model applies when scoring, so shares add up to the model's score.
+    row = scale_values(as_csr(user_history), getattr(model, "input_scaling", "raw"))
     if row.shape[0] != 1:
         raise ValueError("user_history must be a single row")
     history, weights = row.indices.astype(np.int64), row.data.astype(np.float64)

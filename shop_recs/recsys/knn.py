@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Recommender, as_csr, knn_all_pairs, sparse_dense_rows, topk_rows
+from .base import Recommender, as_csr, knn_all_pairs, scale_values, sparse_dense_rows, topk_rows
 
 
 def _column_norms(x: sp.csr_matrix) -> np.ndarray:
@@ -25,8 +25,10 @@ class SimilarityRecommender(Recommender):
 
     _artifacts: ClassVar[tuple[str, ...]] = ("similarity_", "n_items_")
 
+    input_scaling: str = "raw"
+
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
-        return sparse_dense_rows(as_csr(user_items) @ self.similarity_)
+        return sparse_dense_rows(scale_values(as_csr(user_items), self.input_scaling) @ self.similarity_)
 
     def _similar_scores(self, item_ids: np.ndarray) -> np.ndarray:
         return sparse_dense_rows(self.similarity_[item_ids])
@@ -59,16 +61,18 @@ class ItemKNN(SimilarityRecommender):
         shrink: float = 10.0,
         oversample: float = 2.0,
         exact: bool = False,
+        input_scaling: str = "binary",
         num_threads: int = 0,
     ) -> None:
         self.K = K
+        self.input_scaling = input_scaling
         self.shrink = shrink
         self.oversample = oversample
         self.exact = exact
         self.num_threads = num_threads
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> ItemKNN:
-        x = as_csr(user_items)
+        x = scale_values(as_csr(user_items), self.input_scaling)
         self.n_items_ = x.shape[1]
         norms = _column_norms(x)
         xn = sp.csr_matrix(x @ sp.diags(_inv(norms)), dtype=np.float64)

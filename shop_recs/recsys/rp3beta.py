@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from .base import as_csr, knn_all_pairs
+from .base import as_csr, knn_all_pairs, scale_values
 from .knn import SimilarityRecommender
 
 
@@ -28,14 +28,22 @@ class RP3beta(SimilarityRecommender):
 
     name: ClassVar[str] = "rp3beta"
 
-    def __init__(self, alpha: float = 1.0, beta: float = 0.5, K: int = 200, num_threads: int = 0) -> None:  # noqa: N803
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 0.5,
+        K: int = 200,  # noqa: N803
+        input_scaling: str = "binary",
+        num_threads: int = 0,
+    ) -> None:
+        self.input_scaling = input_scaling
         self.alpha = alpha
         self.beta = beta
         self.K = K
         self.num_threads = num_threads
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> RP3beta:
-        x = as_csr(user_items).astype(np.float64)
+        x = scale_values(as_csr(user_items), self.input_scaling).astype(np.float64)
         self.n_items_ = x.shape[1]
         a, b = float(self.alpha), float(self.beta)
         user_deg = np.asarray(x.sum(axis=1)).ravel()  # L1 row sums of P_ui

@@ -169,8 +169,8 @@ class TestItemKNN(RecommenderContract):
 
     def test_shrinkage_formula(self) -> None:
         x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [2, 1, 0], [0, 1, 1]], dtype=np.float32))
-        plain = ItemKNN(K=2, shrink=0).fit(x).similarity_.toarray()
-        shrunk = ItemKNN(K=2, shrink=5.0).fit(x).similarity_.toarray()
+        plain = ItemKNN(K=2, shrink=0, input_scaling="raw").fit(x).similarity_.toarray()
+        shrunk = ItemKNN(K=2, shrink=5.0, input_scaling="raw").fit(x).similarity_.toarray()
         n0, n1 = np.sqrt(1 + 1 + 4), np.sqrt(1 + 1 + 1)
         dot01 = 1 * 1 + 2 * 1
         assert plain[0, 1] == pytest.approx(dot01 / (n0 * n1), rel=1e-5)
@@ -227,7 +227,7 @@ class TestRP3beta(RecommenderContract):
         pop = (d > 0).sum(axis=0)
         w = p_iu @ p_ui / np.where(pop > 0, pop, 1.0) ** beta
         np.fill_diagonal(w, 0.0)
-        got = RP3beta(alpha=alpha, beta=beta, K=12).fit(x).similarity_.toarray()
+        got = RP3beta(alpha=alpha, beta=beta, K=12, input_scaling="raw").fit(x).similarity_.toarray()
         np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-6)
 
 
@@ -242,7 +242,7 @@ class TestEASE(RecommenderContract):
         p = np.linalg.inv(g)
         b = -p / np.diag(p)
         np.fill_diagonal(b, 0.0)
-        np.testing.assert_allclose(EASE(l2=7.0).fit(x).B_, b, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(EASE(l2=7.0, input_scaling="raw").fit(x).B_, b, rtol=1e-4, atol=1e-6)
 
     def test_item_limit(self) -> None:
         with pytest.raises(ValueError, match=r"max_items=5 .*got 10 items"):

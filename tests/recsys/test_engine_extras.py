@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from shop_recs.recsys.base import scale_values
 from shop_recs.recsys.content import ContentBased
 from shop_recs.recsys.ease import EASE
 from shop_recs.recsys.explain import explain
@@ -85,7 +86,8 @@ def test_explanation_top_contributor(model) -> None:
     rec = int(model.recommend(user, x, N=1)[0][0])
     parts = explain(model, row, rec, top=5)
     assert parts, "a recommendation with positive score should have contributors"
-    history, weights = row.indices, row.data
+    scaled = scale_values(row, getattr(model, "input_scaling", "raw"))  # what the model scores with
+    history, weights = scaled.indices, scaled.data
     sims = np.asarray(model.item_contributions(history, rec))
     best = history[np.argmax(weights * sims)]
     assert parts[0].item_id == best
@@ -108,6 +110,16 @@ def test_explanation_top_contributor_is_most_similar_item() -> None:
     user_row = sp.csr_matrix(np.array([[1, 0, 0, 1]], dtype=np.float32))
     parts = explain(model, user_row, 1)
     assert parts[0].item_id == 0
+
+
+def test_binary_input_scaling_ignores_repeat_counts_and_rejects_unknown_modes() -> None:
+    counts = sp.csr_matrix(np.array([[5, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.float32))
+    binary = EASE(l2=1.0).fit(counts)
+    assert np.allclose(binary.B_, EASE(l2=1.0).fit((counts > 0).astype(np.float32)).B_)
+    assert not np.allclose(binary.B_, EASE(l2=1.0, input_scaling="raw").fit(counts).B_)
+    np.testing.assert_allclose(scale_values(counts, "log").data, np.log1p(counts.data))
+    with pytest.raises(ValueError, match="input_scaling must be one of raw, binary, log; got 'sqrt'"):
+        scale_values(counts, "sqrt")
 
 
 def test_explain_rejects_factor_models() -> None:
