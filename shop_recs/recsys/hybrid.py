@@ -88,7 +88,10 @@ class Hybrid(Recommender):
 
     @property
     def labels(self) -> list[str]:
-        return list(self.components)
+        """The blended components: the fitted ones once fitted (a content part without item text is
+        skipped), else the configured ones."""
+        models = getattr(self, "models_", None)
+        return list(models) if models is not None else list(self.components)
 
     @classmethod
     def from_models(
@@ -116,9 +119,14 @@ class Hybrid(Recommender):
         x = as_csr(user_items)
         self.n_items_ = x.shape[1]
         self.models_ = {}
+        self.skipped_components_ = []
         for label, params in self.components.items():
             params = dict(params)
             algorithm = params.pop("algorithm", label)
+            if algorithm == "content" and kwargs.get("item_features") is None:
+                # No item text (a bare interaction file): the blend goes on without the content part.
+                self.skipped_components_.append(label)
+                continue
             self.models_[label] = make(algorithm, **params).fit(x, **kwargs)
         self.weights_ = self._initial_weights()
         if validation_user_items is not None:
@@ -204,7 +212,9 @@ class Hybrid(Recommender):
     def _after_load(self, data: Any, prefix: str) -> None:
         from .registry import ALGORITHMS
 
+        fitted = [label for label in self.components if f"{prefix}{label}.__meta__" in data.files]
+        self.skipped_components_ = [label for label in self.components if label not in fitted]
         self.models_ = {}
-        for label in self.labels:
+        for label in fitted:
             sub = f"{prefix}{label}."
             self.models_[label] = ALGORITHMS[read_meta(data, sub)["algorithm"]]._from_state(data, sub)

@@ -326,6 +326,23 @@ class TestHybrid(RecommenderContract):
         weights = self.fitted().tune_weights(x, valid, grid=(0.0, 1.0), k=1)
         assert weights["item_knn"] == 1.0 and set(weights) == {"item_knn", "content", "popularity"}
 
+    def test_without_item_text_the_content_part_is_skipped(self) -> None:
+        x = group_matrix()
+        model = self.make_model().fit(x)  # no item_features
+        assert model.skipped_components_ == ["content"] and model.labels == ["item_knn", "popularity"]
+        assert "content" in model.get_params()["components"]  # the configuration is left as given
+        assert model.recommend(0, x, N=1)[0][0] == held_out(0)
+
+    def test_save_load_without_the_skipped_part(self, tmp_path) -> None:
+        x = group_matrix()
+        model = self.make_model().fit(x)
+        model.save(tmp_path / "h.npz")
+        loaded = Hybrid.load(tmp_path / "h.npz")
+        assert loaded.labels == ["item_knn", "popularity"] and loaded.skipped_components_ == ["content"]
+        np.testing.assert_array_equal(
+            loaded.recommend(np.arange(4), x, N=3)[0], model.recommend(np.arange(4), x, N=3)[0]
+        )
+
     def test_from_models(self) -> None:
         x = group_matrix()
         knn = ItemKNN(K=4).fit(x)
