@@ -1,1 +1,12 @@
-urlpatterns: list = []
+"""Activity routes of REST API v1 (mounted under /api/v1/)."""
+
+from django.urls import path
+
+from shop_recs.activity import api_views
+
+urlpatterns = [
+    path("events", api_views.EventView.as_view(), name="api-event"),
+    path("events/batch", api_views.EventBatchView.as_view(), name="api-event-batch"),
+    path("customers/bulk", api_views.CustomerBulkView.as_view(), name="api-customer-bulk"),
+    path("customers/<str:external_id>", api_views.CustomerDetailView.as_view(), name="api-customer-detail"),
+]

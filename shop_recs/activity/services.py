@@ -1,0 +1,318 @@
+"""Activity writes: event ingestion and customer upserts.
+
+Event validation is a hand-written pure-Python pass with the same rules the DRF serializers in
+``serializers.py`` document: a 10,000-row batch must validate in tens of milliseconds, which a
+serializer per row cannot do. The write itself goes through ``shop_recs.activity.ingest``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from shop_recs.activity.ingest import ensure_customers, product_ids_by_sku, write_events
+from shop_recs.activity.models import Customer, EventType
+from shop_recs.catalog.services import InvalidRows, RowError
+from shop_recs.stores.models import Store
+
+__all__ = [
+    "InvalidRows",
+    "RowError",
+    "EVENT_FIELDS",
+    "IngestResult",
+    "CustomerUpsertResult",
+    "clean_event_rows",
+    "ingest_events",
+    "clean_customer_rows",
+    "upsert_customers",
+]
+
+EVENT_FIELDS = (
+    "customer",
+    "session_id",
+    "type",
+    "sku",
+    "value",
+    "quantity",
+    "order_id",
+    "query",
+    "timestamp",
+    "context",
+)
+_ALLOWED = frozenset(EVENT_FIELDS)
+_EVENT_TYPES = frozenset(EventType.values)
+_TYPES_TEXT = ", ".join(EventType.values)
+# Plain str, not the enum members: comparing a str with an enum member goes through the enum's
+# slow __eq__/__hash__, which showed up at 10,000 rows.
+_CART_TYPES = frozenset({EventType.ADD_TO_CART.value, EventType.REMOVE_FROM_CART.value})
+
+
+def _future_tolerance() -> timedelta:
+    # Client clocks drift; an event a few minutes "in the future" is normal, one days ahead is a bug.
+    return timedelta(seconds=getattr(settings, "EVENT_FUTURE_TOLERANCE_SECONDS", 300))
+
+
+@dataclass
+class IngestResult:
+    """What an ingestion wrote."""
+
+    accepted: int
+
+
+def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], list[RowError]]:
+    """Check every row; return (clean row or None per input row, errors).
+
+    A clean row is ``(customer_external_id, session_id, type, sku, value, quantity, order_id,
+    query, timestamp, context)``; skus are not resolved yet.
+    """
+    errors: list[RowError] = []
+    err = errors.append
+    cleaned: list[tuple | None] = []
+    keep = cleaned.append
+    latest = now + _future_tolerance()
+    fromiso = datetime.fromisoformat
+    event_types = _EVENT_TYPES
+    allowed = _ALLOWED
+    for i, row in enumerate(rows):
+        if type(row) is not dict:
+            err({"index": i, "field": "non_field_errors", "reason": "expected an object"})
+            keep(None)
+            continue
+        n = len(errors)
+        if not allowed.issuperset(row):  # far cheaper than building a key-set difference per row
+            for key in sorted(row.keys() - allowed, key=str):
+                err({"index": i, "field": str(key), "reason": "unknown field"})
+
+        etype = row.get("type")
+        if type(etype) is not str or etype not in event_types:
+            err({"index": i, "field": "type", "reason": f"must be one of: {_TYPES_TEXT}"})
+            etype = None
+
+        customer = row.get("customer")
+        session = row.get("session_id")
+        n_who = len(errors)
+        if customer is not None and (type(customer) is not str or not customer or len(customer) > 100):
+            err({"index": i, "field": "customer", "reason": "must be a non-empty string of at most 100 characters"})
+        if session is not None and (type(session) is not str or not session or len(session) > 100):
+            err({"index": i, "field": "session_id", "reason": "must be a non-empty string of at most 100 characters"})
+        if not customer and not session and len(errors) == n_who:
+            err({"index": i, "field": "customer", "reason": "give customer or session_id (or both)"})
+
+        sku = row.get("sku")
+        query = row.get("query")
+        if etype == "search":
+            if sku is not None:
+                err({"index": i, "field": "sku", "reason": "must be null for search events"})
+            if type(query) is not str or not query.strip():
+                err({"index": i, "field": "query", "reason": "required for search events"})
+        elif sku is None:
+            err({"index": i, "field": "sku", "reason": "this field is required"})
+        elif type(sku) is not str or not sku or len(sku) > 100:
+            err({"index": i, "field": "sku", "reason": "must be a non-empty string of at most 100 characters"})
+        if query is not None and (type(query) is not str or len(query) > 500):
+            err({"index": i, "field": "query", "reason": "must be a string of at most 500 characters"})
+
+        value = row.get("value")
+        if value is not None:
+            if type(value) not in (int, float) or not math.isfinite(value):
+                err({"index": i, "field": "value", "reason": "must be a number"})
+                value = None
+            else:
+                value = float(value)
+        quantity = row.get("quantity")
+        if quantity is not None and (type(quantity) is not int or quantity <= 0 or quantity > 2_147_483_647):
+            err({"index": i, "field": "quantity", "reason": "must be a positive integer"})
+            quantity = None
+        order_id = row.get("order_id")
+        if order_id is not None and (type(order_id) is not str or len(order_id) > 100):
+            err({"index": i, "field": "order_id", "reason": "must be a string of at most 100 characters"})
+
+        if etype == "rating":
+            if value is None:
+                if "value" not in row or row["value"] is None:
+                    err({"index": i, "field": "value", "reason": "rating events need a value from 1 to 5"})
+            elif not 1 <= value <= 5:
+                err({"index": i, "field": "value", "reason": "rating must be between 1 and 5"})
+        elif etype == "purchase":
+            if type(order_id) is not str or not order_id.strip():
+                err({"index": i, "field": "order_id", "reason": "required for purchase events"})
+            if value is not None and value < 0:
+                err({"index": i, "field": "value", "reason": "unit price must be >= 0"})
+            if quantity is None:
+                quantity = 1
+        elif etype in _CART_TYPES:
+            if quantity is None:
+                quantity = 1
+            if value is None:
+                value = float(quantity)  # the model's convention: value is the quantity for cart events
+
+        ts_raw = row.get("timestamp")
+        ts = None
+        if type(ts_raw) is not str:
+            err({"index": i, "field": "timestamp", "reason": "required, an ISO-8601 string with a time zone"})
+        else:
+            try:
+                ts = fromiso(ts_raw)
+            except ValueError:
+                err({"index": i, "field": "timestamp", "reason": f"not an ISO-8601 date-time: {ts_raw[:40]!r}"})
+            else:
+                if ts.tzinfo is None or ts.utcoffset() is None:
+                    err({"index": i, "field": "timestamp", "reason": "must include a time zone (e.g. 'Z' or '+02:00')"})
+                elif ts > latest:
+                    err({"index": i, "field": "timestamp", "reason": "is in the future"})
+
+        context = row.get("context")
+        if context is not None and type(context) is not dict:
+            err({"index": i, "field": "context", "reason": "must be an object"})
+
+        if len(errors) == n:
+            keep((customer, session, etype, sku, value, quantity, order_id, query, ts, context))
+        else:
+            keep(None)
+    return cleaned, errors
+
+
+def clean_event_rows(rows: object, *, max_rows: int | None = None, now: datetime | None = None) -> list[tuple]:
+    """Validate a batch as a whole (no database access). Raises ``InvalidRows`` listing every bad row."""
+    _check_batch_shape(rows, max_rows, "events")
+    cleaned, errors = _validate_events(rows, now or timezone.now())  # type: ignore[arg-type]
+    if errors:
+        raise InvalidRows(errors)
+    return cleaned  # type: ignore[return-value]
+
+
+def _check_batch_shape(rows: object, max_rows: int | None, noun: str) -> None:
+    if not isinstance(rows, list):
+        raise InvalidRows([{"index": -1, "field": "body", "reason": f"expected a JSON list of {noun}"}], "invalid_body")
+    if not rows:
+        raise InvalidRows([{"index": -1, "field": "body", "reason": "the list is empty"}], "empty_batch")
+    if max_rows is not None and len(rows) > max_rows:
+        raise InvalidRows(
+            [{"index": -1, "field": "body", "reason": f"at most {max_rows} {noun} per request"}], "batch_too_large"
+        )
+
+
+def ingest_events(store: Store, rows: object, *, max_rows: int | None = None) -> IngestResult:
+    """Validate and store a batch of events: all of it, or (``InvalidRows``) none of it.
+
+    Unknown skus are errors naming the sku; unknown customers are created, but only once the whole
+    batch is known to be valid. One query resolves all skus, one (plus one insert) all customers,
+    and the events go in with one COPY on PostgreSQL.
+    """
+    if max_rows is None:
+        max_rows = settings.EVENT_BATCH_MAX
+    _check_batch_shape(rows, max_rows, "events")
+    cleaned, errors = _validate_events(rows, timezone.now())  # type: ignore[arg-type]
+    if errors:
+        # Look up the skus of every row, the invalid ones too, so one 400 answer names every problem.
+        skus = {
+            row["sku"]
+            for row in rows  # type: ignore[union-attr]
+            if type(row) is dict and type(row.get("sku")) is str and row["sku"] and row.get("type") != "search"
+        }
+    else:
+        skus = {r[3] for r in cleaned if r[3] is not None}  # type: ignore[index]
+    sku_ids = product_ids_by_sku(store.pk, skus) if skus else {}
+    if len(sku_ids) < len(skus):
+        for i, row in enumerate(rows):  # type: ignore[arg-type]
+            sku = row.get("sku") if type(row) is dict else None
+            if type(sku) is str and sku in skus and sku not in sku_ids and row.get("type") != "search":
+                errors.append({"index": i, "field": "sku", "reason": f"unknown product {sku!r}"})
+    if errors:
+        errors.sort(key=lambda e: e["index"])
+        raise InvalidRows(errors)
+
+    with transaction.atomic():
+        customer_ids = ensure_customers(store.pk, (r[0] for r in cleaned if r[0]))  # type: ignore[index]
+        written = write_events(
+            store.pk,
+            (
+                (customer_ids[c] if c else None, s, t, sku_ids[k] if k is not None else None, v, q, o, qu, ts, ctx)
+                for c, s, t, k, v, q, o, qu, ts, ctx in cleaned  # type: ignore[misc]
+            ),
+        )
+    return IngestResult(accepted=written)
+
+
+# --- Customers -------------------------------------------------------------------------------
+
+CUSTOMER_FIELDS = {"country": 64, "age_band": 16, "gender": 16}
+_CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"external_id", "signup_date"}
+
+
+@dataclass
+class CustomerUpsertResult:
+    """What a customer upsert did."""
+
+    created: int
+    updated: int
+
+
+def clean_customer_rows(rows: object, *, max_rows: int | None = None) -> list[dict[str, Any]]:
+    """Validate customer dicts (``external_id`` + profile fields) as a whole."""
+    _check_batch_shape(rows, max_rows, "customers")
+    errors: list[RowError] = []
+    cleaned: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):  # type: ignore[arg-type]
+        if not isinstance(row, dict):
+            errors.append({"index": i, "field": "non_field_errors", "reason": "expected an object"})
+            continue
+        n = len(errors)
+        for key in sorted(row.keys() - _CUSTOMER_KEYS, key=str):
+            errors.append({"index": i, "field": str(key), "reason": "unknown field"})
+        ext = row.get("external_id")
+        if not isinstance(ext, str) or not ext.strip() or len(ext) > 100 or "/" in ext:
+            errors.append({"index": i, "field": "external_id", "reason": "required, at most 100 characters, no '/'"})
+        elif ext in seen:
+            errors.append({"index": i, "field": "external_id", "reason": f"duplicate of row {seen[ext]}"})
+        else:
+            seen[ext] = i
+        out: dict[str, Any] = {"external_id": ext}
+        for name, max_len in CUSTOMER_FIELDS.items():
+            value = row.get(name)
+            if value is None:
+                value = ""
+            elif not isinstance(value, str) or len(value) > max_len:
+                errors.append(
+                    {"index": i, "field": name, "reason": f"must be a string of at most {max_len} characters"}
+                )
+            out[name] = value
+        signup = row.get("signup_date")
+        if signup is not None:
+            try:
+                if not isinstance(signup, str):
+                    raise ValueError
+                signup = date.fromisoformat(signup)
+            except ValueError:
+                errors.append({"index": i, "field": "signup_date", "reason": "must be a date like '2024-05-31'"})
+        out["signup_date"] = signup
+        if len(errors) == n:
+            cleaned.append(out)
+    if errors:
+        raise InvalidRows(errors)
+    return cleaned
+
+
+def upsert_customers(store: Store, rows: list[dict[str, Any]], *, max_rows: int | None = None) -> CustomerUpsertResult:
+    """Create or replace customers by external id (omitted profile fields are cleared)."""
+    cleaned = clean_customer_rows(rows, max_rows=max_rows)
+    ids = [r["external_id"] for r in cleaned]
+    with transaction.atomic():
+        existing = Customer.all_stores.filter(store=store, external_id__in=ids).count()
+        now = timezone.now()
+        Customer.all_stores.bulk_create(
+            # Sorted: one lock order for concurrent upserts, so they wait instead of deadlocking.
+            [Customer(store=store, created_at=now, **r) for r in sorted(cleaned, key=lambda r: r["external_id"])],
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["store", "external_id"],
+            update_fields=["country", "age_band", "gender", "signup_date"],
+        )
+    return CustomerUpsertResult(created=len(ids) - existing, updated=existing)

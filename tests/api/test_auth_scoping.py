@@ -1,0 +1,86 @@
+"""Authentication and store isolation of the REST API."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from shop_recs.activity.models import Customer, Event
+from shop_recs.catalog.models import Product
+from shop_recs.stores.models import ApiKey
+from tests.api.helpers import count, event
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"HTTP_AUTHORIZATION": "Bearer sr_nope"},  # malformed: no secret part
+        {"HTTP_AUTHORIZATION": "Token sr_abc_def"},  # wrong scheme
+        {"HTTP_AUTHORIZATION": "Bearer sr_deadbeef_wrongsecret"},  # unknown key
+        {"HTTP_X_API_KEY": "not-a-key"},
+    ],
+)
+def test_missing_or_bad_keys_are_rejected(store, headers):
+    client = APIClient()
+    response = client.get("/api/v1/products", **headers)
+    assert response.status_code in (401, 403)
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert client.post("/api/v1/events", event(), format="json", **headers).status_code in (401, 403)
+
+
+def test_revoked_key_is_rejected(store, make_product):
+    make_product(store, "SKU-1")
+    key, raw = ApiKey.generate(store, "to revoke")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert client.get("/api/v1/products").status_code == 200
+    key.revoke()
+    response = client.get("/api/v1/products")
+    assert response.status_code == 401
+    assert "revoked" in response.json()["error"]["message"]
+
+
+def test_x_api_key_header_is_accepted(store):
+    _, raw = ApiKey.generate(store, "x")
+    assert APIClient().get("/api/v1/products", HTTP_X_API_KEY=raw).status_code == 200
+
+
+def test_store_b_cannot_read_or_write_store_a(store, other_store, api_client, other_api_client, make_product):
+    make_product(store, "A-ONLY", title="Alpha mug")
+    make_product(store, "SAME", title="Alpha version")
+    make_product(other_store, "SAME", title="Beta version")
+
+    # Reads: B sees only its own rows.
+    skus_b = [p["sku"] for p in other_api_client.get("/api/v1/products").json()["results"]]
+    assert skus_b == ["SAME"]
+    assert other_api_client.get("/api/v1/products/A-ONLY").status_code == 404
+    assert other_api_client.get("/api/v1/products/SAME").json()["title"] == "Beta version"
+    assert api_client.get("/api/v1/products/SAME").json()["title"] == "Alpha version"
+
+    # Writes: B deactivating or upserting A's sku never touches A's row.
+    assert other_api_client.post("/api/v1/products/A-ONLY/deactivate").status_code == 404
+    assert other_api_client.delete("/api/v1/products/A-ONLY").status_code == 404
+    other_api_client.put("/api/v1/products/SAME", {"title": "Beta v2"}, format="json")
+    assert api_client.get("/api/v1/products/SAME").json()["title"] == "Alpha version"
+    assert count(Product, store=store, is_active=True) == 2
+
+    # Events: B cannot reference A's products.
+    response = other_api_client.post("/api/v1/events/batch", [event(sku="A-ONLY")], format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["reason"] == "unknown product 'A-ONLY'"
+    # An event in B on the shared sku lands on B's product and B's customer only.
+    assert (
+        other_api_client.post("/api/v1/events", event(sku="SAME", customer="shared"), format="json").status_code == 201
+    )
+    assert count(Event, store=other_store, product__store=other_store) == 1
+    assert count(Event, store=store) == 0
+    assert count(Customer, store=store) == 0
+
+    # Customers: same external id in two stores are distinct rows.
+    api_client.put("/api/v1/customers/shared", {"country": "DE"}, format="json")
+    assert other_api_client.get("/api/v1/customers/shared").json()["country"] == ""
+    assert api_client.get("/api/v1/customers/shared").json()["country"] == "DE"
+    assert count(Customer, external_id="shared") == 2
