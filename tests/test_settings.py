@@ -48,12 +48,18 @@ def _settings_in_subprocess(**env) -> subprocess.CompletedProcess:
 
 def test_defaults_are_embedded_and_urls_switch_to_services():
     embedded = _settings_in_subprocess()
-    assert embedded.stdout.split() == ["django.db.backends.sqlite3", "True", "django.core.cache.backends.locmem.LocMemCache"]
+    assert embedded.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "True",
+        "django.core.cache.backends.locmem.LocMemCache",
+    ]
     services = _settings_in_subprocess(
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/0"
     )
     assert services.stdout.split() == [
-        "django.db.backends.postgresql", "False", "django.core.cache.backends.redis.RedisCache"
+        "django.db.backends.postgresql",
+        "False",
+        "django.core.cache.backends.redis.RedisCache",
     ]
 
 

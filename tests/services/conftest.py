@@ -34,9 +34,27 @@ def celery_worker(transactional_db):
         CELERY_TASK_ALWAYS_EAGER="0",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "shop_recs", "worker", "--pool=solo", "--concurrency=1",
-         "--loglevel=INFO", "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "shop_recs",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     from shop_recs.celery import app
 

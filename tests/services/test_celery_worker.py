@@ -16,8 +16,13 @@ from tests.services.conftest import wait_for
 def _record(store, key: str, age: timedelta) -> IdempotencyRecord:
     with unscoped():
         return IdempotencyRecord.objects.create(
-            store=store, key=key, endpoint="events.batch", request_hash="x" * 64,
-            response_status=201, response_body={"ok": True}, created_at=timezone.now() - age,
+            store=store,
+            key=key,
+            endpoint="events.batch",
+            request_hash="x" * 64,
+            response_status=201,
+            response_body={"ok": True},
+            created_at=timezone.now() - age,
         )
 
 
