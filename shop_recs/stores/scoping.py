@@ -62,7 +62,7 @@ class StoreOwned(models.Model):
 
     objects = StoreScopedManager()
     # Plain manager for Django internals (FK access, admin deletion collector) that must not be scoped.
-    all_stores = models.Manager()
+    all_stores = models.Manager()  # noqa: DJ012 - a manager, not a field
 
     class Meta:
         abstract = True
