@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "shop_recs.activity",
     "shop_recs.imports",
     "shop_recs.recommend",
+    "shop_recs.search",
     "analytics",
     "shop_recs.dashboard",
 ]
