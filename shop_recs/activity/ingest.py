@@ -21,9 +21,10 @@ Interface (stable; the importer in ``shop_recs.imports`` depends on it)::
           query        str | None      None is stored as ""
           timestamp    datetime        timezone-aware
           context      dict | None     stored as JSON (jsonb)
-        PostgreSQL: one binary ``COPY activity_event ... FROM STDIN`` (psycopg 3); SQLite and others:
-        ``bulk_create``. The caller owns the transaction (wrap it in ``transaction.atomic()`` when the
-        write must be all-or-nothing together with other writes). Returns the number of rows written.
+        PostgreSQL: one binary ``COPY activity_event ... FROM STDIN`` (psycopg 3); SQLite: a prepared
+        ``executemany``; other databases: ``bulk_create``. The caller owns the transaction (wrap it in
+        ``transaction.atomic()`` when the write must be all-or-nothing together with other writes).
+        Returns the number of rows written.
         ``activity_event`` has no database FK constraints (speed; see the Event model), so pass only
         ids obtained from ensure_customers / product_ids_by_sku for the same store_id.
 
@@ -39,6 +40,7 @@ Interface (stable; the importer in ``shop_recs.imports`` depends on it)::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
@@ -100,7 +102,33 @@ def write_events(store_id: int, rows: Iterable[tuple]) -> int:
     now = timezone.now()
     if connection.vendor == "postgresql":
         return _copy_events(store_id, rows, now)
+    if connection.vendor == "sqlite":
+        return _insert_events(store_id, rows, now)
     return _bulk_create_events(store_id, rows, now)
+
+
+def _bulk_create_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
+    """Any other database Django supports: portable, slower."""
+    objs = [
+        Event(
+            store_id=store_id,
+            customer_id=cust,
+            session_id=sess or "",
+            event_type=etype,
+            product_id=prod,
+            value=value,
+            quantity=qty,
+            order_id=order or "",
+            query=query or "",
+            timestamp=ts,
+            context=ctx,
+            received_at=now,
+        )
+        for cust, sess, etype, prod, value, qty, order, query, ts, ctx in rows
+    ]
+    # The plain manager: the store is explicit here, and importers may run outside a scope.
+    Event.all_stores.bulk_create(objs, batch_size=_BULK_CREATE_BATCH)
+    return len(objs)
 
 
 def _copy_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
@@ -131,27 +159,47 @@ def _copy_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
     return n
 
 
-def _bulk_create_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
-    objs = [
-        Event(
-            store_id=store_id,
-            customer_id=cust,
-            session_id=sess or "",
-            event_type=etype,
-            product_id=prod,
-            value=value,
-            quantity=qty,
-            order_id=order or "",
-            query=query or "",
-            timestamp=ts,
-            context=ctx,
-            received_at=now,
-        )
-        for cust, sess, etype, prod, value, qty, order, query, ts, ctx in rows
-    ]
-    # The plain manager: the store is explicit here, and importers may run outside a scope.
-    Event.all_stores.bulk_create(objs, batch_size=_BULK_CREATE_BATCH)
-    return len(objs)
+_INSERT_SQL = (
+    "INSERT INTO activity_event (store_id, customer_id, session_id, event_type, product_id, value, quantity, "
+    "order_id, query, timestamp, context, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insert_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
+    """SQLite (the embedded mode): one prepared ``executemany`` per chunk.
+
+    ``bulk_create`` measured ~7.5k rows/s here because it builds a model instance and a multi-row
+    statement per batch; the raw prepared statement skips both.
+    """
+    adapt_ts = connection.ops.adapt_datetimefield_value
+    received = adapt_ts(now)
+    n = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the sqlite3 cursor: "?" placeholders, no Django formatting per row
+        it = iter(rows)
+        while chunk := list(islice(it, _BULK_CREATE_BATCH * 5)):
+            raw.executemany(
+                _INSERT_SQL,
+                [
+                    (
+                        store_id,
+                        cust,
+                        sess or "",
+                        etype,
+                        prod,
+                        None if value is None else float(value),
+                        qty,
+                        order or "",
+                        query or "",
+                        adapt_ts(ts),
+                        None if ctx is None else json.dumps(ctx),
+                        received,
+                    )
+                    for cust, sess, etype, prod, value, qty, order, query, ts, ctx in chunk
+                ],
+            )
+            n += len(chunk)
+    return n
 
 
 def ensure_customers(store_id: int, external_ids: Iterable[str]) -> dict[str, int]:
