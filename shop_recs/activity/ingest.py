@@ -50,7 +50,7 @@ from django.utils import timezone
 
 from shop_recs.activity.models import Customer, Event
 
-__all__ = ["EVENT_COLUMNS", "write_events", "ensure_customers", "product_ids_by_sku"]
+__all__ = ["EVENT_COLUMNS", "write_events", "ensure_customers", "ensure_customers_counting", "product_ids_by_sku"]
 
 EVENT_COLUMNS = (
     "customer_id",
@@ -204,15 +204,20 @@ def _insert_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
 
 def ensure_customers(store_id: int, external_ids: Iterable[str]) -> dict[str, int]:
     """Return external_id -> pk for all ids, creating the customers not seen before."""
+    return ensure_customers_counting(store_id, external_ids)[0]
+
+
+def ensure_customers_counting(store_id: int, external_ids: Iterable[str]) -> tuple[dict[str, int], int]:
+    """``ensure_customers`` plus how many customers this call created (for import reports)."""
     wanted = list(dict.fromkeys(external_ids))
     if not wanted:
-        return {}
+        return {}, 0
     found = _customer_ids(store_id, wanted)
     # Sorted: two concurrent batches inserting overlapping new customers then take the unique-index
     # locks in the same order, so one waits for the other instead of deadlocking.
     missing = sorted(ext for ext in wanted if ext not in found)
     if not missing:
-        return found
+        return found, 0
     now = timezone.now()
     if connection.vendor == "postgresql":
         # One statement for any number of ids (an array parameter, not thousands of placeholders).
@@ -223,18 +228,21 @@ def ensure_customers(store_id: int, external_ids: Iterable[str]) -> dict[str, in
                 "ON CONFLICT (store_id, external_id) DO NOTHING RETURNING external_id, id",
                 [store_id, now, missing],
             )
-            found.update(cursor.fetchall())
+            inserted = cursor.fetchall()
+        created = len(inserted)
+        found.update(inserted)
     else:
         Customer.all_stores.bulk_create(
             [Customer(store_id=store_id, external_id=ext, created_at=now) for ext in missing],
             batch_size=_BULK_CREATE_BATCH,
             ignore_conflicts=True,
         )
+        created = len(missing)  # SQLite serialises writers: nobody else can have created them meanwhile
     # ON CONFLICT DO NOTHING: rows a concurrent request created meanwhile are not returned; re-read.
     still = [ext for ext in missing if ext not in found]
     if still:
         found.update(_customer_ids(store_id, still))
-    return found
+    return found, created
 
 
 def _customer_ids(store_id: int, external_ids: list[str]) -> dict[str, int]:
@@ -244,11 +252,19 @@ def _customer_ids(store_id: int, external_ids: list[str]) -> dict[str, int]:
             store_id,
             external_ids,
         )
+    return _chunked_lookup(
+        "SELECT external_id, id FROM activity_customer WHERE store_id = %s", "external_id", store_id, external_ids
+    )
+
+
+def _chunked_lookup(base_sql: str, column: str, store_id: int, keys: list[str]) -> dict[str, int]:
+    """Portable ``key IN (...)`` lookup in raw SQL: the ORM spends ~75 ms building a 5,000-value IN."""
     out: dict[str, int] = {}
-    for chunk in _chunks(external_ids, _LOOKUP_CHUNK):
-        out.update(
-            Customer.all_stores.filter(store_id=store_id, external_id__in=chunk).values_list("external_id", "id")
-        )
+    with connection.cursor() as cursor:
+        for chunk in _chunks(keys, _LOOKUP_CHUNK):
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"{base_sql} AND {column} IN ({placeholders})", [store_id, *chunk])  # noqa: S608
+            out.update(cursor.fetchall())
     return out
 
 
@@ -260,14 +276,9 @@ def _pg_lookup(sql: str, store_id: int, keys: list[str]) -> dict[str, int]:
 
 def product_ids_by_sku(store_id: int, skus: Iterable[str]) -> dict[str, int]:
     """sku -> pk for the given skus that exist in the store."""
-    from shop_recs.catalog.models import Product
-
     wanted = list(dict.fromkeys(skus))
     if not wanted:
         return {}
     if connection.vendor == "postgresql":
         return _pg_lookup("SELECT sku, id FROM catalog_product WHERE store_id = %s AND sku = ANY(%s)", store_id, wanted)
-    out: dict[str, int] = {}
-    for chunk in _chunks(wanted, _LOOKUP_CHUNK):
-        out.update(Product.all_stores.filter(store_id=store_id, sku__in=chunk).values_list("sku", "id"))
-    return out
+    return _chunked_lookup("SELECT sku, id FROM catalog_product WHERE store_id = %s", "sku", store_id, wanted)
