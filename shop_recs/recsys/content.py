@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from .base import Recommender, as_csr, knn_all_pairs, sparse_dense_rows
+from .base import Recommender, as_csr, knn_all_pairs, sparse_dense_rows, topk_rows
 
 #: free-text fields are tokenised; attribute fields become one token each ("brand_acme_co")
 TEXT_FIELDS = ("title", "description")
@@ -57,6 +57,7 @@ class ContentBased(Recommender):
         min_df: int = 1,
         ngram_max: int = 1,
         sublinear_tf: bool = True,
+        profile_terms: int = 64,
         num_threads: int = 0,
     ) -> None:
         self.K = K
@@ -64,6 +65,7 @@ class ContentBased(Recommender):
         self.min_df = min_df
         self.ngram_max = ngram_max
         self.sublinear_tf = sublinear_tf
+        self.profile_terms = profile_terms
         self.num_threads = num_threads
 
     def fit(
@@ -94,12 +96,34 @@ class ContentBased(Recommender):
         return self
 
     def user_profiles(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
-        """L2-normalised weighted sums of the TF-IDF rows of each user's items."""
-        return sp.csr_matrix(normalize(as_csr(user_items) @ self.tfidf_, norm="l2", axis=1))
+        """L2-normalised weighted sums of the TF-IDF rows of each user's items, keeping each
+        profile's ``profile_terms`` heaviest terms (0 keeps all).
+
+        Why trim: the light terms of a profile are the common words, whose posting lists are the
+        longest, so they dominate scoring time while hardly moving the ranking."""
+        profiles = sp.csr_matrix(as_csr(user_items) @ self.tfidf_)
+        if self.profile_terms and profiles.nnz > int(self.profile_terms):
+            profiles = topk_rows(profiles, int(self.profile_terms))
+        # L2 row normalisation by hand: sklearn's normalize() validates its input on every call,
+        # which cost more than the arithmetic on the one-user serving path.
+        squares = profiles.copy()
+        squares.data **= 2
+        norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel())
+        profiles.data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(profiles.indptr)).astype(profiles.dtype)
+        return profiles
 
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
-        profiles = self.user_profiles(user_items)
-        return sparse_dense_rows((self.tfidf_ @ profiles.T).T)
+        # profiles (users x features) @ tfidf.T (features x items), with the transpose kept in CSR
+        # form: scipy then walks only the posting lists of the profile's terms. Computing
+        # ``tfidf @ profiles.T`` instead made scipy convert the whole matrix on every request
+        # (12.5 ms per user on 20k items, against about 1 ms this way).
+        return sparse_dense_rows(self.user_profiles(user_items) @ self._tfidf_by_term())
+
+    def _tfidf_by_term(self) -> sp.csr_matrix:
+        cached = getattr(self, "_tfidf_t", None)
+        if cached is None or cached.shape[1] != self.tfidf_.shape[0]:
+            cached = self._tfidf_t = self.tfidf_.T.tocsr()
+        return cached
 
     def _similar_scores(self, item_ids: np.ndarray) -> np.ndarray:
         return sparse_dense_rows(self.similarity_[item_ids])
