@@ -212,6 +212,25 @@ class TestUserKNN(RecommenderContract):
     def make_model(self) -> Recommender:
         return UserKNN(K=5, shrink=1.0)
 
+    def test_scores_match_a_dense_brute_force(self) -> None:
+        rng = np.random.default_rng(3)
+        x = sp.random(60, 25, density=0.15, random_state=rng, format="csr", dtype=np.float32)
+        model = UserKNN(K=4, shrink=2.0).fit(x)
+        d = x.toarray().astype(np.float64)
+        norms = np.linalg.norm(d, axis=1)
+        sims = (d @ d.T) / (np.outer(norms, norms) + 2.0)
+        np.fill_diagonal(sims, 0.0)  # a training user is never their own neighbour
+        want = np.zeros_like(d)
+        for u in range(60):
+            top = np.argsort(-sims[u], kind="stable")[:4]
+            want[u] = sims[u, top] @ d[top]
+        got = model.score_users(np.arange(60), x)
+        # Ties at the K-th neighbour may be broken differently; compare users without such ties.
+        for u in range(60):
+            kth = np.sort(sims[u])[::-1][3:5]
+            if kth[0] != kth[1]:
+                np.testing.assert_allclose(got[u], want[u], rtol=1e-5, atol=1e-6)
+
 
 class TestRP3beta(RecommenderContract):
     def make_model(self) -> Recommender:
