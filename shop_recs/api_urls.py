@@ -5,4 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("shop_recs.catalog.api_urls")),
     path("", include("shop_recs.activity.api_urls")),
+    path("", include("shop_recs.recommend.api_urls")),
+    path("", include("shop_recs.search.api_urls")),
+    path("", include("analytics.ads.api_urls")),
 ]

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "shop_recs.recommend",
     "shop_recs.search",
     "analytics",
+    "analytics.ads",
+    "analytics.evaluation",
     "shop_recs.dashboard",
 ]
 
@@ -143,7 +145,9 @@ CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 # No broker means the embedded mode: tasks run synchronously in the calling process.
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", "") or None
+# Chords (parallel tuning trials) need a result backend; the dashboard itself polls run rows.
+CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", REDIS_URL) or None
+CELERY_RESULT_EXPIRES = envint("CELERY_RESULT_EXPIRES", 3600)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -151,15 +155,35 @@ CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 60 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = envint("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60)
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "celery")
+# Redis redelivers an unacknowledged (acks_late) task after the visibility timeout; keep it above the
+# longest hard time limit so a long training run is not handed to a second worker while it runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 2 * 60 * 60)}
 CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "shop_recs.activity.tasks.purge_idempotency_records",
         "schedule": 3600.0,
     },
+    # Scheduled retraining: every few minutes, start a run for each store whose TrainingSchedule is due.
+    "enqueue-due-trainings": {
+        "task": "shop_recs.recommend.tasks.enqueue_due_trainings",
+        "schedule": float(envint("TRAINING_SCHEDULE_TICK_SECONDS", 300)),
+    },
 }
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Short socket timeouts: with Redis down, a cache call fails in well under a second and
+            # shop_recs.cache falls back (no cache), instead of hanging a web request.
+            "OPTIONS": {
+                "socket_connect_timeout": float(envint("REDIS_CONNECT_TIMEOUT_MS", 250)) / 1000,
+                "socket_timeout": float(envint("REDIS_SOCKET_TIMEOUT_MS", 500)) / 1000,
+                "retry_on_timeout": False,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

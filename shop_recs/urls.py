@@ -5,7 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from shop_recs import health
+
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -25,5 +28,10 @@ urlpatterns = [
     # Store-scoped areas owned by other apps, mounted under the dashboard's /s/<store_slug>/ prefix.
     path("s/<slug:store_slug>/jobs/", include("shop_recs.recommend.urls")),
     path("s/<slug:store_slug>/imports/", include("shop_recs.imports.urls")),
+    path("s/<slug:store_slug>/search/", include("shop_recs.search.urls")),
+    path("s/<slug:store_slug>/insights/", include("analytics.urls")),
+    path("s/<slug:store_slug>/recommendations/", include("shop_recs.recommend.dashboard_urls")),
+    path("s/<slug:store_slug>/ads/", include("analytics.ads.urls")),
+    path("s/<slug:store_slug>/evaluation/", include("analytics.evaluation.urls")),
     path("", include("shop_recs.dashboard.urls")),
 ]

@@ -241,52 +241,6 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     )
 
 
-# --- areas filled in by later work -----------------------------------------------------------
-
-PLACEHOLDERS = {
-    "recommendations": (
-        gettext_lazy("Recommendations"),
-        gettext_lazy(
-            "Trained recommendation models, the active model version and a preview of what a customer "
-            "would be shown will appear here."
-        ),
-    ),
-    "segments": (
-        gettext_lazy("Segments"),
-        gettext_lazy("Customer segments built from profiles, their size and how they behave will appear here."),
-    ),
-    "ads": (
-        gettext_lazy("Ads"),
-        gettext_lazy("Ad campaigns, their placements and their impressions, clicks and revenue will appear here."),
-    ),
-    "evaluation": (
-        gettext_lazy("Evaluation"),
-        gettext_lazy("Offline evaluation runs and online experiments comparing models will appear here."),
-    ),
-}
-
-
-def _placeholder(section: str):
-    title, description = PLACEHOLDERS[section]
-
-    @store_view
-    def view(request: HttpRequest) -> HttpResponse:
-        return render(
-            request,
-            "dashboard/placeholder.html",
-            {"section": section, "title": title, "description": description},
-        )
-
-    view.__name__ = f"{section}_placeholder"
-    return view
-
-
-recommendations = _placeholder("recommendations")
-segments = _placeholder("segments")
-ads = _placeholder("ads")
-evaluation = _placeholder("evaluation")
-
-
 # --- settings: API keys ----------------------------------------------------------------------
 
 

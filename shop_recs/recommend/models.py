@@ -127,3 +127,146 @@ class ModelVersion(StoreOwned):
 
     def __str__(self) -> str:
         return f"v{self.pk} {self.algorithm}{' (active)' if self.is_active else ''}"
+
+
+# --- serving: store rules and the recommendation-list log ------------------------------------------
+
+
+class StoreRules(StoreOwned):
+    """The merchant's business rules applied to every recommendation the store serves (one row per store).
+
+    Product and category references are stored as lists of primary keys (JSON) rather than M2M tables:
+    the serving layer reads the whole row once and keeps it in memory, so the row's shape is what
+    matters, not joinability.
+    """
+
+    exclude_inactive = models.BooleanField(_("exclude inactive products"), default=True)
+    exclude_out_of_stock = models.BooleanField(_("exclude out-of-stock products"), default=True)
+    exclude_purchased = models.BooleanField(_("exclude products the customer already bought"), default=True)
+    repurchasable_category_ids = models.JSONField(_("categories that can be bought again"), default=list, blank=True)
+    blocked_product_ids = models.JSONField(_("blocked products"), default=list, blank=True)
+    pinned_product_ids = models.JSONField(_("pinned products"), default=list, blank=True)
+    boosted_product_ids = models.JSONField(_("boosted products"), default=list, blank=True)
+    boosted_category_ids = models.JSONField(_("boosted categories"), default=list, blank=True)
+    boost_weight = models.FloatField(_("boost weight"), default=1.5)
+    default_diversity = models.FloatField(_("default diversity"), default=0.0)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("store rules")
+        verbose_name_plural = _("store rules")
+        constraints = [models.UniqueConstraint(fields=["store"], name="storerules_one_per_store")]
+
+    def __str__(self) -> str:
+        return f"rules of store {self.store_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        # Serving keeps the rules in memory; drop this process's copy at once (others expire by TTL).
+        from shop_recs.recommend.rules import invalidate_rules
+
+        invalidate_rules(self.store_id)
+
+
+class RecommendationList(StoreOwned):
+    """One served list of recommendations, so later clicks and purchases can be attributed to it.
+
+    Written with one INSERT per response (no foreign-key constraints on the customer and version
+    columns, for the same reason as ``Event``: this is an append-heavy table on the hot path).
+    """
+
+    list_id = models.UUIDField(_("list id"), unique=True)
+    endpoint = models.CharField(_("endpoint"), max_length=32)
+    placement = models.CharField(_("placement"), max_length=64, blank=True, default="")
+    customer = models.ForeignKey(
+        "activity.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    algorithm = models.CharField(_("algorithm"), max_length=64, blank=True, default="")
+    variant = models.CharField(_("variant"), max_length=64, blank=True, default="")
+    anchor_product_id = models.BigIntegerField(_("anchor product"), null=True, blank=True)
+    product_ids = models.JSONField(_("products"), default=list)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("recommendation list")
+        verbose_name_plural = _("recommendation lists")
+        indexes = [models.Index(fields=["store", "created_at"], name="reclist_store_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.list_id}"
+
+
+# --- scheduled retraining -----------------------------------------------------------------------
+
+
+class TrainingSchedule(StoreOwned):
+    """When a store retrains on its own (one row per store), read by the ``enqueue_due_trainings`` beat task.
+
+    Either ``daily_hour`` (once a day at that UTC hour) or ``interval_hours`` (every N hours) sets the
+    cadence; ``daily_hour`` wins when both are set. ``next_due_at`` is when the beat task will next
+    consider the store; a due store with no new events since its last successful run is skipped (the
+    reason is kept in ``last_outcome``). Merchants edit it in the Django admin for now.
+    """
+
+    enabled = models.BooleanField(_("enabled"), default=True)
+    interval_hours = models.PositiveSmallIntegerField(
+        _("every N hours"), null=True, blank=True, default=24, help_text=_("Ignored when a daily hour is set.")
+    )
+    daily_hour = models.PositiveSmallIntegerField(
+        _("daily at hour (UTC)"), null=True, blank=True, help_text=_("0-23; leave empty to use the interval.")
+    )
+    algorithms = models.JSONField(_("algorithms"), default=list, blank=True, help_text=_('e.g. ["hybrid"]'))
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    last_enqueued_at = models.DateTimeField(_("last enqueued"), null=True, blank=True)
+    next_due_at = models.DateTimeField(_("next due"), null=True, blank=True)
+    last_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("last run")
+    )
+    last_outcome = models.CharField(_("last outcome"), max_length=300, blank=True, default="")
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("training schedule")
+        verbose_name_plural = _("training schedules")
+        constraints = [models.UniqueConstraint(fields=["store"], name="trainingschedule_one_per_store")]
+        indexes = [models.Index(fields=["enabled", "next_due_at"], name="trainingschedule_due_idx")]
+
+    def __str__(self) -> str:
+        if self.daily_hour is not None:
+            return f"store {self.store_id}: daily at {self.daily_hour:02d}:00 UTC"
+        return f"store {self.store_id}: every {self.interval_hours}h"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from shop_recs.recsys import registry
+
+        errors = {}
+        if self.daily_hour is not None and self.daily_hour > 23:
+            errors["daily_hour"] = _("Use an hour from 0 to 23.")
+        if self.daily_hour is None and not self.interval_hours:
+            errors["interval_hours"] = _("Set an interval of at least 1 hour, or a daily hour.")
+        algos = self.algorithms or []
+        if not isinstance(algos, list) or any(a not in registry.ALGORITHMS for a in algos):
+            errors["algorithms"] = _("A list of known algorithms: %(known)s") % {
+                "known": ", ".join(sorted(registry.ALGORITHMS))
+            }
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs) -> None:
+        if self.next_due_at is None:
+            from shop_recs.recommend.schedule import first_due
+
+            self.next_due_at = first_due(self, timezone.now())
+        super().save(*args, **kwargs)

@@ -147,7 +147,7 @@ def start_training(
                     from shop_recs.recommend.tasks import train_model
 
                     run_id = run.pk
-                    transaction.on_commit(lambda: train_model.delay(run_id))
+                    transaction.on_commit(lambda: _enqueue_or_fail(train_model, run_id))
         except IntegrityError:
             holder = TrainingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).first()
             if holder is None:
@@ -156,15 +156,49 @@ def start_training(
     return run
 
 
-def fail_stale_runs(store: Store | None = None, running_after: timedelta | None = None) -> int:
-    """Fail runs whose worker is gone: running with no heartbeat for longer than the hard time limit.
+def _enqueue_or_fail(task: Any, run_id: int) -> None:
+    """Send the task; if the broker is unreachable, fail the run at once so it does not hold the
+    store's training lock forever (the caller's request still succeeds and shows the failed run)."""
+    try:
+        task.delay(run_id)
+    except Exception as exc:  # noqa: BLE001 - kombu raises several connection error types
+        logger.error("training run %s: could not enqueue the task (%s); marking it failed", run_id, exc)
+        TrainingRun.all_stores.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"Could not reach the task queue ({type(exc).__name__}: {exc}); start the run again later.",
+        )
 
-    Called on worker start-up (all stores) and before every ``start_training`` (one store), so a
-    crashed worker never leaves a store locked. Returns how many runs were failed.
+
+#: A worker writes the run's heartbeat this often while it trains (a background thread, PostgreSQL only).
+HEARTBEAT_SECONDS = 15
+#: On PostgreSQL, a running run whose heartbeat is older than this lost its worker (setting
+#: ``TRAINING_STALE_SECONDS``). Elsewhere (SQLite, no heartbeat thread) the hard time limit + 5 min.
+DEFAULT_STALE_SECONDS = 300
+
+
+def stale_after() -> timedelta:
+    """How old a running run's heartbeat may get before the run counts as abandoned."""
+    configured = getattr(settings, "TRAINING_STALE_SECONDS", None)
+    if configured:
+        return timedelta(seconds=float(configured))
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return timedelta(seconds=DEFAULT_STALE_SECONDS)
+    limit = int(getattr(settings, "TRAINING_TIME_LIMIT", getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600)))
+    return timedelta(seconds=limit + 300)
+
+
+def fail_stale_runs(store: Store | None = None, running_after: timedelta | None = None) -> int:
+    """Fail runs whose worker is gone: running with no heartbeat for longer than :func:`stale_after`.
+
+    Called on worker start-up and on every beat tick (all stores) and before every
+    ``start_training`` (one store), so a crashed worker never leaves a store locked. Returns how
+    many runs were failed.
     """
     if running_after is None:
-        limit = int(getattr(settings, "TRAINING_TIME_LIMIT", getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600)))
-        running_after = timedelta(seconds=limit + 300)
+        running_after = stale_after()
     cutoff = timezone.now() - running_after
     ctx = store_scope(store) if store is not None else unscoped()
     with ctx:
@@ -231,6 +265,14 @@ def run_training(run_id: int, on_progress: Callable[[str, int], None] | None = N
         if run.is_finished:
             logger.info("training run %s is already %s; ignoring a duplicate delivery", run.pk, run.status)
             return run
+        if (
+            run.status == RunStatus.RUNNING
+            and run.heartbeat_at is not None
+            and timezone.now() - run.heartbeat_at < stale_after()
+        ):
+            # A redelivered copy (e.g. broker visibility timeout) while the first worker still trains.
+            logger.warning("training run %s is running elsewhere (fresh heartbeat); ignoring this delivery", run.pk)
+            return run
         if run.status == RunStatus.RUNNING and run.attempts >= MAX_ATTEMPTS:
             _mark_failed(run, f"Gave up after {run.attempts} attempts: the worker died during each one.")
             return run
@@ -248,14 +290,56 @@ def run_training(run_id: int, on_progress: Callable[[str, int], None] | None = N
             return run
         run.refresh_from_db()
         progress = _Progress(run, on_progress)
+        beat = _Heartbeat.start_for(run.pk)
         try:
             _train(run, progress)
         except Exception as exc:  # noqa: BLE001 - any failure of the training itself fails the run
             logger.exception("training run %s failed", run.pk)
             run.timings = progress.finish()
             _mark_failed(run, f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
+        finally:
+            if beat is not None:
+                beat.stop()
         run.refresh_from_db()
         return run
+
+
+class _Heartbeat(threading.Thread):
+    """Bumps ``heartbeat_at`` every ``HEARTBEAT_SECONDS`` while a long stage (one ``fit``) runs, so a
+    short staleness threshold tells a dead worker from a busy one. PostgreSQL only, and never inside
+    a transaction (its own connection could not see or would block on the uncommitted row)."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(name=f"training-heartbeat-{run_id}", daemon=True)
+        self.run_id = run_id
+        self._stop_event = threading.Event()
+
+    @classmethod
+    def start_for(cls, run_id: int) -> _Heartbeat | None:
+        from django.db import connection
+
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            return None
+        beat = cls(run_id)
+        beat.start()
+        return beat
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop_event.wait(HEARTBEAT_SECONDS):
+                TrainingRun.all_stores.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # noqa: BLE001 - a missed heartbeat is not worth killing the run for
+            logger.exception("training run %s: heartbeat thread stopped", self.run_id)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
 
 
 def _mark_failed(run: TrainingRun, message: str, tb: str = "") -> None:
@@ -275,11 +359,24 @@ def _train(run: TrainingRun, progress: _Progress) -> None:
     gate_config = dict(params.get("_gate") or {})
 
     progress.stage("loading data", 2)
+    # Incremental bookkeeping: the matrix is rebuilt from all events, but the run records the event
+    # high-water mark (read *before* the events, so anything arriving during the run counts as new
+    # next time) and how many of the store's events arrived since the last successful run.
+    high_water, new_events = _event_marks(store, run)
+    _test_delay(progress)
     data = build_interactions(store, config=matrix_config)
     if data.matrix.nnz == 0:
         raise TrainingError("The store has no usable interactions yet (after filtering); nothing to train on.")
     TrainingRun.all_stores.filter(pk=run.pk).update(
-        data_stats=_json_safe({**data.stats, "filter_report": data.filter_report, "matrix": matrix_config.to_dict()})
+        data_stats=_json_safe(
+            {
+                **data.stats,
+                "event_high_water": high_water,
+                "new_events": new_events,
+                "filter_report": data.filter_report,
+                "matrix": matrix_config.to_dict(),
+            }
+        )
     )
 
     progress.stage("splitting holdout", 15)
@@ -331,6 +428,14 @@ def _train(run: TrainingRun, progress: _Progress) -> None:
         verdict["activated"] = candidate.pk
     else:
         verdict["activated"] = None
+    # Serving never computes frequently-bought-together on a request: rebuild it with every model.
+    progress.stage("frequently bought together", 98)
+    try:
+        from shop_recs.recommend.fbt import build_fbt
+
+        build_fbt(store)
+    except Exception:  # noqa: BLE001 - the model is trained and activated; a stale FBT table is no reason to fail
+        logger.exception("training run %s: could not rebuild the frequently-bought-together table", run.pk)
     timings = progress.finish()
     TrainingRun.all_stores.filter(pk=run.pk).update(
         status=RunStatus.SUCCEEDED,
@@ -341,6 +446,43 @@ def _train(run: TrainingRun, progress: _Progress) -> None:
         timings=timings,
         heartbeat_at=timezone.now(),
     )
+
+
+def _event_marks(store: Store, run: TrainingRun) -> tuple[int, int]:
+    """``(largest Event.pk now, the store's events above the previous successful run's mark)``."""
+    from django.db.models import Max
+
+    from shop_recs.activity.models import Event
+
+    high_water = Event.all_stores.aggregate(m=Max("pk"))["m"] or 0
+    with store_scope(store):
+        previous = (
+            TrainingRun.objects.filter(status=RunStatus.SUCCEEDED)
+            .exclude(pk=run.pk)
+            .order_by("-finished_at", "-pk")
+            .values_list("data_stats", flat=True)
+            .first()
+        )
+        mark = (previous or {}).get("event_high_water") if previous is not None else None
+        qs = Event.objects.filter(pk__lte=high_water)
+        if mark is not None:
+            qs = qs.filter(pk__gt=int(mark))
+        new_events = qs.count()
+    return int(high_water), int(new_events)
+
+
+def _test_delay(progress: _Progress) -> None:
+    """``SHOP_RECS_TEST_TRAINING_DELAY=<seconds>`` makes the data stage sleep (fault tests kill a worker
+    mid-run with it). Read from the environment only, never set in production; a no-op when unset."""
+    raw = os.environ.get("SHOP_RECS_TEST_TRAINING_DELAY", "")
+    if not raw:
+        return
+    delay = float(raw)
+    logger.warning("SHOP_RECS_TEST_TRAINING_DELAY: sleeping %.1fs in the data stage", delay)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        progress.update(2)
 
 
 def _split(data: InteractionData, holdout: dict[str, Any]) -> tuple[Any | None, dict[str, Any]]:

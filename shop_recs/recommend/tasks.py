@@ -5,6 +5,10 @@ redelivered; ``run_training`` then restarts the run (at most ``MAX_ATTEMPTS`` in
 The active model is only changed at the very end of a successful run, so a crash never touches it.
 On worker start-up, runs left "running" by a dead worker (no heartbeat for longer than the hard
 time limit) are failed, which also releases the per-store training lock.
+
+``enqueue_due_trainings`` is the beat task of scheduled retraining (``schedule.py``); every tick it
+also fails runs of dead workers, so a killed worker releases its store's lock within
+``services.stale_after()`` plus one tick.
 """
 
 from __future__ import annotations
@@ -40,6 +44,18 @@ TRAINING_SOFT_TIME_LIMIT = int(getattr(settings, "TRAINING_SOFT_TIME_LIMIT", TRA
 def train_model(run_id: int) -> str:
     run = services.run_training(run_id)
     return run.status
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
+def enqueue_due_trainings() -> dict[str, int]:
+    from shop_recs.recommend import schedule
+
+    try:
+        services.fail_stale_runs()
+    except Exception:  # noqa: BLE001 - housekeeping must not stop the schedule
+        logger.exception("could not check for stale training runs")
+    result = schedule.enqueue_due_trainings()
+    return {k: result.count(k) for k in ("started", "locked", "no_new_events")}
 
 
 @worker_ready.connect

@@ -25,7 +25,16 @@ def _jobs_url(request: HttpRequest) -> str:
 @store_view
 @require_GET
 def jobs(request: HttpRequest) -> HttpResponse:
-    return render(request, "recommend/jobs.html", _context(request, StartTrainingForm()))
+    algorithms, params = _store_training_config(request)
+    form = StartTrainingForm(initial={"algorithms": algorithms, "max_drop": params["_gate"].get("max_drop")})
+    return render(request, "recommend/jobs.html", _context(request, form))
+
+
+def _store_training_config(request: HttpRequest) -> tuple[list[str], dict]:
+    """The store's promoted training configuration and gate (set on the Evaluation pages)."""
+    from analytics.evaluation.services import training_config
+
+    return training_config(request.store)
 
 
 def _context(request: HttpRequest, form: StartTrainingForm) -> dict:
@@ -47,10 +56,12 @@ def start(request: HttpRequest) -> HttpResponse:
     form = StartTrainingForm(request.POST)
     if not form.is_valid():
         return render(request, "recommend/jobs.html", _context(request, form), status=400)
+    # The promoted per-algorithm parameters apply to whichever algorithms are chosen here; the
+    # form's gate overrides the store's default.
+    params = _store_training_config(request)[1]
+    params.update(form.training_params())
     try:
-        run = services.start_training(
-            request.store, form.cleaned_data["algorithms"], form.training_params(), request.user
-        )
+        run = services.start_training(request.store, form.cleaned_data["algorithms"], params, request.user)
     except services.TrainingAlreadyRunning as exc:
         messages.error(
             request,

@@ -18,6 +18,10 @@ SAMPLE_KWARGS = {
     "run_id": 1,
     "version_id": 1,
     "job_id": 1,
+    "segment_id": 1,
+    "campaign_id": 1,
+    "eval_run_id": 1,
+    "tuning_job_id": 1,
 }
 
 
@@ -58,10 +62,6 @@ def test_the_url_walk_finds_every_dashboard_page():
         "product_detail",
         "customers",
         "customer_detail",
-        "recommendations",
-        "segments",
-        "ads",
-        "evaluation",
         "api_keys",
         "revoke_api_key",
         "members",
@@ -70,6 +70,7 @@ def test_the_url_walk_finds_every_dashboard_page():
     }
     assert {f"dashboard:{n}" for n in expected} <= names
     assert {"recommend:jobs", "recommend:start", "recommend:activate", "imports:index", "imports:detail"} <= names
+    assert {"analytics:segments", "search:insights"} <= names
 
 
 def test_member_of_alpha_gets_404_on_every_beta_url(merchant, other_store, make_user, shop_data, login):

@@ -1,0 +1,200 @@
+"""Offline evaluation runs, hyperparameter tuning jobs, and the per-store settings they feed.
+
+Every job row here follows the ``recommend.TrainingRun`` pattern (NetBox ``core.Job``): the Celery
+task writes status, stage, progress, timings and the error onto the row, and the dashboard polls
+the row, never Celery's result store. Results are plain JSON on the row so the charts can be
+rebuilt from exactly the stored numbers.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from shop_recs.stores.scoping import StoreOwned
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class Protocol(models.TextChoices):
+    TEMPORAL = "temporal", _("Temporal cutoff (last days are the test)")
+    RANDOM = "random", _("Random holdout per customer")
+    LEAVE_LAST = "leave_last", _("Leave the last item out per customer")
+
+
+class _JobFields(StoreOwned):
+    """Columns shared by every polled job row of this app (status, progress, timings, error)."""
+
+    status = models.CharField(_("status"), max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    stage = models.CharField(_("stage"), max_length=64, blank=True, default="")
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    timings = models.JSONField(_("seconds per stage"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+
+    class Meta(StoreOwned.Meta):
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class EvaluationRun(_JobFields):
+    """One offline comparison of algorithms on a train/test split of the store's interactions.
+
+    ``protocol_params`` holds the protocol's knobs (``test_days``, ``test_fraction``, ``k``); ``ks``
+    the cutoffs the analyst asked for (curves always cover k = 1..50). ``results`` is the whole
+    outcome as JSON, see ``docs/evaluation.md`` for its shape; ``split_info`` what the split kept
+    and dropped.
+    """
+
+    algorithms = models.JSONField(_("algorithms"), default=list)
+    protocol = models.CharField(_("protocol"), max_length=16, choices=Protocol.choices, default=Protocol.TEMPORAL)
+    protocol_params = models.JSONField(_("protocol parameters"), default=dict, blank=True)
+    ks = models.JSONField(_("cutoffs k"), default=list)
+    auto_tune = models.BooleanField(_("tune on a validation split first"), default=False)
+    tune_metric = models.CharField(_("tuning metric"), max_length=32, default="ndcg@10")
+    split_info = models.JSONField(_("split"), default=dict, blank=True)
+    results = models.JSONField(_("results"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("evaluation run")
+        verbose_name_plural = _("evaluation runs")
+        indexes = [models.Index(fields=["store", "-created_at"], name="evalrun_store_created_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {', '.join(self.algorithms)} ({self.status})"
+
+    @property
+    def main_k(self) -> int:
+        return int(max(self.ks or [10]))
+
+
+class TuningJob(_JobFields):
+    """A hyperparameter search: one :class:`TuningTrial` per (algorithm, configuration), run in parallel.
+
+    ``leaderboard`` maps each algorithm to its best trial (``trial``, ``params``, ``score``) once the
+    job is finalised; ``best`` names the best algorithm overall. ``promoted_at`` is set when a merchant
+    copied the winner into the store's :class:`StoreTrainingConfig`.
+    """
+
+    algorithms = models.JSONField(_("algorithms"), default=list)
+    protocol = models.CharField(_("protocol"), max_length=16, choices=Protocol.choices, default=Protocol.TEMPORAL)
+    protocol_params = models.JSONField(_("protocol parameters"), default=dict, blank=True)
+    metric = models.CharField(_("metric"), max_length=32, default="ndcg@10")
+    n_iter = models.PositiveSmallIntegerField(_("max configurations per algorithm"), default=20)
+    grids = models.JSONField(_("search spaces"), default=dict, blank=True)
+    split_info = models.JSONField(_("validation split"), default=dict, blank=True)
+    n_trials = models.PositiveIntegerField(_("trials"), default=0)
+    leaderboard = models.JSONField(_("leaderboard"), default=dict, blank=True)
+    best = models.CharField(_("best algorithm"), max_length=64, blank=True, default="")
+    dispatch = models.CharField(_("dispatch"), max_length=16, blank=True, default="")
+    promoted_at = models.DateTimeField(_("promoted"), null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("tuning job")
+        verbose_name_plural = _("tuning jobs")
+        indexes = [models.Index(fields=["store", "-created_at"], name="tuningjob_store_created_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {', '.join(self.algorithms)} ({self.status})"
+
+
+class TuningTrial(StoreOwned):
+    """One configuration of one algorithm, fitted and scored on the job's validation split by one task."""
+
+    job = models.ForeignKey(TuningJob, on_delete=models.CASCADE, related_name="trials")
+    algorithm = models.CharField(_("algorithm"), max_length=64)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    status = models.CharField(_("status"), max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    score = models.FloatField(_("score"), null=True, blank=True)
+    fit_seconds = models.FloatField(_("fit seconds"), null=True, blank=True)
+    seconds = models.FloatField(_("seconds"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True, default="")
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "algorithm", "position", "pk"]
+        verbose_name = _("tuning trial")
+        verbose_name_plural = _("tuning trials")
+
+    def __str__(self) -> str:
+        return f"{self.algorithm} {self.params}"
+
+
+class EvaluationSettings(StoreOwned):
+    """Per-store monitoring settings (one row per store).
+
+    ``max_metric_drop`` is the store's default for the training activation gate: a new model whose
+    NDCG@10 is more than this fraction below the active model's is not activated.
+    """
+
+    max_metric_drop = models.FloatField(
+        _("maximum metric drop"),
+        default=0.2,
+        help_text=_("A fraction between 0 and 1 of the active model's NDCG@10."),
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("evaluation settings")
+        verbose_name_plural = _("evaluation settings")
+        constraints = [models.UniqueConstraint(fields=["store"], name="evaluationsettings_one_per_store")]
+
+    def __str__(self) -> str:
+        return f"evaluation settings of store {self.store_id}"
+
+
+class StoreTrainingConfig(StoreOwned):
+    """The algorithms and hyperparameters the store's training should use (one row per store).
+
+    Written by "promote" on a tuning job; ``params`` maps an algorithm name to its keyword arguments,
+    the same shape as ``TrainingRun.params``. ``source_job`` says which tuning job it came from.
+    """
+
+    algorithms = models.JSONField(_("algorithms"), default=list, blank=True)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    source_job = models.ForeignKey(
+        TuningJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from job")
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("training configuration")
+        verbose_name_plural = _("training configurations")
+        constraints = [models.UniqueConstraint(fields=["store"], name="storetrainingconfig_one_per_store")]
+
+    def __str__(self) -> str:
+        return f"training configuration of store {self.store_id}"

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from analytics.models import StoreAnalyticsSettings
+from analytics.rules_builder import RuleError, compile_rules
+from analytics.services import EXPORT_FIELDS
+
+
+class RuleSegmentForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    rules = forms.CharField(
+        label=_("Conditions (JSON)"),
+        widget=forms.Textarea(attrs={"rows": 10, "class": "mono", "data-audience": "1"}),
+        initial=(
+            '{"all": [{"field": "monetary", "op": ">", "value": 500}, '
+            '{"field": "recency_days", "op": ">", "value": 60}]}'
+        ),
+    )
+
+    def clean_rules(self):
+        raw = self.cleaned_data["rules"]
+        try:
+            tree = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(_("Not valid JSON: %(err)s") % {"err": exc}) from None
+        try:
+            compile_rules(tree)
+        except RuleError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return tree
+
+
+class ExportForm(forms.Form):
+    fields = forms.MultipleChoiceField(
+        label=_("Profile fields"),
+        choices=[(f, f) for f in EXPORT_FIELDS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class AutoSegmentForm(forms.Form):
+    k = forms.IntegerField(
+        label=_("Number of segments (empty: choose by silhouette)"), min_value=2, max_value=20, required=False
+    )
+
+
+class PrivacyForm(forms.ModelForm):
+    class Meta:
+        model = StoreAnalyticsSettings
+        fields = ["dp_epsilon", "min_cell_size", "revenue_clip", "segment_k"]
+
+    def clean_dp_epsilon(self):
+        eps = self.cleaned_data["dp_epsilon"]
+        if eps is not None and eps <= 0:
+            raise forms.ValidationError(_("Epsilon must be positive (leave empty to turn noise off)."))
+        return eps

@@ -1,0 +1,338 @@
+"""Automatic segments (MiniBatchKMeans on standardised RFM + affinity features) and segment membership.
+
+* ``profile_features`` reads profiles once (``values_list``) into a feature frame: log recency,
+  log frequency, log revenue, churn risk, price ratio and the affinity to the store's top categories.
+* ``cluster`` standardises, picks k by silhouette on a sample (or uses the analyst's k), and fits
+  ``MiniBatchKMeans(random_state=seed)``. Clusters are relabelled by descending revenue centroid so
+  cluster 0 is always the most valuable one: names and order are stable across runs with one seed.
+* ``name_cluster`` describes what sets a cluster apart from the population (recency, frequency,
+  spend, top category), e.g. "Lapsed high spenders · Home & Garden".
+* ``build_auto_segments`` replaces the store's auto segments; ``refresh_segment_memberships``
+  stores every profile's segment ids (one UPDATE per distinct membership combination).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from analytics.models import CustomerProfile, Segment, StoreAnalyticsSettings
+from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
+
+SEED = 42
+K_RANGE = (3, 8)
+SILHOUETTE_SAMPLE = 3_000
+TOP_CATEGORIES = 8
+BASE_FEATURES = ("recency", "frequency", "monetary", "churn_risk", "price_ratio")
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray
+    k: int
+    features: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    centroids: np.ndarray  # standardised
+    silhouettes: dict[int, float]
+
+
+def profile_frame(extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Profiles as a frame indexed by profile id (inside store_scope)."""
+    cols = (
+        "id",
+        "customer_id",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "churn_risk",
+        "price_ratio",
+        "category_affinity",
+        "auto_segment_id",
+        "r_score",
+        "f_score",
+        "m_score",
+        *extra,
+    )
+    rows = list(CustomerProfile.objects.order_by("pk").values_list(*cols))
+    return pd.DataFrame(rows, columns=list(cols)).set_index("id")
+
+
+def feature_matrix(df: pd.DataFrame, top_categories: int = TOP_CATEGORIES) -> pd.DataFrame:
+    """Numeric features for clustering. Non-buyers get recency = max observed + 30 (older than anyone)."""
+    rec = df["recency_days"].astype(float)
+    fill = (rec.max() if rec.notna().any() else 365.0) + 30.0
+    feats = pd.DataFrame(index=df.index)
+    feats["recency"] = np.log1p(rec.fillna(fill).clip(lower=0))
+    feats["frequency"] = np.log1p(df["frequency"].astype(float))
+    feats["monetary"] = np.log1p(df["monetary"].astype(float).clip(lower=0))
+    feats["churn_risk"] = df["churn_risk"].astype(float)
+    feats["price_ratio"] = df["price_ratio"].astype(float).fillna(1.0).clip(0, 5)
+    aff = pd.DataFrame.from_records(list(df["category_affinity"]), index=df.index).fillna(0.0)
+    if not aff.empty:
+        top = aff.mean().sort_values(ascending=False).index[:top_categories]
+        for c in sorted(top):
+            feats[f"cat:{c}"] = aff[c].astype(float)
+    return feats
+
+
+def cluster(
+    feats: pd.DataFrame, k: int | None = None, seed: int = SEED, k_range: tuple[int, int] = K_RANGE
+) -> Clustering:
+    x = feats.to_numpy(dtype=np.float64)
+    scaler = StandardScaler().fit(x)
+    z = scaler.transform(x)
+    n = len(z)
+    silhouettes: dict[int, float] = {}
+    if k is None:
+        lo, hi = k_range
+        hi = min(hi, max(lo, n - 1))
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(n, size=min(n, SILHOUETTE_SAMPLE), replace=False) if n > SILHOUETTE_SAMPLE else np.arange(n)
+        best, best_score = min(lo, max(1, n - 1)), -np.inf
+        for kk in range(lo, hi + 1):
+            if kk >= len(sample):
+                break
+            labels = _fit(z, kk, seed).predict(z[sample])
+            if len(set(labels.tolist())) < 2:
+                continue
+            s = float(silhouette_score(z[sample], labels, random_state=seed))
+            silhouettes[kk] = round(s, 4)
+            if s > best_score + 1e-9:
+                best, best_score = kk, s
+        k = best
+    k = max(1, min(int(k), n))
+    model = _fit(z, k, seed)
+    labels = model.predict(z)
+    centroids = model.cluster_centers_
+    # Stable order: most valuable (highest monetary centroid) first, ties by frequency then recency.
+    cols = list(feats.columns)
+    m, f, r = cols.index("monetary"), cols.index("frequency"), cols.index("recency")
+    order = sorted(
+        range(k), key=lambda i: (-round(centroids[i, m], 6), -round(centroids[i, f], 6), round(centroids[i, r], 6))
+    )
+    remap = np.empty(k, dtype=np.int64)
+    for new, old in enumerate(order):
+        remap[old] = new
+    return Clustering(
+        labels=remap[labels],
+        k=k,
+        features=cols,
+        mean=scaler.mean_,
+        scale=scaler.scale_,
+        centroids=centroids[order],
+        silhouettes=silhouettes,
+    )
+
+
+def _fit(z: np.ndarray, k: int, seed: int) -> MiniBatchKMeans:
+    return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096, max_iter=100).fit(z)
+
+
+def name_cluster(
+    centroid_raw: dict[str, float], population: dict[str, float], top_category: str | None
+) -> tuple[str, str]:
+    """A readable name and description from how the cluster differs from the population medians.
+
+    ``centroid_raw``/``population`` hold recency (days; ∞ for non-buyers), frequency and monetary.
+    """
+    if centroid_raw["frequency"] < 0.5:
+        name = _("Browsers, no purchase yet")
+        desc = _("Active without buying; recency and spend are empty.")
+    else:
+        rec_word = (
+            _("Recent")
+            if centroid_raw["recency"] <= 0.6 * population["recency"]
+            else _("Lapsed")
+            if centroid_raw["recency"] >= 1.5 * population["recency"]
+            else _("Steady")
+        )
+        if centroid_raw["monetary"] >= 1.5 * population["monetary"]:
+            spend = _("high spenders")
+        elif centroid_raw["monetary"] <= 0.6 * population["monetary"]:
+            spend = _("low spenders")
+        else:
+            spend = _("mid spenders")
+        freq = _("frequent") if centroid_raw["frequency"] >= 1.5 * max(population["frequency"], 1) else ""
+        name = " ".join(w for w in (rec_word, freq, spend) if w)
+        desc = _(
+            "Median %(rec).0f days since last order (all buyers: %(prec).0f), %(freq).1f orders (%(pfreq).1f), "
+            "revenue %(mon).2f (%(pmon).2f)."
+        ) % {
+            "rec": centroid_raw["recency"],
+            "prec": population["recency"],
+            "freq": centroid_raw["frequency"],
+            "pfreq": population["frequency"],
+            "mon": centroid_raw["monetary"],
+            "pmon": population["monetary"],
+        }
+    if top_category:
+        name = f"{name} · {top_category.split(' > ')[-1]}"
+        desc = f"{desc} " + _("Leans towards %(cat)s more than the average customer.") % {"cat": top_category}
+    return name[:200], desc
+
+
+def summarize(df: pd.DataFrame, mask: np.ndarray, total_revenue: float) -> dict[str, Any]:
+    """Size, revenue, revenue share, AOV, mean churn and top categories of the rows in ``mask``."""
+    part = df[mask]
+    size = int(len(part))
+    revenue = float(part["monetary"].sum())
+    orders = float(part["frequency"].sum())
+    aff = pd.DataFrame.from_records(list(part["category_affinity"])).fillna(0.0) if size else pd.DataFrame()
+    top = aff.mean().sort_values(ascending=False).head(3) if not aff.empty else pd.Series(dtype=float)
+    return {
+        "size": size,
+        "buyers": int((part["frequency"] > 0).sum()),
+        "revenue": round(revenue, 2),
+        "revenue_clipped_sum": None,
+        "revenue_share": round(revenue / total_revenue, 4) if total_revenue else None,
+        "orders": int(orders),
+        "aov": round(revenue / orders, 2) if orders else None,
+        "mean_churn_risk": round(float(part["churn_risk"].mean()), 4) if size else None,
+        "top_categories": [[str(c), round(float(v), 4)] for c, v in top.items() if v > 0],
+    }
+
+
+def build_auto_segments(store: Store, k: int | None = None, seed: int = SEED) -> list[Segment]:
+    """Cluster the store's profiles and replace its auto segments; then refresh memberships."""
+    with store_scope(store):
+        settings_row, _created = StoreAnalyticsSettings.objects.get_or_create(store=store)
+        k = k or settings_row.segment_k
+        df = profile_frame()
+        if len(df) < 3:
+            Segment.objects.filter(kind=Segment.Kind.AUTO).delete()
+            return []
+        feats = feature_matrix(df)
+        result = cluster(feats, k=k, seed=seed)
+        buyers = df[df["frequency"] > 0]
+        population = {
+            "recency": float(buyers["recency_days"].median()) if len(buyers) else 0.0,
+            "frequency": float(buyers["frequency"].median()) if len(buyers) else 0.0,
+            "monetary": float(buyers["monetary"].median()) if len(buyers) else 0.0,
+        }
+        cat_cols = [c for c in feats.columns if c.startswith("cat:")]
+        pop_cat = feats[cat_cols].mean() if cat_cols else pd.Series(dtype=float)
+        total_revenue = float(df["monetary"].sum())
+        segments: list[Segment] = []
+        with transaction.atomic():
+            Segment.objects.filter(kind=Segment.Kind.AUTO).delete()
+            used: dict[str, int] = {}
+            for i in range(result.k):
+                mask = result.labels == i
+                part = df[mask]
+                part_buyers = part[part["frequency"] > 0]
+                raw = {
+                    "recency": float(part_buyers["recency_days"].median()) if len(part_buyers) else math.inf,
+                    "frequency": float(part["frequency"].median()),
+                    "monetary": float(part["monetary"].median()),
+                }
+                top_cat = None
+                if cat_cols:
+                    lift = feats.loc[mask, cat_cols].mean() - pop_cat
+                    if len(lift) and lift.max() > 0.02:
+                        top_cat = lift.idxmax()[4:]
+                name, desc = name_cluster(raw, population, top_cat)
+                used[name] = used.get(name, 0) + 1
+                if used[name] > 1:
+                    name = f"{name} ({used[name]})"
+                summary = summarize(df, mask, total_revenue)
+                segments.append(
+                    Segment.objects.create(
+                        store=store,
+                        kind=Segment.Kind.AUTO,
+                        name=name,
+                        description=desc,
+                        cluster_index=i,
+                        centroid=[round(float(v), 4) for v in result.centroids[i]],
+                        size=summary["size"],
+                        summary=summary,
+                    )
+                )
+            ids = df.index.to_numpy()
+            for i, seg in enumerate(segments):
+                members = ids[result.labels == i].tolist()
+                for s in range(0, len(members), 5_000):
+                    CustomerProfile.objects.filter(pk__in=members[s : s + 5_000]).update(auto_segment=seg)
+            settings_row.segmentation = {
+                "k": result.k,
+                "seed": seed,
+                "features": result.features,
+                "mean": [float(v) for v in result.mean],
+                "scale": [float(v) for v in result.scale],
+                "silhouettes": {str(kk): v for kk, v in result.silhouettes.items()},
+                "chosen_by": "analyst" if k else "silhouette",
+            }
+            settings_row.save(update_fields=["segmentation"])
+        refresh_segment_memberships(store)
+        return segments
+
+
+def segment_queryset(segment: Segment) -> QuerySet:
+    """The segment's profiles (inside store_scope): auto members, or the rule evaluated live."""
+    from analytics.rules_builder import compile_rules
+
+    if segment.kind == Segment.Kind.AUTO:
+        return CustomerProfile.objects.filter(auto_segment=segment)
+    return CustomerProfile.objects.filter(compile_rules(segment.rules))
+
+
+def refresh_segment_memberships(store: Store) -> dict[int, set[int]]:
+    """Recompute ``segment_ids`` on every profile and the cached summaries of rule segments.
+
+    Returns ``{segment_id: {profile ids}}``. One UPDATE per distinct combination of segments, so the
+    cost grows with the number of combinations, not with the number of customers.
+    """
+    with store_scope(store):
+        segments = list(Segment.objects.all())
+        members: dict[int, set[int]] = {}
+        for seg in segments:
+            try:
+                members[seg.pk] = set(segment_queryset(seg).values_list("pk", flat=True))
+            except ValueError:  # a stored rule that no longer compiles: no members, visible on its page
+                members[seg.pk] = set()
+        by_profile: dict[int, list[int]] = {}
+        for sid in sorted(members):
+            for pid in members[sid]:
+                by_profile.setdefault(pid, []).append(sid)
+        combos: dict[tuple[int, ...], list[int]] = {}
+        for pid, sids in by_profile.items():
+            combos.setdefault(tuple(sids), []).append(pid)
+        with transaction.atomic():
+            CustomerProfile.objects.update(segment_ids=[])
+            for sids, pids in combos.items():
+                for s in range(0, len(pids), 5_000):
+                    CustomerProfile.objects.filter(pk__in=pids[s : s + 5_000]).update(segment_ids=list(sids))
+        rule_segments = [s for s in segments if s.kind == Segment.Kind.RULE]
+        if rule_segments:
+            df = profile_frame()
+            total = float(df["monetary"].sum()) if len(df) else 0.0
+            for seg in rule_segments:
+                mask = df.index.isin(list(members[seg.pk])) if len(df) else np.zeros(0, bool)
+                seg.summary = summarize(df, mask, total) if len(df) else {"size": 0}
+                seg.size = seg.summary["size"]
+                seg.save(update_fields=["summary", "size", "updated_at"])
+        return members
+
+
+def overlap_matrix(members: dict[int, set[int]], order: list[int]) -> np.ndarray:
+    """Pairwise counts of customers in both segments (diagonal: segment sizes)."""
+    n = len(order)
+    out = np.zeros((n, n), dtype=np.int64)
+    for i, a in enumerate(order):
+        for j, b in enumerate(order):
+            if j < i:
+                out[i, j] = out[j, i]
+            else:
+                out[i, j] = len(members.get(a, set()) & members.get(b, set()))
+    return out

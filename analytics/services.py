@@ -1,0 +1,369 @@
+"""Writes of the analytics app: profile runs, segmentation, rule segments, exports, settings.
+
+* ``start_profile_run(store, mode, user)`` creates a queued :class:`ProfileRun` and enqueues the task
+  on commit; ``run_profiles(run_id)`` is the task body (progress on the row, failures recorded).
+* ``build_profiles(store, mode)`` computes and upserts profiles synchronously (tests, benchmarks).
+* ``build_auto_segments`` / ``refresh_segment_memberships`` live in ``analytics.segments``.
+* ``export_segment_csv`` writes the CSV and logs a :class:`SegmentExport`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from analytics.models import CustomerProfile, ProfileRun, RunStatus, Segment, SegmentExport, StoreAnalyticsSettings
+from analytics.profiles import ProfileConfig, compute_profiles, predict_interests, read_events, read_products
+from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
+
+logger = logging.getLogger(__name__)
+
+#: Profile fields a CSV export may include (besides the customer's external id, always first).
+EXPORT_FIELDS: tuple[str, ...] = (
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "lifetime_value",
+    "aov",
+    "price_band",
+    "price_ratio",
+    "churn_risk",
+    "sessions",
+    "views_per_purchase",
+    "last_purchase_at",
+    "category_affinity",
+    "brand_affinity",
+    "predicted_interests",
+)
+_UPDATE_FIELDS = (
+    "run",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "lifetime_value",
+    "aov",
+    "first_seen",
+    "last_seen",
+    "last_purchase_at",
+    "category_affinity",
+    "brand_affinity",
+    "price_band",
+    "price_ratio",
+    "events",
+    "dow_histogram",
+    "hour_histogram",
+    "sessions",
+    "mean_session_events",
+    "views_per_purchase",
+    "median_gap_days",
+    "churn_risk",
+    "predicted_interests",
+    "computed_at",
+)
+
+
+def get_settings(store: Store) -> StoreAnalyticsSettings:
+    with store_scope(store):
+        obj, _ = StoreAnalyticsSettings.objects.get_or_create(store=store)
+    return obj
+
+
+# --- profile runs ---------------------------------------------------------------------------------
+
+
+def start_profile_run(
+    store: Store, mode: str = ProfileRun.Mode.FULL, user: Any = None, *, segment: bool = True, enqueue: bool = True
+) -> ProfileRun:
+    """A queued run; the Celery task starts once the transaction commits."""
+    if mode not in ProfileRun.Mode.values:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(ProfileRun.Mode.values)}")
+    with store_scope(store), transaction.atomic():
+        run = ProfileRun.objects.create(
+            store=store,
+            mode=mode,
+            segment=segment,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        if enqueue:
+            from analytics.tasks import compute_profiles_task
+
+            run_id = run.pk
+            transaction.on_commit(lambda: compute_profiles_task.delay(run_id))
+    return run
+
+
+def _progress(run: ProfileRun, stage: str, percent: int, timings: dict[str, float]) -> None:
+    ProfileRun.all_stores.filter(pk=run.pk).update(
+        stage=stage, progress=percent, heartbeat_at=timezone.now(), timings=timings
+    )
+
+
+def run_profiles(run_id: int) -> ProfileRun:
+    """Task body: compute the run's profiles (and segments), recording progress and the outcome."""
+    run = ProfileRun.all_stores.select_related("store").get(pk=run_id)
+    if run.is_finished:
+        return run
+    claimed = ProfileRun.all_stores.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), error=""
+    )
+    if not claimed:
+        run.refresh_from_db()
+        return run
+    try:
+        build_profiles(run.store, run.mode, run=run, segment=run.segment)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the run row
+        logger.exception("profile run %s failed", run.pk)
+        ProfileRun.all_stores.filter(pk=run.pk).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-4000:]}",
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _last_watermark(store: Store, exclude: int | None) -> int | None:
+    qs = ProfileRun.objects.filter(status=RunStatus.SUCCEEDED, max_event_id__isnull=False)
+    if exclude:
+        qs = qs.exclude(pk=exclude)
+    return qs.aggregate(m=Max("max_event_id"))["m"]
+
+
+def _population() -> pd.DataFrame:
+    rows = list(
+        CustomerProfile.objects.values_list(
+            "customer_id", "recency_days", "frequency", "monetary", "median_gap_days", "last_purchase_at"
+        )
+    )
+    df = pd.DataFrame(rows, columns=["customer", "recency_days", "frequency", "monetary", "median_gap_days", "lp"])
+    df = df.set_index("customer")
+    # Recency of unchanged customers moves with the clock: recompute it from their last purchase.
+    lp = pd.to_datetime(df["lp"], utc=True)
+    df["recency_days"] = (pd.Timestamp.now(tz="UTC") - lp).dt.total_seconds() / 86_400
+    return df.drop(columns=["lp"])
+
+
+def build_profiles(
+    store: Store,
+    mode: str = ProfileRun.Mode.FULL,
+    *,
+    run: ProfileRun | None = None,
+    segment: bool = True,
+    as_of: datetime | None = None,
+    cfg: ProfileConfig | None = None,
+) -> ProfileRun:
+    """Compute and upsert profiles of every customer (full) or of those with new events (incremental)."""
+    from analytics import segments as seg
+    from shop_recs.activity.models import Customer, Event
+
+    timings: dict[str, float] = {}
+    as_of = as_of or timezone.now()
+    with store_scope(store):
+        if run is None:
+            run = ProfileRun.objects.create(
+                store=store, mode=mode, segment=segment, status=RunStatus.RUNNING, started_at=timezone.now()
+            )
+        t = time.perf_counter()
+        _progress(run, "reading events", 5, timings)
+        max_id = Event.objects.aggregate(m=Max("id"))["m"]
+        watermark = _last_watermark(store, run.pk) if mode == ProfileRun.Mode.INCREMENTAL else None
+        population = None
+        if mode == ProfileRun.Mode.INCREMENTAL and watermark is not None:
+            changed = set(
+                Event.objects.filter(pk__gt=watermark, customer__isnull=False)
+                .values_list("customer_id", flat=True)
+                .distinct()
+            )
+            # Customers created since the last run get a profile too, even without events.
+            profiled = set(CustomerProfile.objects.values_list("customer_id", flat=True))
+            changed |= set(Customer.objects.values_list("id", flat=True)) - profiled
+            customer_ids = np.array(sorted(changed), dtype=np.int64)
+            events = read_events(customer_ids) if len(customer_ids) else read_events(np.empty(0, np.int64))
+            population = _population()
+        else:
+            customer_ids = np.array(list(Customer.objects.values_list("id", flat=True)), dtype=np.int64)
+            events = read_events()
+        products = read_products()
+        timings["read"] = round(time.perf_counter() - t, 3)
+
+        t = time.perf_counter()
+        _progress(run, "computing profiles", 40, timings)
+        frame = compute_profiles(
+            events, customer_ids, products, as_of, cfg, tz=store.timezone or "UTC", population=population
+        )
+        timings["compute"] = round(time.perf_counter() - t, 3)
+
+        t = time.perf_counter()
+        _progress(run, "predicting interests", 60, timings)
+        interests = _interests(store, events, customer_ids, products)
+        timings["interests"] = round(time.perf_counter() - t, 3)
+
+        t = time.perf_counter()
+        _progress(run, "saving profiles", 70, timings)
+        n = _save(store, run, frame, interests, as_of)
+        timings["save"] = round(time.perf_counter() - t, 3)
+
+        if segment:
+            t = time.perf_counter()
+            _progress(run, "segmenting", 85, timings)
+            if mode == ProfileRun.Mode.FULL or not Segment.objects.filter(kind=Segment.Kind.AUTO).exists():
+                seg.build_auto_segments(store)
+            else:
+                seg.refresh_segment_memberships(store)
+            timings["segments"] = round(time.perf_counter() - t, 3)
+
+        ProfileRun.all_stores.filter(pk=run.pk).update(
+            status=RunStatus.SUCCEEDED,
+            stage="done",
+            progress=100,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            timings=timings,
+            n_customers=n,
+            n_events=len(events),
+            max_event_id=max_id if max_id is not None else watermark,
+        )
+        run.refresh_from_db()
+    return run
+
+
+def _interests(store: Store, events: pd.DataFrame, customer_ids: np.ndarray, products: pd.DataFrame) -> dict:
+    """Predicted next categories from the active recommender; empty (not an error) without one."""
+    try:
+        from shop_recs.recommend.services import load_active_model
+
+        loaded = load_active_model(store)
+    except Exception:  # noqa: BLE001 - profiles must not fail because serving has a problem
+        logger.exception("store %s: could not load the active model; skipping predicted interests", store.pk)
+        return {}
+    if loaded is None:
+        return {}
+    try:
+        return predict_interests(loaded, events, customer_ids, products)
+    except Exception:  # noqa: BLE001
+        logger.exception("store %s: predicting interests failed; skipping", store.pk)
+        return {}
+
+
+def _ts(value: float) -> datetime | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return datetime.fromtimestamp(float(value), tz=UTC)
+
+
+def _num(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _save(store: Store, run: ProfileRun, frame: pd.DataFrame, interests: dict, as_of: datetime) -> int:
+    """Upsert one row per customer (insert or update on the customer's unique key), in batches."""
+    records = frame.reset_index().to_dict("records")
+    batch: list[CustomerProfile] = []
+    n = 0
+    for r in records:
+        c = int(r["customer"])
+        batch.append(
+            CustomerProfile(
+                store=store,
+                customer_id=c,
+                run=run,
+                recency_days=_num(r["recency_days"]),
+                frequency=int(r["frequency"]),
+                monetary=float(r["monetary"]),
+                r_score=int(r["r_score"]),
+                f_score=int(r["f_score"]),
+                m_score=int(r["m_score"]),
+                lifetime_value=float(r["lifetime_value"]),
+                aov=_num(r["aov"]),
+                first_seen=_ts(r["first_seen"]),
+                last_seen=_ts(r["last_seen"]),
+                last_purchase_at=_ts(r["last_purchase_at"]),
+                category_affinity=r["category_affinity"],
+                brand_affinity=r["brand_affinity"],
+                price_band=r["price_band"],
+                price_ratio=_num(r["price_ratio"]),
+                events=int(r["events"]),
+                dow_histogram=r["dow_histogram"],
+                hour_histogram=r["hour_histogram"],
+                sessions=int(r["sessions"]),
+                mean_session_events=_num(r["mean_session_events"]),
+                views_per_purchase=_num(r["views_per_purchase"]),
+                median_gap_days=_num(r["median_gap_days"]),
+                churn_risk=float(r["churn_risk"]),
+                predicted_interests=interests.get(c, []),
+                computed_at=as_of,
+            )
+        )
+        if len(batch) >= 2_000:
+            n += _flush(batch)
+            batch = []
+    if batch:
+        n += _flush(batch)
+    return n
+
+
+def _flush(batch: list[CustomerProfile]) -> int:
+    CustomerProfile.objects.bulk_create(
+        batch, update_conflicts=True, unique_fields=["customer"], update_fields=list(_UPDATE_FIELDS)
+    )
+    return len(batch)
+
+
+# --- exports ---------------------------------------------------------------------------------------
+
+
+def export_segment_csv(store: Store, segment: Segment, fields: list[str], user: Any) -> tuple[str, int]:
+    """The segment's customers as CSV (external id + the chosen whitelisted fields), logged."""
+    from analytics.segments import segment_queryset
+
+    unknown = [f for f in fields if f not in EXPORT_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown export field(s): {', '.join(unknown)}")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["external_id", *fields])
+    n = 0
+    with store_scope(store):
+        qs = segment_queryset(segment).order_by("customer__external_id")
+        for row in qs.values_list("customer__external_id", *fields).iterator(chunk_size=5_000):
+            writer.writerow([_csv_cell(v) for v in row])
+            n += 1
+        SegmentExport.objects.create(
+            store=store, segment=segment, segment_name=segment.name, user=user, fields=list(fields), row_count=n
+        )
+    return buf.getvalue(), n
+
+
+def _csv_cell(value: Any) -> Any:
+    import json
+
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value  # keep spreadsheets from evaluating a cell as a formula
+    return value

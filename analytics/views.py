@@ -1,0 +1,303 @@
+"""Insights pages: segments (charts, rule builder, export), customer profiles, privacy settings.
+
+Every view goes through ``store_view``: non-members get 404 and the store scope is active, so the
+scoped managers only see this store's profiles and segments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from analytics import charts, privacy, selectors, services
+from analytics.forms import AutoSegmentForm, ExportForm, PrivacyForm, RuleSegmentForm
+from analytics.models import CustomerProfile, ProfileRun, Segment
+from analytics.rules_builder import RuleError, compile_rules, field_catalogue
+from analytics.segments import build_auto_segments, refresh_segment_memberships, segment_queryset
+from shop_recs.activity.models import Customer, Event, EventType
+from shop_recs.stores.access import require_merchant, store_view
+
+logger = logging.getLogger(__name__)
+
+_DOW = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+
+
+def _fig(fig) -> dict:
+    return json.loads(fig.to_json())
+
+
+def _run_json(run: ProfileRun | None) -> dict | None:
+    if run is None:
+        return None
+    return {
+        "id": run.pk,
+        "mode": run.mode,
+        "status": run.status,
+        "stage": run.stage,
+        "progress": run.progress,
+        "n_customers": run.n_customers,
+        "error": run.error.splitlines()[0] if run.error else "",
+        "finished": run.is_finished,
+    }
+
+
+@store_view
+def segments(request: HttpRequest) -> HttpResponse:
+    data = selectors.segments_dashboard(request.store)
+    k = data["k"]
+    names = [s.name for s in data["segments"]]
+    figures = {}
+    if data["segments"]:
+        figures["sizes"] = _fig(charts.segment_sizes_figure(names, data["sizes"]))
+        figures["overlap"] = _fig(charts.overlap_figure(names, data["overlap"]))
+    if data["centroids"]:
+        figures["centroids"] = _fig(
+            charts.centroid_heatmap_figure(data["centroid_names"], data["centroid_features"], data["centroids"])
+        )
+    if data["pca"]:
+        figures["pca"] = _fig(charts.pca_scatter_figure(data["pca"]["x"], data["pca"]["y"], data["pca"]["labels"]))
+    if data["n_profiles"]:
+        figures["rfm"] = _fig(charts.rfm_heatmap_figure(data["rfm"]))
+    rows = [
+        {"segment": s, "size": privacy.display(size, k), "revenue_share": (s.summary or {}).get("revenue_share")}
+        for s, size in zip(data["segments"], data["sizes"], strict=True)
+    ]
+    return render(
+        request,
+        "analytics/segments.html",
+        {
+            "section": "segments",
+            "data": data,
+            "rows": rows,
+            "figures": figures,
+            "run": _run_json(ProfileRun.objects.first()),
+            "auto_form": AutoSegmentForm(),
+        },
+    )
+
+
+@store_view
+@require_POST
+def start_run(request: HttpRequest) -> HttpResponse:
+    mode = request.POST.get("mode", ProfileRun.Mode.FULL)
+    try:
+        services.start_profile_run(request.store, mode, request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Profile computation started."))
+    return redirect("analytics:segments", store_slug=request.store.slug)
+
+
+@store_view
+def run_status(request: HttpRequest, run_id: int) -> JsonResponse:
+    run = get_object_or_404(ProfileRun, pk=run_id)
+    return JsonResponse(_run_json(run))
+
+
+@store_view
+@require_POST
+def rebuild_segments(request: HttpRequest) -> HttpResponse:
+    form = AutoSegmentForm(request.POST)
+    if form.is_valid():
+        built = build_auto_segments(request.store, k=form.cleaned_data["k"])
+        messages.success(request, _("%(n)d automatic segments built.") % {"n": len(built)})
+    else:
+        messages.error(request, _("Invalid number of segments."))
+    return redirect("analytics:segments", store_slug=request.store.slug)
+
+
+@store_view
+def segment_new(request: HttpRequest) -> HttpResponse:
+    form = RuleSegmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        seg = Segment.objects.create(
+            store=request.store,
+            kind=Segment.Kind.RULE,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            rules=form.cleaned_data["rules"],
+            created_by=request.user,
+        )
+        refresh_segment_memberships(request.store)
+        return redirect("analytics:segment_detail", store_slug=request.store.slug, segment_id=seg.pk)
+    return render(
+        request,
+        "analytics/segment_form.html",
+        {
+            "section": "segments",
+            "form": form,
+            "catalogue": field_catalogue(),
+        },
+    )
+
+
+@store_view
+@require_POST
+def audience(request: HttpRequest) -> JsonResponse:
+    """Live audience size for a condition tree: ``{"ok": true, "count": n, "display": "1,234"}`` or 400."""
+    try:
+        payload = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return JsonResponse({"ok": False, "error": _("The request body is not valid JSON.")}, status=400)
+    tree = payload.get("rules") if isinstance(payload, dict) else None
+    try:
+        q = compile_rules(tree)
+    except RuleError as exc:
+        return JsonResponse({"ok": False, "error": str(exc)}, status=400)
+    k = services.get_settings(request.store).min_cell_size
+    count = CustomerProfile.objects.filter(q).count()
+    shown = privacy.suppress(count, k)
+    return JsonResponse({"ok": True, "count": shown, "display": privacy.display(shown, k)})
+
+
+@store_view
+def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
+    seg = get_object_or_404(Segment, pk=segment_id)
+    k = services.get_settings(request.store).min_cell_size
+    error = ""
+    sample = []
+    try:
+        sample = list(segment_queryset(seg).select_related("customer").order_by("-monetary")[:25])
+    except RuleError as exc:
+        error = str(exc)
+    summary = dict(seg.summary or {})
+    return render(
+        request,
+        "analytics/segment_detail.html",
+        {
+            "section": "segments",
+            "segment": seg,
+            "summary": summary,
+            "sample": sample if len(sample) >= k else [],
+            "size_display": privacy.display(privacy.suppress(summary.get("size", 0), k), k),
+            "error": error,
+            "export_form": ExportForm(),
+            "k": k,
+            "is_merchant": request.membership.role == "merchant",
+        },
+    )
+
+
+@store_view(merchant_only=True)
+@require_POST
+def segment_delete(request: HttpRequest, segment_id: int) -> HttpResponse:
+    get_object_or_404(Segment, pk=segment_id).delete()
+    refresh_segment_memberships(request.store)
+    return redirect("analytics:segments", store_slug=request.store.slug)
+
+
+@store_view(merchant_only=True)
+@require_POST
+def segment_export(request: HttpRequest, segment_id: int) -> HttpResponse:
+    seg = get_object_or_404(Segment, pk=segment_id)
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(_("Unknown export field."), status=400)
+    body, _n = services.export_segment_csv(request.store, seg, form.cleaned_data["fields"], request.user)
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="segment-{seg.pk}.csv"'
+    return response
+
+
+@store_view
+def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
+    from analytics.selectors import customer_activity_per_day, daily_series
+
+    customer = get_object_or_404(Customer, external_id=external_id)
+    profile = CustomerProfile.objects.filter(customer=customer).select_related("auto_segment").first()
+    labels = {v: str(lab) for v, lab in EventType.choices}
+    figures = {}
+    days, series = daily_series(customer_activity_per_day(customer))
+    if days:
+        figures["timeline"] = _fig(charts.customer_activity_figure(days, series, labels))
+    segs = []
+    if profile is not None:
+        if profile.category_affinity:
+            figures["affinity"] = _fig(charts.affinity_figure(profile.category_affinity, profile.brand_affinity))
+        if profile.dow_histogram:
+            figures["habits"] = _fig(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, _DOW))
+        segs = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
+    recent = Event.objects.filter(customer=customer).select_related("product").order_by("-timestamp")[:20]
+    return render(
+        request,
+        "analytics/customer_profile.html",
+        {
+            "section": "customers",
+            "customer": customer,
+            "profile": profile,
+            "figures": figures,
+            "recent_events": recent,
+            "segments": segs,
+            "recommendations": _recommendations(request.store, customer),
+        },
+    )
+
+
+def _recommendations(store, customer) -> list[dict]:
+    """The serving module's recommendations with reasons if it exists, else the engine's top items."""
+    try:
+        from shop_recs.recommend import serving  # written concurrently; optional
+    except ImportError:
+        serving = None
+    fn = getattr(serving, "recommend_for_customer", None) if serving else None
+    if fn is not None:
+        try:
+            result = fn(store, customer, n=10)
+            return [
+                {
+                    "product_id": getattr(r, "product_id", None)
+                    or (r.get("product_id") if isinstance(r, dict) else None),
+                    "title": getattr(r, "title", None) or (r.get("title") if isinstance(r, dict) else str(r)),
+                    "reason": getattr(r, "reason", None) or (r.get("reason", "") if isinstance(r, dict) else ""),
+                }
+                for r in (result.get("items", []) if isinstance(result, dict) else result)
+            ]
+        except Exception:  # noqa: BLE001 - the page must render without recommendations
+            logger.exception("serving recommendations failed; falling back to the engine's top items")
+    try:
+        import numpy as np
+        import scipy.sparse as sp
+
+        from shop_recs.catalog.models import Product
+        from shop_recs.recommend.services import load_active_model
+
+        loaded = load_active_model(store)
+        if loaded is None or loaded.row_of(customer.pk) is None:
+            return []
+        seen = set(Event.objects.filter(customer=customer, product__isnull=False).values_list("product_id", flat=True))
+        cols = [loaded.column_of(p) for p in seen]
+        cols = [c for c in cols if c is not None]
+        row = sp.csr_matrix((np.ones(len(cols)), ([0] * len(cols), cols)), shape=(1, len(loaded.item_ids)))
+        ids, scores = loaded.model.recommend(loaded.row_of(customer.pk), row, N=10)
+        pks = [int(loaded.item_ids[i]) for i in ids if i >= 0]
+        products = Product.objects.in_bulk(pks)
+        return [
+            {
+                "product_id": pk,
+                "title": products[pk].title if pk in products else pk,
+                "sku": getattr(products.get(pk), "sku", ""),
+                "reason": _("top score of the active model"),
+            }
+            for pk in pks
+        ]
+    except Exception:  # noqa: BLE001
+        return []
+
+
+@store_view(merchant_only=True)
+def privacy_settings(request: HttpRequest) -> HttpResponse:
+    obj = services.get_settings(request.store)
+    form = PrivacyForm(request.POST or None, instance=obj)
+    if request.method == "POST" and form.is_valid():
+        require_merchant(request)
+        form.save()
+        messages.success(request, _("Privacy settings saved."))
+        return redirect("analytics:privacy", store_slug=request.store.slug)
+    return render(request, "analytics/privacy.html", {"section": "segments", "form": form})

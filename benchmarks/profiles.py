@@ -1,0 +1,137 @@
+"""Profile + segmentation time and peak memory.
+
+Usage (Postgres recommended)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/shop_recs_bench_profiles \
+        .venv/bin/python benchmarks/profiles.py --customers 200000 --events 1000000
+    # the demo store (python manage.py seed_demo data):
+    .venv/bin/python benchmarks/profiles.py --demo
+
+Generated data: numpy, written with ``shop_recs.activity.ingest.write_events`` (COPY on Postgres).
+Peak memory is the process's max RSS (``resource.getrusage``) measured before and after each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_recs.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from analytics.segments import build_auto_segments  # noqa: E402
+from analytics.services import build_profiles  # noqa: E402
+from shop_recs.stores.models import Store  # noqa: E402
+from shop_recs.stores.scoping import unscoped  # noqa: E402
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generate(store: Store, n_customers: int, n_events: int, seed: int = 0) -> None:
+    from shop_recs.activity.ingest import ensure_customers, write_events
+    from shop_recs.catalog.models import Category, Product
+
+    rng = np.random.default_rng(seed)
+    with unscoped():
+        cats = [Category.objects.create(store=store, name=f"Cat {i}", path=f"Cat {i}") for i in range(20)]
+        prods = Product.objects.bulk_create(
+            [
+                Product(
+                    store=store,
+                    sku=f"P{i}",
+                    title=f"P{i}",
+                    category=cats[i % 20],
+                    brand=f"B{i % 50}",
+                    price=round(float(rng.lognormal(3, 0.6)), 2),
+                )
+                for i in range(2_000)
+            ]
+        )
+    pmap = ensure_customers(store.id, [f"U{i}" for i in range(n_customers)])
+    cust = np.array([pmap[f"U{i}"] for i in range(n_customers)], dtype=np.int64)
+    prod = np.array([p.pk for p in prods], dtype=np.int64)
+    prices = np.array([float(p.price) for p in prods])
+    end = datetime.now(UTC)
+    types = np.array(["view", "click", "add_to_cart", "purchase"])
+    chunk = 250_000
+    for start in range(0, n_events, chunk):
+        n = min(chunk, n_events - start)
+        c = cust[rng.zipf(1.6, n) % n_customers]
+        p = rng.integers(0, len(prod), n)
+        t = rng.choice(4, n, p=[0.75, 0.1, 0.1, 0.05])
+        ts = [end - timedelta(seconds=float(s)) for s in rng.uniform(0, 180 * 86400, n)]
+        rows = (
+            (
+                int(c[i]),
+                "",
+                types[t[i]],
+                int(prod[p[i]]),
+                float(prices[p[i]]) if t[i] == 3 else None,
+                1 if t[i] == 3 else None,
+                f"o{start + i}" if t[i] == 3 else "",
+                "",
+                ts[i],
+                None,
+            )
+            for i in range(n)
+        )
+        write_events(store.id, rows)
+
+
+def bench(store: Store) -> dict[str, float]:
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    run = build_profiles(store, "full", segment=False)
+    out["profiles_s"] = round(time.perf_counter() - t, 1)
+    out["profiles_timings"] = run.timings
+    out["rss_after_profiles_mb"] = round(rss_mb())
+    t = time.perf_counter()
+    segs = build_auto_segments(store)
+    out["segments_s"] = round(time.perf_counter() - t, 1)
+    out["k"] = len(segs)
+    out["rss_after_segments_mb"] = round(rss_mb())
+    out["customers"] = run.n_customers
+    out["events"] = run.n_events
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=200_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--demo", action="store_true", help="benchmark the seed_demo store instead")
+    ap.add_argument("--slug", default="bench-profiles")
+    args = ap.parse_args()
+    call_command("migrate", verbosity=0)
+    if args.demo:
+        store = Store.objects.filter(slug="demo").first()
+        if store is None:
+            call_command("seed_demo", verbosity=0)
+            store = Store.objects.get(slug="demo")
+    else:
+        store = Store.objects.filter(slug=args.slug).first()
+        if store is None:
+            store = Store.objects.create(name=args.slug, slug=args.slug)
+            t = time.perf_counter()
+            generate(store, args.customers, args.events)
+            print(f"generated in {time.perf_counter() - t:.1f}s", flush=True)
+    print(f"rss before: {rss_mb():.0f} MB", flush=True)
+    print(bench(store), flush=True)
+
+
+if __name__ == "__main__":
+    main()

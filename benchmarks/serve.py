@@ -1,0 +1,431 @@
+"""Serving throughput under gunicorn: recommendations, similar items and search vs a plain Django view.
+
+    .venv/bin/python benchmarks/serve.py [--events 300000] [--duration 15] [--connections 12] [--reuse]
+
+What it does, in one run:
+
+1. (Re)creates the database ``shop_recs_bench_serve``, migrates, seeds the demo store
+   (``seed_demo_store``, default sizes unless ``--events``/``--customers``/``--products``) and trains
+   it (``train_store``: the default algorithms, result activated). ``--reuse`` skips this when the
+   database already holds the trained store (for repeated measurements).
+2. Starts gunicorn like production: ``--workers 2`` sync workers, ``DEBUG=0``, a random
+   ``SECRET_KEY``, ``OPENBLAS_NUM_THREADS=1``/``OMP_NUM_THREADS=1``, ``DATABASE_URL`` PostgreSQL and
+   ``REDIS_URL`` Redis database 5 (cache and broker; nothing is enqueued on these paths).
+3. Drives load from a separate process (``wrk`` with a Lua script that rotates the request paths
+   and sends the API key; without ``wrk`` a Python keep-alive load generator, which is itself
+   CPU-bound and understates the server) against, one after the other, each after a warm-up:
+
+   * ``GET /healthz``: a plain Django JSON view (the floor: middleware + URL routing, no work);
+   * ``GET /api/v1/recommendations/customer/<id>``: customers with events in the store's last
+     week (real-time blending on), rotated;
+   * ``GET /api/v1/products/<sku>/similar``: products the model knows, rotated;
+   * ``GET /api/v1/search?q=...``: one- and two-word queries from product titles, rotated.
+
+4. Prints req/s, p50, p99 and the ratios to the plain view, the goals, the load average, and the
+   peak RSS of each gunicorn worker (``VmHWM`` from ``/proc``).
+
+Client and server share the machine's cores: the figures are for "2 workers + the load generator on
+this box", the same for every endpoint, so the ratios are the meaningful part. It is a script, not
+a test: nothing asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+
+from benchmarks.ingest import free_port, recreate_database, wait_for  # noqa: E402
+
+#: Goals (fraction of the plain view's req/s; the recommendation p99 at most 2x the plain p99).
+GOALS = {"recommendations": 0.60, "similar": 0.40, "search": 0.40}
+P99_FACTOR = 2.0
+
+LUA = r"""
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local key = os.getenv("BENCH_KEY")
+local counter = 0
+local thread_no = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", thread_no)
+  thread_no = thread_no + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = id * 7919
+  bad = 0
+end
+
+function request()
+  counter = counter + 1
+  local headers = {}
+  if key ~= nil and key ~= "" then headers["Authorization"] = "Bearer " .. key end
+  return wrk.format("GET", paths[(counter % #paths) + 1], headers)
+end
+
+function response(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+end
+
+function done(summary, latency, requests)
+  local non200 = 0
+  for _, t in ipairs(threads) do non200 = non200 + (t:get("bad") or 0) end
+  io.write(string.format(
+    "BENCH_JSON {\"requests\": %d, \"seconds\": %.3f, \"p50_us\": %d, \"p99_us\": %d, " ..
+    "\"socket_errors\": %d, \"non200\": %d}\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, non200))
+end
+"""
+
+
+# --- setup ----------------------------------------------------------------------------------------
+
+
+def setup_store(args: argparse.Namespace, env: dict[str, str]) -> dict:
+    """Create + migrate + seed + train (or reuse); returns the key, paths and setup timings."""
+    info_file = Path(tempfile.gettempdir()) / f"{args.db}.json"
+    if args.reuse and info_file.exists():
+        print(f"--reuse: using the trained store in {args.db} ({info_file})")
+        return json.loads(info_file.read_text())
+    print(f"database {args.server}/{args.db}: recreate + migrate", flush=True)
+    recreate_database(args.server, args.db)
+    subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    code = f"""
+import json, time, sys
+import django
+django.setup()
+from shop_recs.imports.demo import DemoConfig, seed_demo_store
+from shop_recs.recommend.services import train_store
+from shop_recs.stores.models import ApiKey, Store
+from shop_recs.stores.scoping import store_scope
+store = Store.objects.create(name="Bench serve", slug="bench-serve")
+_, key = ApiKey.generate(store, "bench")
+t0 = time.perf_counter()
+seeded = seed_demo_store(store, DemoConfig(events={args.events}, customers={args.customers}, products={args.products}))
+t_seed = time.perf_counter() - t0
+from django.db import connection
+# Fresh statistics, as autovacuum would have after a bulk load: without them the planner ANDs the
+# (store, timestamp) index into the per-customer query and it takes ~40 ms instead of ~0.3 ms.
+with connection.cursor() as cur:
+    cur.execute("ANALYZE")
+t0 = time.perf_counter()
+run = train_store(store)
+t_train = time.perf_counter() - t0
+from django.db import connection
+with store_scope(store), connection.cursor() as cur:
+    cur.execute("SELECT max(timestamp) FROM activity_event WHERE store_id = %s", [store.pk])
+    latest = cur.fetchone()[0]
+    cur.execute(
+        "SELECT c.external_id FROM activity_customer c WHERE c.store_id = %s AND EXISTS ("
+        " SELECT 1 FROM activity_event e WHERE e.customer_id = c.id AND e.product_id IS NOT NULL"
+        " AND e.timestamp > %s - interval '7 days') ORDER BY c.id LIMIT 2000",
+        [store.pk, latest],
+    )
+    customers = [r[0] for r in cur.fetchall()]
+    from shop_recs.recommend.services import load_active_model
+    loaded = load_active_model(store)
+    cur.execute("SELECT id, sku, title FROM catalog_product WHERE store_id = %s AND is_active", [store.pk])
+    prods = cur.fetchall()
+known = set(loaded.item_ids.tolist())
+skus = [sku for pk, sku, _t in prods if pk in known]
+titles = [t for _pk, _s, t in prods]
+print("BENCH_SETUP " + json.dumps({{
+    "key": key, "customers": customers, "skus": skus, "titles": titles,
+    "seed_seconds": round(t_seed, 1), "train_seconds": round(t_train, 1),
+    "events": seeded.events, "n_customers": seeded.customers, "n_products": seeded.products,
+    "active_algorithm": loaded.version.algorithm, "timings": run.timings,
+}}))
+"""
+    print(
+        f"seeding the demo store ({args.events:,} events, {args.customers:,} customers, "
+        f"{args.products:,} products) and training it ...",
+        flush=True,
+    )
+    out = subprocess.run([PY, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_SETUP "))
+    info = json.loads(line[len("BENCH_SETUP ") :])
+    info_file.write_text(json.dumps(info))
+    return info
+
+
+def make_paths(info: dict, seed: int = 11) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    customers = list(info["customers"])
+    rng.shuffle(customers)
+    skus = list(info["skus"])
+    rng.shuffle(skus)
+    words: list[str] = []
+    for title in info["titles"]:
+        words.extend(w.lower() for w in re.findall(r"[A-Za-z]{3,}", title))
+    vocab = sorted(set(words))
+    queries = []
+    for _ in range(500):
+        title_words = re.findall(r"[A-Za-z]{3,}", rng.choice(info["titles"]))
+        if not title_words:
+            continue
+        q = " ".join(rng.sample(title_words, min(len(title_words), rng.choice([1, 2])))).lower()
+        queries.append(q)
+    queries += rng.sample(vocab, min(100, len(vocab)))
+    rng.shuffle(queries)
+    from urllib.parse import quote
+
+    return {
+        "plain": ["/healthz"],
+        "recommendations": [f"/api/v1/recommendations/customer/{quote(c)}" for c in customers],
+        "similar": [f"/api/v1/products/{quote(s)}/similar" for s in skus],
+        "search": [f"/api/v1/search?q={quote(q)}" for q in queries],
+    }
+
+
+# --- load generators ------------------------------------------------------------------------------
+
+
+def run_wrk(port: int, key: str, paths: list[str], seconds: float, connections: int, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "rotate.lua"
+        lua.write_text(LUA)
+        plist = Path(tmp) / "paths.txt"
+        plist.write_text("\n".join(paths) + "\n")
+        env = {**os.environ, "BENCH_PATHS": str(plist), "BENCH_KEY": key}
+        cmd = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(lua),
+            f"http://127.0.0.1:{port}",
+        ]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH_JSON "))
+    res = json.loads(line[len("BENCH_JSON ") :])
+    return {
+        "rps": res["requests"] / res["seconds"],
+        "p50_ms": res["p50_us"] / 1000,
+        "p99_ms": res["p99_us"] / 1000,
+        "errors": res["socket_errors"] + res["non200"],
+        "requests": res["requests"],
+    }
+
+
+def run_python(port: int, key: str, paths: list[str], seconds: float, connections: int, threads: int) -> dict:
+    """Fallback when ``wrk`` is absent: keep-alive ``http.client`` threads (GIL-bound: a lower bound)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    deadline = time.perf_counter() + seconds
+    lat: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+
+    def worker(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = n * 7919
+        while time.perf_counter() < deadline:
+            i += 1
+            t0 = time.perf_counter()
+            conn.request("GET", paths[i % len(paths)], headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            lat[n].append(time.perf_counter() - t0)
+            if resp.status != 200:
+                errors[n] += 1
+        conn.close()
+
+    ts = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    t0 = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    import numpy as np
+
+    all_lat = np.concatenate([np.asarray(x) for x in lat]) if any(lat) else np.zeros(1)
+    return {
+        "rps": len(all_lat) / elapsed,
+        "p50_ms": float(np.percentile(all_lat, 50) * 1000),
+        "p99_ms": float(np.percentile(all_lat, 99) * 1000),
+        "errors": sum(errors),
+        "requests": len(all_lat),
+    }
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def worker_pids(master: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# --- main -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=300_000, help="demo events (DemoConfig default)")
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--products", type=int, default=2_000)
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per endpoint")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per endpoint")
+    parser.add_argument("--connections", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--db", default="shop_recs_bench_serve")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
+    parser.add_argument("--reuse", action="store_true", help="reuse the seeded + trained database")
+    parser.add_argument("--only", default="", help="comma-separated subset: plain,recommendations,similar,search")
+    parser.add_argument("--python-client", action="store_true", help="use the Python load generator")
+    args = parser.parse_args()
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{args.server}/{args.db}",
+        "REDIS_URL": args.redis,
+        "CELERY_BROKER_URL": args.redis,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(40),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "LOG_LEVEL": "WARNING",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
+    }
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    info = setup_store(args, env)
+    print(
+        f"store: {info['events']:,} events, {info['n_customers']:,} customers, {info['n_products']:,} products; "
+        f"seed {info['seed_seconds']} s, train {info['train_seconds']} s; active model {info['active_algorithm']}"
+    )
+    paths = make_paths(info)
+    print(
+        f"rotating {len(paths['recommendations'])} customers (events in the last 7 days), "
+        f"{len(paths['similar'])} skus, {len(paths['search'])} queries"
+    )
+
+    use_wrk = shutil.which("wrk") is not None and not args.python_client
+    if not use_wrk:
+        print(
+            "wrk not found: install it (Debian/Ubuntu: apt-get install -y wrk) for trustworthy figures. "
+            "Falling back to the Python load generator, which competes for the same cores and saturates "
+            "before the server does.",
+            file=sys.stderr,
+        )
+    load = run_wrk if use_wrk else run_python
+
+    port = free_port()
+    gunicorn = subprocess.Popen(
+        [
+            str(Path(PY).parent / "gunicorn"),
+            "shop_recs.wsgi",
+            "-w",
+            str(args.workers),
+            "-k",
+            "sync",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "256",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    results: dict[str, dict] = {}
+    loads: dict[str, tuple[float, ...]] = {}
+    try:
+        wait_for(port, gunicorn)
+        names = [n for n in ("plain", "recommendations", "similar", "search") if not args.only or n in args.only]
+        for name in names:
+            key = "" if name == "plain" else info["key"]
+            # Warm-up: every worker loads the model, snapshots and indexes before the clock starts.
+            load(port, key, paths[name], args.warmup, args.connections, args.threads)
+            res = load(port, key, paths[name], args.duration, args.connections, args.threads)
+            loads[name] = os.getloadavg()
+            results[name] = res
+            print(
+                f"  {name:16s} {res['rps']:8.0f} req/s  p50 {res['p50_ms']:6.2f} ms  p99 {res['p99_ms']:6.2f} ms  "
+                f"errors {res['errors']}  (load {loads[name][0]:.2f})",
+                flush=True,
+            )
+        pids = worker_pids(gunicorn.pid)
+        peak = {pid: status_kb(pid, "VmHWM") for pid in pids}
+        now = {pid: status_kb(pid, "VmRSS") for pid in pids}
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(timeout=30)
+
+    base = results.get("plain")
+    print()
+    print(
+        f"gunicorn {args.workers} sync workers, {'wrk' if use_wrk else 'python'} client "
+        f"{args.connections} connections x {args.duration:.0f} s after {args.warmup:.0f} s warm-up"
+    )
+    header = f"| {'endpoint':28s} | {'req/s':>7s} | {'p50 ms':>7s} | {'p99 ms':>7s} | {'vs plain':>8s} | goal |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    labels = {
+        "plain": "GET /healthz (plain Django)",
+        "recommendations": "GET /recommendations/customer",
+        "similar": "GET /products/<sku>/similar",
+        "search": "GET /search?q=",
+    }
+    for name, res in results.items():
+        ratio = res["rps"] / base["rps"] if base else float("nan")
+        goal = ""
+        if base and name in GOALS:
+            ok = ratio >= GOALS[name]
+            goal = f">= {GOALS[name]:.0%}: {'met' if ok else 'MISSED'}"
+            if name == "recommendations":
+                p99_ok = res["p99_ms"] <= P99_FACTOR * base["p99_ms"]
+                goal += f"; p99 <= {P99_FACTOR:.0f}x: {'met' if p99_ok else 'MISSED'}"
+        print(
+            f"| {labels[name]:28s} | {res['rps']:7.0f} | {res['p50_ms']:7.2f} | {res['p99_ms']:7.2f} | "
+            f"{ratio:8.0%} | {goal} |"
+        )
+    print()
+    for pid in pids:
+        print(f"gunicorn worker {pid}: peak RSS {peak[pid] / 1024:.0f} MiB (at the end {now[pid] / 1024:.0f} MiB)")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,418 @@
+"""Serving REST API v1: recommendations, similar items, frequently bought together, popular, trending.
+
+Hot path: views validate the query by hand (no serializers), call ``serving`` and return plain dicts.
+The serializers in ``serializers.py`` exist only to document the shapes in the OpenAPI schema.
+
+The GET endpoints that shop frontends call on every page view (customer recommendations, similar
+items; search uses the same helper) are served by :func:`fast_get_view`: a plain Django view that
+authenticates with the same ``ApiKeyAuthentication``, enters the same store scope and renders the
+same JSON as DRF would, without DRF's request wrapping, content negotiation and renderer. Anything
+that is not a plain success (no or bad key, invalid parameters, an unknown sku) falls through to the
+DRF view itself, so error responses stay exactly DRF's. ``benchmarks/serve.py`` measures the gain.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC
+from functools import update_wrapper
+from typing import Any
+
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from shop_recs.activity.models import Customer
+from shop_recs.catalog.serializers import ErrorSerializer
+from shop_recs.recommend import realtime, serving
+from shop_recs.recommend.models import ModelVersion
+from shop_recs.recommend.rules import catalog_snapshot
+from shop_recs.recommend.serializers import RecommendationResponseSerializer, SessionRequestSerializer
+from shop_recs.stores import auth as auth_module
+from shop_recs.stores.api import StoreScopedAPIMixin
+from shop_recs.stores.api_errors import error_response
+from shop_recs.stores.auth import ApiKeyAuthentication
+from shop_recs.stores.models import ApiKey, Store, hash_api_key
+from shop_recs.stores.scoping import store_scope
+
+TAG = ["serving"]
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
+N_MAX = serving.MAX_N
+OFFSET_MAX = 500
+
+
+class BadInput(Exception):  # noqa: N818
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+
+
+def _int(params: Any, name: str, default: int, lo: int, hi: int) -> int:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise BadInput(name, "must be an integer") from None
+    if not lo <= value <= hi:
+        raise BadInput(name, f"must be between {lo} and {hi}")
+    return value
+
+
+def _float(params: Any, name: str, lo: float | None = None, hi: float | None = None) -> float | None:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise BadInput(name, "must be a number") from None
+    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise BadInput(name, f"must be a finite number {bounds}")
+    return value
+
+
+def _filters(params: Any, snap: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "category": params.get("category") or None,
+        "min_price": _float(params, "min_price", 0.0),
+        "max_price": _float(params, "max_price", 0.0),
+        "diversity": _float(params, "diversity", 0.0, 1.0),
+    }
+    if out["min_price"] is not None and out["max_price"] is not None and out["min_price"] > out["max_price"]:
+        raise BadInput("min_price", "must not exceed max_price")
+    if exclude := params.get("exclude"):
+        # Unknown skus in an exclusion list are harmless (the shop may exclude what we never saw).
+        out["exclude_ids"] = {snap.sku_to_pk[s] for s in exclude.split(",") if s.strip() in snap.sku_to_pk}
+    return out
+
+
+def _bad(exc: BadInput) -> Response:
+    return error_response(
+        "invalid_input", f"Invalid query parameter {exc.field!r}.", [{"field": exc.field, "reason": exc.reason}]
+    )
+
+
+def _unknown_sku(sku: str) -> Response:
+    return error_response(
+        "not_found", f"No product {sku!r} in this store.", {"sku": sku}, http_status=status.HTTP_404_NOT_FOUND
+    )
+
+
+# --- the plain-Django fast path ---------------------------------------------------------------------
+
+_AUTH = ApiKeyAuthentication()
+#: What DRF's JSONRenderer produces with the project's settings (UNICODE_JSON, COMPACT_JSON, STRICT_JSON).
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def json_response(payload: Any) -> HttpResponse:
+    """DRF-identical JSON bytes and headers (``Vary: Accept``, ``Allow``) without DRF's Response."""
+    body = _dumps(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    resp = HttpResponse(body.encode(), content_type="application/json")
+    resp["Vary"] = "Accept"
+    resp["Allow"] = "GET, HEAD, OPTIONS"
+    return resp
+
+
+FastHandler = Callable[..., "HttpResponse | None"]
+
+
+_DATETIME_FIELDS = {f.attname for f in Store._meta.concrete_fields if f.get_internal_type() == "DateTimeField"}
+
+
+def _as_datetime(value: Any) -> Any:
+    """Aware datetime from what a raw cursor returns (SQLite: naive datetime or text; PostgreSQL: aware)."""
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+def _store_of_key(request: HttpRequest) -> Store | None:
+    """``ApiKeyAuthentication.authenticate`` in one raw query: the caller's store, or ``None``.
+
+    The same query also reads the store's active model version id (a sub-select on the one-active
+    partial unique index), which the returned store instance carries for ``serving_state``.
+
+    The same checks in the same order (header format, prefix, hash, revoked, ``last_used_at`` once
+    a minute), read fresh on every request (a revoked key stops working at once), but without the
+    ORM's query compilation and two model instances (~1.5 ms of the ~2 ms it cost). ``None``
+    for anything that is not a valid live key: the caller then lets DRF answer, with DRF's error.
+    """
+    try:
+        raw = _AUTH._raw_key(request)
+    except exceptions.APIException:
+        return None
+    prefix = ApiKey.prefix_of(raw) if raw is not None else None
+    if prefix is None:
+        return None
+    qn = connection.ops.quote_name
+    store_fields = [f.attname for f in Store._meta.concrete_fields]
+    sql = (
+        f"SELECT k.id, k.key_hash, k.revoked_at, k.last_used_at, "  # noqa: S608 - quoted identifiers only
+        f"(SELECT v.id FROM {qn(ModelVersion._meta.db_table)} v WHERE v.store_id = k.store_id AND v.is_active "
+        f"LIMIT 1), {', '.join('s.' + qn(f) for f in store_fields)} FROM {qn(ApiKey._meta.db_table)} k "
+        f"JOIN {qn(Store._meta.db_table)} s ON s.id = k.store_id WHERE k.prefix = %s"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [prefix])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    key_id, key_hash, revoked_at, last_used_at, active_version = row[:5]
+    if not hmac.compare_digest(key_hash, hash_api_key(raw)) or revoked_at is not None:
+        return None
+    # SQLite hands datetimes back as text (no Django converters on a raw cursor); PostgreSQL as datetimes.
+    values = [
+        _as_datetime(v) if v is not None and f in _DATETIME_FIELDS else v
+        for f, v in zip(store_fields, row[5:], strict=True)
+    ]
+    store = Store.from_db(connection.alias, store_fields, values)
+    # This request's store instance carries the active model version id read with the key, so
+    # ``serving_state`` needs no query of its own (see ``serving.ACTIVE_VERSION_ATTR``).
+    setattr(store, serving.ACTIVE_VERSION_ATTR, int(active_version or 0))
+    last_used_at = _as_datetime(last_used_at) if last_used_at is not None else None
+    now = timezone.now()
+    if last_used_at is None or now - last_used_at > auth_module._LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
+    return store
+
+
+def fast_get_view(drf_view: Callable[..., Any], handler: FastHandler) -> Callable[..., Any]:
+    """Wrap a DRF ``as_view()`` callable: GETs with a valid API key go to ``handler(request, store, **kw)``.
+
+    ``handler`` returns ``None`` to hand the request to the DRF view (invalid input, not found):
+    it then goes through DRF from the start, so every error response is exactly DRF's. The DRF
+    view's attributes (``cls``, ``initkwargs``, ``view_class``) are kept, so URL reversing and the
+    OpenAPI schema see the same view.
+    """
+
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method != "GET":
+            return drf_view(request, *args, **kwargs)
+        store = _store_of_key(request)
+        if store is None:
+            return drf_view(request, *args, **kwargs)
+        with store_scope(store):
+            resp = handler(request, store, *args, **kwargs)
+        return drf_view(request, *args, **kwargs) if resp is None else resp
+
+    update_wrapper(view, drf_view, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
+    for attr in ("cls", "initkwargs", "view_class", "view_initkwargs", "csrf_exempt"):
+        if hasattr(drf_view, attr):
+            setattr(view, attr, getattr(drf_view, attr))
+    return csrf_exempt(view)
+
+
+class FastGetMixin:
+    """``as_view()`` returns :func:`fast_get_view` over the DRF view, with the class's ``fast_get``."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        drf_view = super().as_view(**initkwargs)  # type: ignore[misc]
+        return fast_get_view(drf_view, cls.fast_get)
+
+
+def _customer_fast(request: HttpRequest, store: Any, external_id: str) -> HttpResponse | None:
+    params = request.GET
+    snap = catalog_snapshot(store)
+    try:
+        n = _int(params, "n", 10, 1, N_MAX)
+        offset = _int(params, "offset", 0, 0, OFFSET_MAX)
+        filters = _filters(params, snap)
+    except BadInput:
+        return None
+    # One round trip for the customer, their latest events and purchases, and the active version.
+    # An unknown customer comes back as None, exactly like the DRF view's ``.first()``.
+    customer, _active = realtime.customer_activity(store.pk, external_id)
+    result = serving.recommend_for_customer(
+        store, customer, n=n, offset=offset, placement=params.get("placement", ""), filters=filters
+    )
+    return json_response(result.as_dict())
+
+
+def _similar_fast(request: HttpRequest, store: Any, sku: str) -> HttpResponse | None:
+    try:
+        n = _int(request.GET, "n", 10, 1, N_MAX)
+    except BadInput:
+        return None
+    pk = catalog_snapshot(store).sku_to_pk.get(sku)
+    if pk is None:
+        return None
+    result = serving.similar_products(store, pk, n=n, placement=request.GET.get("placement", ""))
+    return json_response(result.as_dict())
+
+
+N_PARAM = OpenApiParameter("n", int, description=f"How many items (1..{N_MAX}, default 10).")
+PLACEMENT = OpenApiParameter("placement", str, description="Where the list is shown (home, pdp, cart, ...).")
+FILTER_PARAMS = [
+    OpenApiParameter("category", str, description="Category path; the subtree is included."),
+    OpenApiParameter("min_price", OpenApiTypes.NUMBER),
+    OpenApiParameter("max_price", OpenApiTypes.NUMBER),
+    OpenApiParameter("diversity", OpenApiTypes.NUMBER, description="0..1 (MMR); default: the store rules'."),
+]
+
+
+class CustomerRecommendationsView(FastGetMixin, StoreScopedAPIMixin, APIView):
+    fast_get = staticmethod(_customer_fast)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Recommendations for a customer",
+        description="From the active model plus the customer's latest events (real time). An unknown customer or "
+        "one with no history gets trending products (per country when the customer's country has enough activity).",
+        parameters=[
+            N_PARAM,
+            OpenApiParameter("offset", int, description=f"Skip this many (0..{OFFSET_MAX})."),
+            *FILTER_PARAMS,
+            OpenApiParameter("exclude", str, description="Comma-separated skus to leave out."),
+            PLACEMENT,
+        ],
+        responses={200: RecommendationResponseSerializer, **ERRORS},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        params = request.query_params
+        snap = catalog_snapshot(self.store)
+        try:
+            n = _int(params, "n", 10, 1, N_MAX)
+            offset = _int(params, "offset", 0, 0, OFFSET_MAX)
+            filters = _filters(params, snap)
+        except BadInput as exc:
+            return _bad(exc)
+        customer = Customer.objects.filter(external_id=external_id).only("pk", "country").first()
+        result = serving.recommend_for_customer(
+            self.store, customer, n=n, offset=offset, placement=params.get("placement", ""), filters=filters
+        )
+        return Response(result.as_dict())
+
+
+class SessionRecommendationsView(StoreScopedAPIMixin, APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Recommendations for an anonymous visitor",
+        description="Item-based, from the products viewed in this session (oldest first). Unknown skus are "
+        "ignored; products the model does not know contribute through content similarity.",
+        request=SessionRequestSerializer,
+        responses={200: RecommendationResponseSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            return error_response("invalid_body", "Expected a JSON object.")
+        viewed = data.get("viewed", [])
+        if not isinstance(viewed, list) or not all(isinstance(s, str) for s in viewed) or len(viewed) > 200:
+            return _bad(BadInput("viewed", "must be a list of at most 200 skus"))
+        snap = catalog_snapshot(self.store)
+        try:
+            n = _int({"n": data.get("n")}, "n", 10, 1, N_MAX)
+            filters = _filters(data, snap)
+        except BadInput as exc:
+            return _bad(exc)
+        placement = data.get("placement") or ""
+        if not isinstance(placement, str):
+            return _bad(BadInput("placement", "must be a string"))
+        pks = [snap.sku_to_pk[s] for s in viewed if s in snap.sku_to_pk]
+        result = serving.recommend_for_session(self.store, pks, n=n, placement=placement, filters=filters)
+        return Response(result.as_dict())
+
+
+class SimilarProductsView(FastGetMixin, StoreScopedAPIMixin, APIView):
+    fast_get = staticmethod(_similar_fast)
+
+    @extend_schema(
+        tags=TAG,
+        summary="Products similar to one product",
+        description="A blend of collaborative (the active model) and content similarity, so new products have "
+        "neighbours too.",
+        parameters=[N_PARAM, PLACEMENT],
+        responses={200: RecommendationResponseSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        try:
+            n = _int(request.query_params, "n", 10, 1, N_MAX)
+        except BadInput as exc:
+            return _bad(exc)
+        pk = catalog_snapshot(self.store).sku_to_pk.get(sku)
+        if pk is None:
+            return _unknown_sku(sku)
+        result = serving.similar_products(self.store, pk, n=n, placement=request.query_params.get("placement", ""))
+        return Response(result.as_dict())
+
+
+class FrequentlyBoughtTogetherView(StoreScopedAPIMixin, APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Frequently bought together",
+        description="Co-purchases (same order, or same customer and day without an order id) ranked by lift, "
+        "pairs below the minimum support (FBT_MIN_SUPPORT baskets) left out. Precomputed per store.",
+        parameters=[OpenApiParameter("n", int, description=f"How many items (1..{N_MAX}, default 5)."), PLACEMENT],
+        responses={200: RecommendationResponseSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        try:
+            n = _int(request.query_params, "n", 5, 1, N_MAX)
+        except BadInput as exc:
+            return _bad(exc)
+        pk = catalog_snapshot(self.store).sku_to_pk.get(sku)
+        if pk is None:
+            return _unknown_sku(sku)
+        result = serving.frequently_bought_together(
+            self.store, pk, n=n, placement=request.query_params.get("placement", "")
+        )
+        return Response(result.as_dict())
+
+
+class _NonPersonalView(StoreScopedAPIMixin, APIView):
+    kind = "popular"
+
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        snap = catalog_snapshot(self.store)
+        try:
+            n = _int(params, "n", 10, 1, N_MAX)
+            filters = _filters(params, snap)
+        except BadInput as exc:
+            return _bad(exc)
+        result = serving.popular(self.store, self.kind, n=n, placement=params.get("placement", ""), filters=filters)
+        return Response(result.as_dict())
+
+
+class PopularView(_NonPersonalView):
+    kind = "popular"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Most popular products",
+        description="By distinct customers, overall or within a category.",
+        parameters=[N_PARAM, *FILTER_PARAMS, PLACEMENT],
+        responses={200: RecommendationResponseSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
+
+class TrendingView(_NonPersonalView):
+    kind = "trending"
+
+    @extend_schema(
+        tags=TAG,
+        summary="Trending products",
+        description="Time-decayed weighted activity of the last 30 days, overall or within a category.",
+        parameters=[N_PARAM, *FILTER_PARAMS, PLACEMENT],
+        responses={200: RecommendationResponseSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        return super().get(request)

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.urls import reverse
+
+from analytics.models import Segment, SegmentExport
+from analytics.services import build_profiles, get_settings
+from shop_recs.stores.scoping import store_scope, unscoped
+
+from .conftest import AS_OF
+
+
+@pytest.fixture
+def built(shop):
+    build_profiles(shop["store"], "full", as_of=AS_OF)
+    s = get_settings(shop["store"])
+    s.min_cell_size = 1
+    with store_scope(shop["store"]):
+        s.save()
+        seg = Segment.objects.filter(kind="auto").first()
+    return {**shop, "segment": seg}
+
+
+def _url(name, store, **kw):
+    return reverse(f"analytics:{name}", kwargs={"store_slug": store.slug, **kw})
+
+
+@pytest.mark.django_db
+def test_pages_render_and_isolation(client, built, merchant, make_user, other_store):
+    store, seg = built["store"], built["segment"]
+    pages = [
+        ("segments", {}),
+        ("segment_new", {}),
+        ("segment_detail", {"segment_id": seg.pk}),
+        ("customer_profile", {"external_id": "c1"}),
+        ("privacy", {}),
+    ]
+    client.force_login(merchant)
+    for name, kw in pages:
+        r = client.get(_url(name, store, **kw))
+        assert r.status_code == 200, name
+    outsider = make_user("outsider", other_store)
+    client.force_login(outsider)
+    for name, kw in pages:
+        assert client.get(_url(name, store, **kw)).status_code == 404, name
+    assert client.post(_url("audience", store), "{}", content_type="application/json").status_code == 404
+    assert client.post(_url("segment_export", store, segment_id=seg.pk)).status_code == 404
+    # a member of B cannot reach A's segment through B's URL either
+    assert client.get(_url("segment_detail", other_store, segment_id=seg.pk)).status_code == 404
+
+
+@pytest.mark.django_db
+def test_audience_endpoint(client, built, analyst):
+    client.force_login(analyst)
+    url = _url("audience", built["store"])
+    r = client.post(
+        url, json.dumps({"rules": {"field": "frequency", "op": ">=", "value": 1}}), content_type="application/json"
+    )
+    assert r.status_code == 200 and r.json() == {"ok": True, "count": 4, "display": "4"}
+    r = client.post(
+        url, json.dumps({"rules": {"field": "nope", "op": ">", "value": 1}}), content_type="application/json"
+    )
+    assert r.status_code == 400 and "unknown field 'nope'" in r.json()["error"]
+    assert client.post(url, "not json", content_type="application/json").status_code == 400
+    s = get_settings(built["store"])
+    s.min_cell_size = 5
+    with store_scope(built["store"]):
+        s.save()
+    r = client.post(
+        url, json.dumps({"rules": {"field": "frequency", "op": ">=", "value": 1}}), content_type="application/json"
+    )
+    assert r.json() == {"ok": True, "count": None, "display": "<5"}
+
+
+@pytest.mark.django_db
+def test_rule_segment_create(client, built, analyst):
+    client.force_login(analyst)
+    rules = {"all": [{"field": "monetary", "op": ">", "value": 500}]}
+    r = client.post(_url("segment_new", built["store"]), {"name": "Big", "rules": json.dumps(rules)})
+    assert r.status_code == 302
+    with store_scope(built["store"]):
+        seg = Segment.objects.get(name="Big")
+        assert seg.size == 2
+    r = client.post(_url("segment_new", built["store"]), {"name": "Bad", "rules": '{"field": "x"}'})
+    assert r.status_code == 200 and "unknown field" in r.content.decode()
+
+
+@pytest.mark.django_db
+def test_export_permissions_and_log(client, built, merchant, analyst):
+    store = built["store"]
+    with store_scope(store):
+        seg = Segment.objects.create(
+            store=store, kind="rule", name="Buyers", rules={"field": "frequency", "op": ">=", "value": 1}
+        )
+    url = _url("segment_export", store, segment_id=seg.pk)
+    client.force_login(analyst)
+    assert client.post(url, {"fields": ["monetary"]}).status_code == 403
+    client.force_login(merchant)
+    r = client.post(url, {"fields": ["monetary", "frequency"]})
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.content.decode())))
+    assert rows[0] == ["external_id", "monetary", "frequency"]
+    assert {row[0] for row in rows[1:]} == {"c1", "c2", "c3", "c5"}
+    with unscoped():
+        log = SegmentExport.objects.get()
+    assert (log.user, log.row_count, log.fields, log.segment_id) == (merchant, 4, ["monetary", "frequency"], seg.pk)
+    assert client.post(url, {"fields": ["password"]}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_profile_run_task_and_status(client, shop, merchant, django_capture_on_commit_callbacks):
+    client.force_login(merchant)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(_url("start_run", shop["store"]), {"mode": "full"})
+    assert r.status_code == 302
+    with store_scope(shop["store"]):
+        from analytics.models import ProfileRun
+
+        run = ProfileRun.objects.get()
+    status = client.get(_url("run_status", shop["store"], run_id=run.pk)).json()
+    assert status["status"] == "succeeded" and status["n_customers"] == 6
