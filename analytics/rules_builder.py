@@ -24,6 +24,7 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 MAX_DEPTH = 6
 MAX_CONDITIONS = 50
@@ -221,8 +222,13 @@ def _behaviour(event_type: str, category: str, days: int) -> Q:
 
 def field_catalogue() -> list[dict[str, Any]]:
     """What the rule form offers: every field with its kind and operators."""
-    out: list[dict[str, Any]] = [{"field": f, "kind": "number", "ops": list(NUMERIC_OPS)} for f in NUMERIC_FIELDS]
-    out += [{"field": f, "kind": "string", "ops": list(STRING_OPS)} for f in STRING_FIELDS]
-    out += [{"field": f, "kind": "affinity", "ops": [">", ">=", "<", "<=", "=", "!="]} for f in AFFINITY_FIELDS]
-    out += [{"field": f, "kind": "behaviour", "ops": ["within"]} for f in BEHAVIOUR_FIELDS]
+    out: list[dict[str, Any]] = [
+        {"field": f, "kind": gettext_noop("number"), "ops": list(NUMERIC_OPS)} for f in NUMERIC_FIELDS
+    ]
+    out += [{"field": f, "kind": gettext_noop("string"), "ops": list(STRING_OPS)} for f in STRING_FIELDS]
+    out += [
+        {"field": f, "kind": gettext_noop("affinity"), "ops": [">", ">=", "<", "<=", "=", "!="]}
+        for f in AFFINITY_FIELDS
+    ]
+    out += [{"field": f, "kind": gettext_noop("behaviour"), "ops": ["within"]} for f in BEHAVIOUR_FIELDS]
     return out

@@ -23,6 +23,7 @@ import pandas as pd
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from analytics.models import CustomerProfile, ProfileRun, RunStatus, Segment, SegmentExport, StoreAnalyticsSettings
 from analytics.profiles import ProfileConfig, compute_profiles, predict_interests, read_events, read_products
@@ -183,7 +184,7 @@ def build_profiles(
                 store=store, mode=mode, segment=segment, status=RunStatus.RUNNING, started_at=timezone.now()
             )
         t = time.perf_counter()
-        _progress(run, "reading events", 5, timings)
+        _progress(run, gettext_noop("reading events"), 5, timings)
         max_id = Event.objects.aggregate(m=Max("id"))["m"]
         watermark = _last_watermark(store, run.pk) if mode == ProfileRun.Mode.INCREMENTAL else None
         population = None
@@ -206,25 +207,25 @@ def build_profiles(
         timings["read"] = round(time.perf_counter() - t, 3)
 
         t = time.perf_counter()
-        _progress(run, "computing profiles", 40, timings)
+        _progress(run, gettext_noop("computing profiles"), 40, timings)
         frame = compute_profiles(
             events, customer_ids, products, as_of, cfg, tz=store.timezone or "UTC", population=population
         )
         timings["compute"] = round(time.perf_counter() - t, 3)
 
         t = time.perf_counter()
-        _progress(run, "predicting interests", 60, timings)
+        _progress(run, gettext_noop("predicting interests"), 60, timings)
         interests = _interests(store, events, customer_ids, products)
         timings["interests"] = round(time.perf_counter() - t, 3)
 
         t = time.perf_counter()
-        _progress(run, "saving profiles", 70, timings)
+        _progress(run, gettext_noop("saving profiles"), 70, timings)
         n = _save(store, run, frame, interests, as_of)
         timings["save"] = round(time.perf_counter() - t, 3)
 
         if segment:
             t = time.perf_counter()
-            _progress(run, "segmenting", 85, timings)
+            _progress(run, gettext_noop("segmenting"), 85, timings)
             if mode == ProfileRun.Mode.FULL or not Segment.objects.filter(kind=Segment.Kind.AUTO).exists():
                 seg.build_auto_segments(store)
             else:
@@ -233,7 +234,7 @@ def build_profiles(
 
         ProfileRun.all_stores.filter(pk=run.pk).update(
             status=RunStatus.SUCCEEDED,
-            stage="done",
+            stage=gettext_noop("done"),
             progress=100,
             finished_at=timezone.now(),
             heartbeat_at=timezone.now(),

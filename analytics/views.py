@@ -39,7 +39,9 @@ def _run_json(run: ProfileRun | None) -> dict | None:
         "id": run.pk,
         "mode": run.mode,
         "status": run.status,
+        "status_label": str(run.get_status_display()),
         "stage": run.stage,
+        "stage_label": _(run.stage) if run.stage else "",
         "progress": run.progress,
         "n_customers": run.n_customers,
         "error": run.error.splitlines()[0] if run.error else "",
@@ -241,54 +243,11 @@ def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
 
 
 def _recommendations(store, customer) -> list[dict]:
-    """The serving module's recommendations with reasons if it exists, else the engine's top items."""
-    try:
-        from shop_recs.recommend import serving  # written concurrently; optional
-    except ImportError:
-        serving = None
-    fn = getattr(serving, "recommend_for_customer", None) if serving else None
-    if fn is not None:
-        try:
-            result = fn(store, customer, n=10)
-            return [
-                {
-                    "product_id": getattr(r, "product_id", None)
-                    or (r.get("product_id") if isinstance(r, dict) else None),
-                    "title": getattr(r, "title", None) or (r.get("title") if isinstance(r, dict) else str(r)),
-                    "reason": getattr(r, "reason", None) or (r.get("reason", "") if isinstance(r, dict) else ""),
-                }
-                for r in (result.get("items", []) if isinstance(result, dict) else result)
-            ]
-        except Exception:  # noqa: BLE001 - the page must render without recommendations
-            logger.exception("serving recommendations failed; falling back to the engine's top items")
-    try:
-        import numpy as np
-        import scipy.sparse as sp
+    """The customer's current recommendations exactly as the API serves them (not logged)."""
+    from shop_recs.recommend.serving import recommend_for_customer
 
-        from shop_recs.catalog.models import Product
-        from shop_recs.recommend.services import load_active_model
-
-        loaded = load_active_model(store)
-        if loaded is None or loaded.row_of(customer.pk) is None:
-            return []
-        seen = set(Event.objects.filter(customer=customer, product__isnull=False).values_list("product_id", flat=True))
-        cols = [loaded.column_of(p) for p in seen]
-        cols = [c for c in cols if c is not None]
-        row = sp.csr_matrix((np.ones(len(cols)), ([0] * len(cols), cols)), shape=(1, len(loaded.item_ids)))
-        ids, scores = loaded.model.recommend(loaded.row_of(customer.pk), row, N=10)
-        pks = [int(loaded.item_ids[i]) for i in ids if i >= 0]
-        products = Product.objects.in_bulk(pks)
-        return [
-            {
-                "product_id": pk,
-                "title": products[pk].title if pk in products else pk,
-                "sku": getattr(products.get(pk), "sku", ""),
-                "reason": _("top score of the active model"),
-            }
-            for pk in pks
-        ]
-    except Exception:  # noqa: BLE001
-        return []
+    result = recommend_for_customer(store, customer, n=10, log=False)
+    return [{"title": item["title"], "sku": item["sku"], "reason": item["reason"]["text"]} for item in result.items]
 
 
 @store_view(merchant_only=True)

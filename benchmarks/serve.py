@@ -308,6 +308,12 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the seeded + trained database")
     parser.add_argument("--only", default="", help="comma-separated subset: plain,recommendations,similar,search")
     parser.add_argument("--python-client", action="store_true", help="use the Python load generator")
+    parser.add_argument(
+        "--list-log-batch",
+        type=int,
+        default=0,
+        help="SERVING_LIST_LOG_BATCH for the workers (0: the code's default, one INSERT per list)",
+    )
     args = parser.parse_args()
 
     env = {
@@ -326,6 +332,9 @@ def main() -> None:
         "MKL_NUM_THREADS": "1",
         "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
     }
+    if args.list_log_batch:
+        env["SERVING_LIST_LOG_BATCH"] = str(args.list_log_batch)
+        print(f"list log: buffered, {args.list_log_batch} rows or 1 s per multi-row INSERT")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     info = setup_store(args, env)
     print(

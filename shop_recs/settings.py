@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "analytics",
     "analytics.ads",
     "analytics.evaluation",
+    "analytics.experiments",
     "shop_recs.dashboard",
 ]
 

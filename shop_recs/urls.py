@@ -33,5 +33,6 @@ urlpatterns = [
     path("s/<slug:store_slug>/recommendations/", include("shop_recs.recommend.dashboard_urls")),
     path("s/<slug:store_slug>/ads/", include("analytics.ads.urls")),
     path("s/<slug:store_slug>/evaluation/", include("analytics.evaluation.urls")),
+    path("s/<slug:store_slug>/experiments/", include("analytics.experiments.urls")),
     path("", include("shop_recs.dashboard.urls")),
 ]

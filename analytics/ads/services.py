@@ -75,6 +75,9 @@ def predicted_affinities(store: Store, customer_pk: int | None, specs: list[Camp
     recommender, its real-time neighbours and content similarity), min-max normalised over the
     whole catalog; a campaign's affinity is the *max* over its promoted products (one strongly
     liked product is enough to make the ad relevant). Unknown customers or an empty history: {}.
+    With the model version's precomputed arrays the scores cover only the customer's candidates
+    (``serving.candidate_affinities``; scaled by their maximum, promoted products outside them
+    count 0), so serving an ad no longer scores the whole catalog.
     """
     if customer_pk is None or not specs:
         return {}
@@ -85,6 +88,17 @@ def predicted_affinities(store: Store, customer_pk: int | None, specs: list[Camp
     if not weights:
         return {}
     state = serving.serving_state(store)
+    lookup = serving.candidate_affinities(state, customer_pk, weights, activity.recent_products)
+    if lookup is not None:
+        # The precomputed path: the customer's candidates (a few hundred products) are scored, and a
+        # campaign's affinity is the best of its promoted products among them (others count 0).
+        out: dict[int, float] = {}
+        for spec in specs:
+            if len(spec.product_ids) < len(lookup):
+                out[spec.pk] = max((lookup.get(pk, 0.0) for pk in spec.product_ids), default=0.0)
+            else:
+                out[spec.pk] = max((v for pk, v in lookup.items() if pk in spec.product_ids), default=0.0)
+        return out
     scores = realtime.minmax(serving.score_history(state, weights, activity.recent_products).scores)
     index = state.snap.index
     out: dict[int, float] = {}

@@ -33,6 +33,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.experiments.assignment import log_variant_list, running_experiments, variant_model
 from shop_recs.activity.models import Customer
 from shop_recs.catalog.serializers import ErrorSerializer
 from shop_recs.recommend import realtime, serving
@@ -109,6 +110,63 @@ def _unknown_sku(sku: str) -> Response:
     return error_response(
         "not_found", f"No product {sku!r} in this store.", {"sku": sku}, http_status=status.HTTP_404_NOT_FOUND
     )
+
+
+# --- A/B experiments ----------------------------------------------------------------------------------
+
+
+def serve_customer(
+    store: Store,
+    customer: Any,
+    external_id: str,
+    *,
+    n: int,
+    offset: int,
+    placement: str,
+    filters: dict[str, Any],
+) -> dict[str, Any]:
+    """Customer recommendations, through the placement's running experiment when there is one.
+
+    Without an experiment this is exactly ``recommend_for_customer(...).as_dict()``. With one, the
+    customer key (the external id; shops send the session id for anonymous visitors) is hashed to a
+    variant, which picks the model (``model=``/``algorithm=``) or a rule override; the list is logged
+    here with the variant's version and ``variant = "<experiment id>:<variant id>"``, and the response
+    adds ``experiment`` and ``variant``.
+    """
+    exp = running_experiments(store.pk).get(placement) if placement else None
+    if exp is None:
+        return serving.recommend_for_customer(
+            store, customer, n=n, offset=offset, placement=placement, filters=filters
+        ).as_dict()
+    spec = exp.assign(external_id)
+    model, version = variant_model(store, spec)
+    if spec.rule_overrides:
+        filters = {**filters, "overrides": spec.rule_overrides}
+    result = serving.recommend_for_customer(
+        store,
+        customer,
+        n=n,
+        offset=offset,
+        placement=placement,
+        filters=filters,
+        model=model,
+        algorithm=version.algorithm if version is not None else None,
+        log=False,
+    )
+    # A customer without history gets trending whatever the variant: the version did not serve it.
+    version_id = version.pk if version is not None and result.algorithm != "trending" else result.model_version
+    list_id = log_variant_list(
+        store.pk,
+        [c.product_id for c in result.candidates],
+        placement=placement,
+        customer_id=getattr(customer, "pk", None),
+        model_version_id=version_id,
+        algorithm=result.algorithm,
+        variant=spec.tag,
+    )
+    payload = result.as_dict()
+    payload.update(list_id=list_id, model_version=version_id, experiment=exp.pk, variant=spec.name)
+    return payload
 
 
 # --- the plain-Django fast path ---------------------------------------------------------------------
@@ -238,10 +296,10 @@ def _customer_fast(request: HttpRequest, store: Any, external_id: str) -> HttpRe
     # One round trip for the customer, their latest events and purchases, and the active version.
     # An unknown customer comes back as None, exactly like the DRF view's ``.first()``.
     customer, _active = realtime.customer_activity(store.pk, external_id)
-    result = serving.recommend_for_customer(
-        store, customer, n=n, offset=offset, placement=params.get("placement", ""), filters=filters
+    payload = serve_customer(
+        store, customer, external_id, n=n, offset=offset, placement=params.get("placement", ""), filters=filters
     )
-    return json_response(result.as_dict())
+    return json_response(payload)
 
 
 def _similar_fast(request: HttpRequest, store: Any, sku: str) -> HttpResponse | None:
@@ -293,10 +351,16 @@ class CustomerRecommendationsView(FastGetMixin, StoreScopedAPIMixin, APIView):
         except BadInput as exc:
             return _bad(exc)
         customer = Customer.objects.filter(external_id=external_id).only("pk", "country").first()
-        result = serving.recommend_for_customer(
-            self.store, customer, n=n, offset=offset, placement=params.get("placement", ""), filters=filters
+        payload = serve_customer(
+            self.store,
+            customer,
+            external_id,
+            n=n,
+            offset=offset,
+            placement=params.get("placement", ""),
+            filters=filters,
         )
-        return Response(result.as_dict())
+        return Response(payload)
 
 
 class SessionRecommendationsView(StoreScopedAPIMixin, APIView):

@@ -420,8 +420,18 @@ def _train(run: TrainingRun, progress: _Progress) -> None:
     for name, model in fitted.items():
         versions[name] = _write_version(run, name, model, data, results.get(name) or {})
 
-    progress.stage("activating", 97)
     candidate = versions[best]
+    # Serving reads each customer's candidates and each item's neighbours from a sidecar written now,
+    # before activation, so an active version never serves without it (a failure only costs speed:
+    # serving then scores on the request, as before).
+    progress.stage("precomputing serving arrays", 95)
+    try:
+        from shop_recs.recommend.candidates import precompute_for_version
+
+        precompute_for_version(candidate, fitted[best], data.matrix)
+    except Exception:  # noqa: BLE001 - the model is usable without it
+        logger.exception("training run %s: could not precompute the serving arrays", run.pk)
+    progress.stage("activating", 97)
     verdict = _gate(store, candidate, gate_config)
     if verdict["passed"] and gate_config.get("activate", True):
         activate_version(candidate)

@@ -123,3 +123,27 @@ def test_profile_run_task_and_status(client, shop, merchant, django_capture_on_c
         run = ProfileRun.objects.get()
     status = client.get(_url("run_status", shop["store"], run_id=run.pk)).json()
     assert status["status"] == "succeeded" and status["n_customers"] == 6
+
+
+@pytest.mark.django_db
+def test_profile_page_shows_the_served_recommendations_with_reasons(client, built, merchant):
+    from shop_recs.recommend.services import train_store
+    from shop_recs.recommend.serving import recommend_for_customer
+
+    store = built["store"]
+    train_store(store, algorithms=["item_knn", "popularity"])
+    with store_scope(store):
+        customer = store_customer(store, "c4")  # viewed E1 only: E2 and H1 are left to recommend
+    expected = recommend_for_customer(store, customer, n=10, log=False).items
+    assert expected, "the trained store should serve something to a customer with views"
+    client.force_login(merchant)
+    html = client.get(_url("customer_profile", store, external_id=customer.external_id)).content.decode()
+    for item in expected:
+        assert item["title"] in html
+    assert expected[0]["reason"]["text"] in html
+
+
+def store_customer(store, external_id):
+    from shop_recs.activity.models import Customer
+
+    return Customer.objects.get(external_id=external_id)

@@ -22,6 +22,7 @@ SAMPLE_KWARGS = {
     "campaign_id": 1,
     "eval_run_id": 1,
     "tuning_job_id": 1,
+    "experiment_id": 1,
 }
 
 

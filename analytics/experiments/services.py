@@ -1,0 +1,272 @@
+"""Experiments: lifecycle (start, stop, promote) and attribution of activity to served lists."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.experiments.models import (
+    Attribution,
+    AttributionSettings,
+    Experiment,
+    ExperimentStatus,
+    Variant,
+    VariantKind,
+)
+from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
+
+ATTRIBUTED_TYPES = ("click", "add_to_cart", "purchase")
+#: An event may carry a timestamp a little before the list's (client clock skew).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class ExperimentError(Exception):
+    """An experiment action that is not allowed in the experiment's state."""
+
+
+# --- lifecycle ------------------------------------------------------------------------------------
+
+
+def validate_variants(variants: list[Variant] | list[dict[str, Any]]) -> None:
+    shares = [v["traffic"] if isinstance(v, dict) else v.traffic for v in variants]
+    if len(shares) < 2:
+        raise ExperimentError("An experiment needs at least two variants.")
+    if sum(shares) != 100:
+        raise ExperimentError(f"The traffic split must sum to 100 (it sums to {sum(shares)}).")
+
+
+def create_experiment(
+    store: Store, *, name: str, placement: str, variants: list[dict[str, Any]], user: Any = None, description: str = ""
+) -> Experiment:
+    """A draft experiment with its variants (``name``, ``kind``, ``traffic`` and the kind's field)."""
+    validate_variants(variants)
+    with store_scope(store), transaction.atomic():
+        exp = Experiment.objects.create(
+            store=store, name=name, placement=placement, description=description, created_by=user
+        )
+        for i, v in enumerate(variants):
+            Variant.objects.create(
+                store=store,
+                experiment=exp,
+                position=i,
+                name=v["name"],
+                kind=v["kind"],
+                model_version_id=v.get("model_version_id") or getattr(v.get("model_version"), "pk", None),
+                algorithm=v.get("algorithm", "") or "",
+                rule_overrides=v.get("rule_overrides") or {},
+                traffic=v["traffic"],
+            )
+    return exp
+
+
+def start_experiment(exp: Experiment) -> Experiment:
+    if exp.status != ExperimentStatus.DRAFT:
+        raise ExperimentError("Only a draft experiment can be started.")
+    validate_variants(list(exp.variants.all()))
+    if Experiment.objects.filter(placement=exp.placement, status=ExperimentStatus.RUNNING).exists():
+        raise ExperimentError(f"Another experiment is already running on placement {exp.placement!r}.")
+    exp.status, exp.started_at = ExperimentStatus.RUNNING, timezone.now()
+    exp.save(update_fields=["status", "started_at"])
+    return exp
+
+
+def stop_experiment(exp: Experiment) -> Experiment:
+    if exp.status != ExperimentStatus.RUNNING:
+        raise ExperimentError("Only a running experiment can be stopped.")
+    exp.status, exp.stopped_at = ExperimentStatus.STOPPED, timezone.now()
+    exp.save(update_fields=["status", "stopped_at"])
+    return exp
+
+
+def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
+    """Make the variant what the store serves outside the experiment; stops a running experiment.
+
+    A model version is activated; an algorithm activates that algorithm's version of the active
+    run and becomes the store's training configuration; a rule override is written to the rules.
+    """
+    from analytics.experiments.assignment import resolve_version
+    from shop_recs.recommend import services as rec_services
+    from shop_recs.recommend.models import ModelVersion, StoreRules
+
+    if variant.experiment_id != exp.pk:
+        raise ExperimentError("That variant belongs to another experiment.")
+    store = exp.store
+    if variant.kind == VariantKind.RULES:
+        rules, _ = StoreRules.objects.get_or_create(store=store)
+        for key, value in (variant.rule_overrides or {}).items():
+            if hasattr(rules, key) and key not in ("id", "store", "store_id", "updated_at"):
+                setattr(rules, key, value)
+        rules.save()
+        outcome = "rules updated"
+    else:
+        active = ModelVersion.objects.filter(is_active=True).first()
+        spec = _spec(variant)
+        version = resolve_version(store.pk, spec, active) or active
+        if version is None:
+            raise ExperimentError("The variant has no usable model version.")
+        if not version.is_active:
+            rec_services.activate_version(version, user=user)
+        outcome = f"model version {version.pk} ({version.algorithm}) active"
+        if variant.kind == VariantKind.ALGORITHM:
+            from analytics.evaluation.models import StoreTrainingConfig
+
+            config, _ = StoreTrainingConfig.objects.get_or_create(store=store)
+            config.algorithms = [variant.algorithm]
+            config.updated_by = user
+            config.save()
+            outcome += "; training configuration updated"
+    if exp.status == ExperimentStatus.RUNNING:
+        exp.status, exp.stopped_at = ExperimentStatus.STOPPED, timezone.now()
+    exp.promoted_variant, exp.promoted_at = variant, timezone.now()
+    exp.save()
+    return outcome
+
+
+def _spec(variant: Variant) -> Any:
+    from analytics.experiments.assignment import VariantSpec
+
+    return VariantSpec(
+        variant.pk,
+        variant.name,
+        variant.kind,
+        variant.traffic,
+        variant.model_version_id,
+        variant.algorithm,
+        dict(variant.rule_overrides or {}),
+        variant.tag,
+    )
+
+
+# --- attribution ----------------------------------------------------------------------------------
+
+
+def attribution_settings(store: Store) -> AttributionSettings:
+    with store_scope(store):
+        row, _ = AttributionSettings.objects.get_or_create(store=store)
+    return row
+
+
+def _parse_list_id(context: Any) -> uuid.UUID | None:
+    if not isinstance(context, dict) or not context.get("list_id"):
+        return None
+    try:
+        return uuid.UUID(str(context["list_id"]))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def attribute_events(store: Store, *, batch_size: int = 20_000) -> int:
+    """Attribute the store's new clicks, cart adds and purchases (event id > the watermark).
+
+    An event is credited to the list it names in ``context.list_id`` (same store, same customer when
+    the list has one, inside the window), else to the latest list shown to the same customer that
+    contained the product within the window before the event. Windows: clicks and carts
+    ``click_window_hours``, purchases ``purchase_window_days``. Returns the rows written.
+    """
+    from shop_recs.activity.models import Event
+    from shop_recs.recommend.models import RecommendationList
+
+    cfg = attribution_settings(store)
+    written = 0
+    with store_scope(store):
+        click_window = timedelta(hours=cfg.click_window_hours)
+        purchase_window = timedelta(days=cfg.purchase_window_days)
+        while True:
+            events = list(
+                Event.objects.filter(pk__gt=cfg.last_event_id, event_type__in=ATTRIBUTED_TYPES, product__isnull=False)
+                .order_by("pk")
+                .values("pk", "event_type", "customer_id", "product_id", "timestamp", "context", "value", "quantity")[
+                    :batch_size
+                ]
+            )
+            if not events:
+                break
+            explicit = {e["pk"]: _parse_list_id(e["context"]) for e in events}
+            fields = ("list_id", "customer_id", "created_at", "product_ids", "placement", "model_version_id")
+            fields += ("algorithm", "variant")
+            named = {
+                row["list_id"]: row
+                for row in RecommendationList.objects.filter(list_id__in={v for v in explicit.values() if v}).values(
+                    *fields
+                )
+            }
+            # Candidates for window attribution: the same customers' lists since the earliest window start.
+            customers = {e["customer_id"] for e in events if e["customer_id"] is not None}
+            by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            if customers:
+                start = min(e["timestamp"] for e in events) - max(click_window, purchase_window)
+                end = max(e["timestamp"] for e in events) + CLOCK_SKEW
+                for row in (
+                    RecommendationList.objects.filter(
+                        created_at__gte=start, created_at__lte=end, customer_id__in=customers
+                    )
+                    .order_by("-created_at")
+                    .values(*fields)
+                ):
+                    by_customer[row["customer_id"]].append(row)
+            rows = []
+            for e in events:
+                window = purchase_window if e["event_type"] == "purchase" else click_window
+                ts = e["timestamp"]
+
+                def fits(lst: dict[str, Any], e: dict[str, Any] = e, ts: Any = ts, window: timedelta = window) -> bool:
+                    age = ts - lst["created_at"]
+                    return -CLOCK_SKEW <= age <= window
+
+                chosen, via = None, ""
+                lst = named.get(explicit[e["pk"]]) if explicit[e["pk"]] else None
+                if (
+                    lst is not None
+                    and (lst["customer_id"] is None or lst["customer_id"] == e["customer_id"])
+                    and fits(lst)
+                ):
+                    chosen, via = lst, "list_id"
+                elif e["customer_id"] is not None:
+                    for cand in by_customer.get(e["customer_id"], ()):
+                        if fits(cand) and e["product_id"] in cand["product_ids"]:
+                            chosen, via = cand, "window"
+                            break
+                if chosen is None:
+                    continue
+                revenue = 0.0
+                if e["event_type"] == "purchase":
+                    revenue = float(e["value"] or 0.0) * float(e["quantity"] or 1)
+                rows.append(
+                    Attribution(
+                        store=store,
+                        event_id=e["pk"],
+                        event_type=e["event_type"],
+                        list_id=chosen["list_id"],
+                        list_created_at=chosen["created_at"],
+                        timestamp=ts,
+                        customer_id=e["customer_id"],
+                        product_id=e["product_id"],
+                        revenue=revenue,
+                        placement=chosen["placement"],
+                        model_version_id=chosen["model_version_id"],
+                        algorithm=chosen["algorithm"],
+                        variant=chosen["variant"],
+                        via=via,
+                    )
+                )
+            with transaction.atomic():
+                Attribution.objects.bulk_create(rows, ignore_conflicts=True)
+                cfg.last_event_id = events[-1]["pk"]
+                AttributionSettings.objects.filter(pk=cfg.pk).update(last_event_id=cfg.last_event_id)
+            written += len(rows)
+            if len(events) < batch_size:
+                break
+    return written
+
+
+def reset_attribution(store: Store) -> None:
+    """Forget all attribution (after a window change): the next task run starts from the first event."""
+    with store_scope(store), transaction.atomic():
+        Attribution.objects.all().delete()
+        AttributionSettings.objects.filter(store=store).update(last_event_id=0)
