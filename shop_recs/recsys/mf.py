@@ -5,6 +5,7 @@ The fitted factors are kept as plain arrays, so scoring (and ``load``) never nee
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,11 +55,30 @@ def _fit_implicit(factory: Any, user_items: sp.csr_matrix, **params: Any) -> Any
     return model
 
 
-class ALS(FactorRecommender):
+class ImplicitFactorRecommender(FactorRecommender):
+    """A factor model trained by one of implicit's CPU models; every hyperparameter of the subclass
+    is passed to it by name, and only the learned factors are kept."""
+
+    #: "module:ClassName" of the implicit model, imported at fit time (implicit is optional at load).
+    _implicit_model: ClassVar[str]
+
+    def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> ImplicitFactorRecommender:
+        module, class_name = self._implicit_model.split(":")
+        factory = getattr(importlib.import_module(module), class_name)
+        x = as_csr(user_items)
+        model = _fit_implicit(factory, x, **self.get_params())
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.n_items_ = x.shape[1]
+        return self
+
+
+class ALS(ImplicitFactorRecommender):
     """Implicit-feedback ALS (Hu, Koren, Volinsky 2008) via ``implicit.cpu.als``; confidence is
     ``alpha * r_ui`` as in implicit 0.7 (build ``r_ui`` with :mod:`shop_recs.recsys.weighting`)."""
 
     name: ClassVar[str] = "als"
+    _implicit_model: ClassVar[str] = "implicit.cpu.als:AlternatingLeastSquares"
 
     def __init__(
         self,
@@ -76,25 +96,6 @@ class ALS(FactorRecommender):
         self.random_state = random_state
         self.num_threads = num_threads
 
-    def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> ALS:
-        from implicit.cpu.als import AlternatingLeastSquares
-
-        x = as_csr(user_items)
-        model = _fit_implicit(
-            AlternatingLeastSquares,
-            x,
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            num_threads=self.num_threads,
-        )
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.n_items_ = x.shape[1]
-        return self
-
     def fold_in(self, user_items: sp.csr_matrix) -> np.ndarray:
         """Exact ALS user step for new histories: ``(Y'Y + reg I + Y'(C-I)Y)^-1 Y'C p``."""
         y = self.item_factors_.astype(np.float64)
@@ -111,11 +112,12 @@ class ALS(FactorRecommender):
         return out
 
 
-class BPR(FactorRecommender):
+class BPR(ImplicitFactorRecommender):
     """Bayesian Personalised Ranking (Rendle et al. 2009) via ``implicit.cpu.bpr``. implicit appends
     a bias column (item bias; the user side holds a constant 1), kept as-is in the factors."""
 
     name: ClassVar[str] = "bpr"
+    _implicit_model: ClassVar[str] = "implicit.cpu.bpr:BayesianPersonalizedRanking"
 
     def __init__(
         self,
@@ -132,25 +134,6 @@ class BPR(FactorRecommender):
         self.iterations = iterations
         self.random_state = random_state
         self.num_threads = num_threads
-
-    def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> BPR:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        x = as_csr(user_items)
-        model = _fit_implicit(
-            BayesianPersonalizedRanking,
-            x,
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            num_threads=self.num_threads,
-        )
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        self.n_items_ = x.shape[1]
-        return self
 
     def fold_in(self, user_items: sp.csr_matrix) -> np.ndarray:
         """BPR has no closed-form user step; use the weighted mean of the history's item factors."""
