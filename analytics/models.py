@@ -12,14 +12,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from shop_recs.jobs import JobRun, JobStatus
 from shop_recs.stores.scoping import StoreOwned
 
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
+RunStatus = JobStatus  # the name this app's code uses
 
 
 class PriceBand(models.TextChoices):
@@ -55,7 +51,7 @@ class StoreAnalyticsSettings(StoreOwned):
         return f"analytics settings #{self.store_id}"
 
 
-class ProfileRun(StoreOwned):
+class ProfileRun(JobRun):
     """One computation of a store's customer profiles (full, or incremental since the last run).
 
     ``max_event_id`` is the watermark: the highest event id the run saw. The next incremental run
@@ -68,21 +64,9 @@ class ProfileRun(StoreOwned):
 
     mode = models.CharField(_("mode"), max_length=16, choices=Mode.choices, default=Mode.FULL)
     segment = models.BooleanField(_("rebuild segments afterwards"), default=True)
-    status = models.CharField(_("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    stage = models.CharField(_("stage"), max_length=64, blank=True, default="")
-    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
-    timings = models.JSONField(_("seconds per stage"), default=dict, blank=True)
     n_customers = models.PositiveIntegerField(_("customers profiled"), default=0)
     n_events = models.PositiveIntegerField(_("events read"), default=0)
     max_event_id = models.BigIntegerField(_("event watermark"), null=True, blank=True)
-    error = models.TextField(_("error"), blank=True, default="")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -92,10 +76,6 @@ class ProfileRun(StoreOwned):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.mode} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
 
 
 class Segment(StoreOwned):

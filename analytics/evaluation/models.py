@@ -10,20 +10,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from shop_recs.jobs import FINISHED_STATUSES, JobRun, JobStatus  # noqa: F401 - re-exported
 from shop_recs.stores.scoping import StoreOwned
-
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
-
-
-FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
 class Protocol(models.TextChoices):
@@ -32,37 +22,7 @@ class Protocol(models.TextChoices):
     LEAVE_LAST = "leave_last", _("Leave the last item out per customer")
 
 
-class _JobFields(StoreOwned):
-    """Columns shared by every polled job row of this app (status, progress, timings, error)."""
-
-    status = models.CharField(_("status"), max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    stage = models.CharField(_("stage"), max_length=64, blank=True, default="")
-    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
-    timings = models.JSONField(_("seconds per stage"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True, default="")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
-
-    class Meta(StoreOwned.Meta):
-        abstract = True
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
-
-
-class EvaluationRun(_JobFields):
+class EvaluationRun(JobRun):
     """One offline comparison of algorithms on a train/test split of the store's interactions.
 
     ``protocol_params`` holds the protocol's knobs (``test_days``, ``test_fraction``, ``k``); ``ks``
@@ -94,7 +54,7 @@ class EvaluationRun(_JobFields):
         return int(max(self.ks or [10]))
 
 
-class TuningJob(_JobFields):
+class TuningJob(JobRun):
     """A hyperparameter search: one :class:`TuningTrial` per (algorithm, configuration), run in parallel.
 
     ``leaderboard`` maps each algorithm to its best trial (``trial``, ``params``, ``score``) once the

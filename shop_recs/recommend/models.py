@@ -8,26 +8,21 @@ that is the one serving loads.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from shop_recs.jobs import JobRun, JobStatus
 from shop_recs.stores.scoping import StoreOwned
 
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
+RunStatus = JobStatus  # the name this app's code uses
 
 
 #: Statuses that hold the per-store training lock.
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-class TrainingRun(StoreOwned):
+class TrainingRun(JobRun):
     """One request to train a store's recommenders, and everything that happened to it.
 
     ``algorithms`` lists registry names; ``params`` maps each name to its hyperparameters and may hold
@@ -38,23 +33,10 @@ class TrainingRun(StoreOwned):
 
     algorithms = models.JSONField(_("algorithms"), default=list)
     params = models.JSONField(_("parameters"), default=dict, blank=True)
-    status = models.CharField(_("status"), max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    stage = models.CharField(_("stage"), max_length=64, blank=True, default="")
-    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
-    timings = models.JSONField(_("seconds per stage"), default=dict, blank=True)
     data_stats = models.JSONField(_("data statistics"), default=dict, blank=True)
     metrics = models.JSONField(_("holdout metrics"), default=dict, blank=True)
     gate = models.JSONField(_("activation gate verdict"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True, default="")
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
-    # Bumped on every progress write; a "running" run whose heartbeat is old lost its worker.
-    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -71,16 +53,6 @@ class TrainingRun(StoreOwned):
 
     def __str__(self) -> str:
         return f"#{self.pk} {', '.join(self.algorithms)} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class ModelVersion(StoreOwned):
