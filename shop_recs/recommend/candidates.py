@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 USER_CANDIDATES = 200
 ITEM_NEIGHBOURS = 50
-CHUNK_USERS = 1024
+CHUNK_USERS = 512
 CHUNK_ITEMS = 1024
 SIDECAR_SUFFIX = ".serving.npz"
 #: Sidecars larger than this are memory-mapped instead of read into each worker's memory.

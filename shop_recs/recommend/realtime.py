@@ -119,10 +119,13 @@ def customer_activity(store_id: int, external_id: str) -> tuple[ServingCustomer 
     # the UNION's column types aligned on PostgreSQL and is valid SQLite too.
     sql = (
         f"WITH c AS (SELECT id, country FROM {customers} WHERE store_id = %s AND external_id = %s), "  # noqa: S608
-        f"recent AS (SELECT e.product_id, e.event_type FROM {events} e JOIN c ON e.customer_id = c.id "
-        f"WHERE e.store_id = %s AND e.product_id IS NOT NULL ORDER BY e.{ts} DESC LIMIT %s), "
-        f"bought AS (SELECT DISTINCT e.product_id FROM {events} e JOIN c ON e.customer_id = c.id "
-        f"WHERE e.store_id = %s AND e.event_type = 'purchase' AND e.product_id IS NOT NULL LIMIT %s) "
+        # "customer_id = (SELECT id FROM c)" rather than a JOIN: with the join SQLite walked the whole
+        # store through (store, timestamp) — 30-70 ms on the demo store — instead of the customer's
+        # (customer, -timestamp) index (0.15 ms). PostgreSQL plans both forms on that index.
+        f"recent AS (SELECT e.product_id, e.event_type FROM {events} e WHERE e.customer_id = (SELECT id FROM c) "
+        f"AND e.store_id = %s AND e.product_id IS NOT NULL ORDER BY e.{ts} DESC LIMIT %s), "
+        f"bought AS (SELECT DISTINCT e.product_id FROM {events} e WHERE e.customer_id = (SELECT id FROM c) "
+        f"AND e.store_id = %s AND e.event_type = 'purchase' AND e.product_id IS NOT NULL LIMIT %s) "
         f"SELECT 3, id, NULL FROM (SELECT id FROM {versions} WHERE store_id = %s AND is_active LIMIT 1) v "
         f"UNION ALL SELECT 2, id, country FROM c "
         f"UNION ALL SELECT 0, product_id, event_type FROM recent "
