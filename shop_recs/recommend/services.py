@@ -396,7 +396,9 @@ def _train(run: TrainingRun, progress: _Progress) -> None:
             progress.update(int(base + span * 0.4))
             from shop_recs.recsys.evaluate import evaluate
 
-            result = evaluate(model, split.train, split.test, ks=(10,), diversity=False)
+            result = evaluate(
+                model, split.train, split.test, ks=(10,), diversity=False, users=_holdout_sample(split.test)
+            )
             results[name] = {k: result.metrics.get(k) for k in REPORTED_METRICS}
             results[name]["n_test_users"] = int(len(result.users))
         else:
@@ -848,3 +850,17 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _holdout_sample(test: sp.csr_matrix) -> np.ndarray:
+    """The held-out users the gate's metrics are computed on: all of them up to
+    ``TRAINING_EVAL_MAX_USERS`` (default 5,000), else a fixed-seed sample of that size.
+
+    Scoring every held-out user against every item took 604 of 676 seconds on a 5M-event,
+    200k-customer store; 5,000 users keep NDCG@10's standard error around 0.003, enough for a gate.
+    """
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    cap = int(getattr(settings, "TRAINING_EVAL_MAX_USERS", 5_000))
+    if len(users) <= cap:
+        return users
+    return np.sort(np.random.default_rng(0).choice(users, size=cap, replace=False))

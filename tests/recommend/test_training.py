@@ -71,6 +71,15 @@ def test_full_eager_run_activates_a_verified_version(store, shop_data, merchant,
     assert len(ids) == 3
 
 
+def test_holdout_metrics_use_a_capped_sample_of_users(store, shop_data, settings):
+    everyone = services.train_store(store, algorithms=["popularity"])
+    n_all = everyone.metrics["algorithms"]["popularity"]["n_test_users"]
+    assert n_all > 2
+    settings.TRAINING_EVAL_MAX_USERS = 2
+    capped = services.train_store(store, algorithms=["popularity"])
+    assert capped.metrics["algorithms"]["popularity"]["n_test_users"] == 2
+
+
 def test_train_store_default_trains_and_activates(store, shop_data):
     run = services.train_store(store)
     assert run.status == RunStatus.SUCCEEDED
