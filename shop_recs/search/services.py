@@ -427,7 +427,7 @@ def log_search_list(store: Store, outcome: SearchOutcome, *, customer: Customer 
     """Record the served page in the serving layer's list log (one INSERT) so clicks and purchases
     that carry ``context.list_id`` are attributed to search. ``None`` if the list log is absent."""
     try:
-        from shop_recs.recommend.serving import _insert_list_sql
+        from shop_recs.recommend.serving import _insert_list_sql, log_commit_may_skip_wal_wait
     except ImportError:  # pragma: no cover - the list log ships with the recommend app
         return None
 
@@ -435,7 +435,7 @@ def log_search_list(store: Store, outcome: SearchOutcome, *, customer: Customer 
     # Raw INSERT (the serving layer's statement): no model instance on the hot path, same row.
     with connection.cursor() as cur:
         cur.execute(
-            _insert_list_sql(),
+            _insert_list_sql(async_commit=log_commit_may_skip_wal_wait()),
             [
                 store.pk,
                 list_id.hex if connection.vendor == "sqlite" else list_id,
@@ -461,11 +461,19 @@ def log_query(
     Raw SQL with RETURNING (PostgreSQL, SQLite >= 3.35): the ORM's ``create`` cost more than the
     round trip itself on the search hot path. SearchQuery has no signal receivers.
     """
+    from shop_recs.recommend.serving import log_commit_may_skip_wal_wait, without_wal_wait
+
     table = connection.ops.quote_name(SearchQuery._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (store_id, query, normalized_query, customer_id, session_id, n_results, "  # noqa: S608
+        "corrected_query, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+    )
+    # Like the list log: the query log need not wait for the WAL flush (see serving.without_wal_wait).
+    if log_commit_may_skip_wal_wait():
+        sql = without_wal_wait(sql)
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO {table} (store_id, query, normalized_query, customer_id, session_id, n_results, "  # noqa: S608
-            "corrected_query, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            sql,
             [
                 store.pk,
                 query[:MAX_QUERY_LENGTH],

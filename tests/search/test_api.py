@@ -162,3 +162,23 @@ def test_served_page_is_logged_as_a_list_for_attribution(api_client, store, cata
     with store_scope(store):
         row = RecommendationList.objects.get(list_id=anonymous["list_id"])
     assert row.customer is None and row.model_version_id is None and row.algorithm == "bm25"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_logs_commit_outside_a_transaction_on_postgres(store, make_product):
+    """The log INSERTs' no-WAL-wait form (only used in autocommit) writes the same rows."""
+    from django.db import connection
+
+    from shop_recs.recommend.models import RecommendationList
+    from shop_recs.search.services import SearchOutcome, log_query, log_search_list
+    from tests.conftest import require_postgres
+
+    require_postgres()
+    make_product(store, "LOG-1", title="Log test mug")
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    outcome = SearchOutcome(query="mug", hits=[], total=0)
+    row_id = log_query(store, "mug", outcome)
+    list_id = log_search_list(store, outcome, customer=None, version=None)
+    with unscoped():
+        assert SearchQuery.objects.get(pk=row_id).query == "mug"
+        assert RecommendationList.objects.filter(list_id=list_id, endpoint="search").exists()

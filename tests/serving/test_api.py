@@ -199,3 +199,12 @@ def test_fbt_lift_ranking_with_min_support(api_client, shop, add_events, make_cu
     build_fbt(store)
     got = skus(api_client.get(f"{API}/products/S0/frequently-bought-together?n=5"))
     assert got[0] == "S3"
+
+
+def test_log_inserts_can_skip_the_wal_wait_without_changing_the_statement():
+    from shop_recs.recommend.serving import without_wal_wait
+
+    assert without_wal_wait("INSERT INTO t (a, b) VALUES (%s, %s::jsonb) RETURNING id") == (
+        "WITH _async AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        "INSERT INTO t (a, b) SELECT %s, %s::jsonb FROM _async RETURNING id"
+    )
