@@ -360,10 +360,10 @@ def predict_interests(
     col_of = pd.Series(np.arange(n_items), index=np.asarray(loaded.item_ids, dtype=np.int64))
     pe = events[events["product"] >= 0]
     cols = col_of.reindex(pe["product"].to_numpy())
-    ok = cols.notna().to_numpy()
     cust_pos = {c: i for i, (c, _r) in enumerate(rows)}
     pos = pe["customer"].map(cust_pos)
-    ok &= pos.notna().to_numpy()
+    # A new array: pandas 3 hands out read-only views, so an in-place "&=" would raise.
+    ok = cols.notna().to_numpy() & pos.notna().to_numpy()
     ui = sp.csr_matrix(
         (np.ones(int(ok.sum())), (pos.to_numpy()[ok].astype(np.int64), cols.to_numpy()[ok].astype(np.int64))),
         shape=(len(rows), n_items),

@@ -6,6 +6,8 @@ Usage (Postgres recommended)::
         .venv/bin/python benchmarks/profiles.py --customers 200000 --events 1000000
     # the demo store (python manage.py seed_demo data):
     .venv/bin/python benchmarks/profiles.py --demo
+    # any existing store, e.g. the UCI Online Retail import:
+    .venv/bin/python manage.py import_uci --store uci && .venv/bin/python benchmarks/profiles.py --store uci
 
 Generated data: numpy, written with ``shop_recs.activity.ingest.write_events`` (COPY on Postgres).
 Peak memory is the process's max RSS (``resource.getrusage``) measured before and after each step.
@@ -114,10 +116,13 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=200_000)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--demo", action="store_true", help="benchmark the seed_demo store instead")
+    ap.add_argument("--store", default="", help="benchmark an existing store by slug (e.g. one made by import_uci)")
     ap.add_argument("--slug", default="bench-profiles")
     args = ap.parse_args()
     call_command("migrate", verbosity=0)
-    if args.demo:
+    if args.store:
+        store = Store.objects.get(slug=args.store)
+    elif args.demo:
         store = Store.objects.filter(slug="demo").first()
         if store is None:
             call_command("seed_demo", verbosity=0)

@@ -111,3 +111,18 @@ def test_incremental_touches_only_changed(shop, add_event):
         after = {p.customer_id: p for p in CustomerProfile.objects.all()}
     assert after[c2.pk].computed_at == later and after[c2.pk].frequency == 2
     assert all(after[c].computed_at == before[c] for c in before if c != c2.pk)
+
+
+def test_predicted_interests_come_from_the_active_model(shop):
+    from shop_recs.recommend.services import train_store
+
+    store = shop["store"]
+    train_store(store, algorithms=["item_knn"])
+    build_profiles(store, "full", as_of=AS_OF)
+    with store_scope(store):
+        c4 = CustomerProfile.objects.get(customer__external_id="c4")  # viewed E1 (Electronics) only
+    assert c4.predicted_interests, "a customer the model knows gets predicted categories"
+    names = [entry[0] for entry in c4.predicted_interests]
+    shares = [entry[1] for entry in c4.predicted_interests]
+    assert set(names) <= {"Electronics", "Home"}
+    assert sum(shares) == pytest.approx(1.0, abs=1e-6)
