@@ -177,8 +177,13 @@ def build_profiles(
     from shop_recs.activity.models import Customer, Event
 
     timings: dict[str, float] = {}
-    as_of = as_of or timezone.now()
     with store_scope(store):
+        # Recency, churn and decay are measured from the store's latest event, not the wall clock:
+        # an imported history (UCI Online Retail ends in 2011) then profiles as it stood at its end
+        # instead of every customer being 15 years lapsed; for a live store the two coincide.
+        if as_of is None:
+            latest = Event.objects.aggregate(t=Max("timestamp"))["t"]
+            as_of = min(latest, timezone.now()) if latest else timezone.now()
         if run is None:
             run = ProfileRun.objects.create(
                 store=store, mode=mode, segment=segment, status=RunStatus.RUNNING, started_at=timezone.now()

@@ -126,3 +126,13 @@ def test_predicted_interests_come_from_the_active_model(shop):
     shares = [entry[1] for entry in c4.predicted_interests]
     assert set(names) <= {"Electronics", "Home"}
     assert sum(shares) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_recency_is_measured_from_the_stores_latest_event(shop):
+    """An imported history is profiled as of its end, not as of today's date."""
+    run = build_profiles(shop["store"], "full")  # no as_of
+    assert run.status == "succeeded"
+    with store_scope(shop["store"]):
+        c1 = CustomerProfile.objects.get(customer__external_id="c1")
+    # The shop's latest event is c4's view 1 day before AS_OF; c1 last bought 10 days before AS_OF.
+    assert c1.recency_days == pytest.approx(9.0, abs=0.01)
