@@ -46,7 +46,11 @@ class ExportForm(forms.Form):
 
 class AutoSegmentForm(forms.Form):
     k = forms.IntegerField(
-        label=_("Number of segments (empty: choose by silhouette)"), min_value=2, max_value=20, required=False
+        label=_("Number of segments (empty: choose by silhouette)"),
+        min_value=2,
+        max_value=20,
+        required=False,
+        widget=forms.NumberInput(attrs={"placeholder": _("k: auto"), "style": "width: 7em"}),
     )
 
 
