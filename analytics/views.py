@@ -36,16 +36,10 @@ def _run_json(run: ProfileRun | None) -> dict | None:
     if run is None:
         return None
     return {
-        "id": run.pk,
+        **run.status_payload(),
         "mode": run.mode,
-        "status": run.status,
-        "status_label": str(run.get_status_display()),
-        "stage": run.stage,
         "stage_label": _(run.stage) if run.stage else "",
-        "progress": run.progress,
         "n_customers": run.n_customers,
-        "error": run.error.splitlines()[0] if run.error else "",
-        "finished": run.is_finished,
     }
 
 

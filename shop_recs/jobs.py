@@ -7,6 +7,10 @@ runs, evaluation runs and tuning jobs all inherit :class:`JobRun`.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -54,3 +58,52 @@ class JobRun(StoreOwned):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+    def status_payload(self) -> dict[str, Any]:
+        """What a page polls while the job works: plain JSON from the row, no Celery result store."""
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "status_label": str(self.get_status_display()),
+            "stage": self.stage,
+            "progress": self.progress,
+            "finished": self.is_finished,
+            "error": self.error.splitlines()[0] if self.error else "",
+            "timings": self.timings,
+        }
+
+
+class JobProgress:
+    """Records stage, percent, per-stage seconds and a heartbeat on a job row.
+
+    Each call is one single-row UPDATE outside any transaction, so the polling page sees it at once.
+    """
+
+    def __init__(self, row: JobRun, on_progress: Callable[[str, int], None] | None = None) -> None:
+        self.model, self.pk, self.on_progress = type(row), row.pk, on_progress
+        self.timings: dict[str, float] = {}
+        self._stage, self._t0 = "", 0.0
+
+    def stage(self, name: str, percent: float) -> None:
+        self._close()
+        self._stage, self._t0 = name, time.perf_counter()
+        self.update(percent)
+
+    def update(self, percent: float) -> None:
+        self.model.all_stores.filter(pk=self.pk).update(
+            stage=self._stage[:64],
+            progress=max(0, min(100, int(percent))),
+            heartbeat_at=timezone.now(),
+            timings=self.timings,
+        )
+        if self.on_progress is not None:
+            self.on_progress(self._stage, int(percent))
+
+    def _close(self) -> None:
+        if self._stage:
+            self.timings[self._stage] = round(self.timings.get(self._stage, 0.0) + time.perf_counter() - self._t0, 4)
+
+    def finish(self) -> dict[str, float]:
+        self._close()
+        self._stage = ""
+        return self.timings

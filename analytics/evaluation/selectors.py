@@ -42,14 +42,7 @@ def _times(row: Any) -> dict[str, Any]:
 def run_status_payload(run: EvaluationRun) -> dict[str, Any]:
     """What the page polls while a run works (plain JSON from the row, no Celery result store)."""
     return {
-        "id": run.pk,
-        "status": run.status,
-        "status_label": str(run.get_status_display()),
-        "stage": run.stage,
-        "progress": run.progress,
-        "finished": run.is_finished,
-        "error": run.error.splitlines()[0] if run.error else "",
-        "timings": run.timings,
+        **run.status_payload(),
         **_times(run),
     }
 
@@ -57,13 +50,7 @@ def run_status_payload(run: EvaluationRun) -> dict[str, Any]:
 def tuning_status_payload(job: TuningJob) -> dict[str, Any]:
     done = TuningTrial.objects.filter(job=job, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).count()
     return {
-        "id": job.pk,
-        "status": job.status,
-        "status_label": str(job.get_status_display()),
-        "stage": job.stage,
-        "progress": job.progress,
-        "finished": job.is_finished,
-        "error": job.error.splitlines()[0] if job.error else "",
+        **job.status_payload(),
         "n_trials": job.n_trials,
         "n_done": done,
         "best": job.best,

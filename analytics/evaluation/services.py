@@ -41,6 +41,7 @@ from analytics.evaluation.models import (
     TuningJob,
     TuningTrial,
 )
+from shop_recs.jobs import JobProgress
 from shop_recs.recsys import metrics as mx
 from shop_recs.recsys import registry
 from shop_recs.recsys.evaluate import evaluate
@@ -175,39 +176,6 @@ def promote_tuning(job: TuningJob, user: Any = None, algorithm: str | None = Non
 # --- shared job plumbing ----------------------------------------------------------------------------
 
 
-class _Progress:
-    """Stage/percent/heartbeat on a job row with single-row UPDATEs (visible at once to the poller)."""
-
-    def __init__(self, model: type, pk: int, on_progress: Callable[[str, int], None] | None = None) -> None:
-        self.model, self.pk, self.on_progress = model, pk, on_progress
-        self.timings: dict[str, float] = {}
-        self._stage, self._t0 = "", 0.0
-
-    def stage(self, name: str, percent: float) -> None:
-        self._close()
-        self._stage, self._t0 = name, time.perf_counter()
-        self.update(percent)
-
-    def update(self, percent: float) -> None:
-        self.model.all_stores.filter(pk=self.pk).update(
-            stage=self._stage[:64],
-            progress=max(0, min(100, int(percent))),
-            heartbeat_at=timezone.now(),
-            timings=self.timings,
-        )
-        if self.on_progress is not None:
-            self.on_progress(self._stage, int(percent))
-
-    def _close(self) -> None:
-        if self._stage:
-            self.timings[self._stage] = round(self.timings.get(self._stage, 0.0) + time.perf_counter() - self._t0, 4)
-
-    def finish(self) -> dict[str, float]:
-        self._close()
-        self._stage = ""
-        return self.timings
-
-
 def _claim(model: type, pk: int) -> bool:
     """Queued -> running, once (a redelivered task finds the row already claimed or finished)."""
     return bool(
@@ -317,7 +285,7 @@ def run_evaluation(run_id: int, on_progress: Callable[[str, int], None] | None =
     if not _claim(EvaluationRun, run.pk):
         run.refresh_from_db()
         return run
-    progress = _Progress(EvaluationRun, run.pk, on_progress)
+    progress = JobProgress(run, on_progress)
     try:
         with store_scope(run.store):
             results, split_info = _evaluate_run(run, progress)
@@ -375,7 +343,7 @@ def _shares(counts: np.ndarray) -> list[float]:
     return [float(c) / total if total else 0.0 for c in counts]
 
 
-def _evaluate_run(run: EvaluationRun, progress: _Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+def _evaluate_run(run: EvaluationRun, progress: JobProgress) -> tuple[dict[str, Any], dict[str, Any]]:
     from shop_recs.catalog.models import Product
 
     store = run.store
@@ -585,7 +553,7 @@ def prepare_tuning(job_id: int) -> list[int]:
     job = TuningJob.all_stores.select_related("store").get(pk=job_id)
     if not _claim(TuningJob, job.pk):
         return []
-    progress = _Progress(TuningJob, job.pk)
+    progress = JobProgress(job)
     try:
         with store_scope(job.store):
             progress.stage("loading data", 2)

@@ -39,6 +39,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from shop_recs.activity.models import EventType
+from shop_recs.activity.services import EVENT_FIELDS
 from shop_recs.imports.models import ImportJob, ImportKind, ImportStatus
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
@@ -75,18 +76,8 @@ CATALOG_COLUMNS = (
 )
 CATALOG_REQUIRED = ("sku", "title")
 
-EVENT_FILE_COLUMNS = (
-    "customer",
-    "session_id",
-    "type",
-    "sku",
-    "value",
-    "quantity",
-    "order_id",
-    "query",
-    "timestamp",
-    "context",
-)
+# The columns of an events file are the fields of the events API: one format, one list.
+EVENT_FILE_COLUMNS = EVENT_FIELDS
 EVENT_REQUIRED = ("type", "timestamp")
 EVENT_TYPES = frozenset(EventType.values)
 # Event types that are about one product; a search carries a query instead.

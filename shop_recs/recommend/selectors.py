@@ -31,14 +31,7 @@ def get_run(run_id: int) -> TrainingRun:
 def run_status_payload(run: TrainingRun) -> dict[str, Any]:
     """What the Jobs page polls: plain JSON, no Celery result store involved."""
     return {
-        "id": run.pk,
-        "status": run.status,
-        "status_label": str(run.get_status_display()),
-        "stage": run.stage,
-        "progress": run.progress,
-        "finished": run.is_finished,
-        "error": run.error.splitlines()[0] if run.error else "",
-        "timings": run.timings,
+        **run.status_payload(),
         "metrics": run.metrics,
         "gate": run.gate,
         "created_at": run.created_at.isoformat(),

@@ -29,7 +29,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from shop_recs.jobs import JobProgress
 from shop_recs.recommend.matrix import InteractionData, MatrixConfig, build_interactions
 from shop_recs.recommend.models import ACTIVE_RUN_STATUSES, ModelVersion, RunStatus, TrainingRun
 from shop_recs.recsys import registry
@@ -216,41 +217,6 @@ def fail_stale_runs(store: Store | None = None, running_after: timedelta | None 
 # --- running -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Progress:
-    """Writes stage/percent/heartbeat to the run row (one UPDATE, visible at once: no transaction)."""
-
-    run: TrainingRun
-    on_progress: Callable[[str, int], None] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    _stage: str = ""
-    _t0: float = 0.0
-
-    def stage(self, name: str, percent: int) -> None:
-        self._close()
-        self._stage, self._t0 = name, time.perf_counter()
-        self.update(percent)
-
-    def update(self, percent: int) -> None:
-        TrainingRun.all_stores.filter(pk=self.run.pk).update(
-            stage=self._stage,
-            progress=max(0, min(100, int(percent))),
-            heartbeat_at=timezone.now(),
-            timings=self.timings,
-        )
-        if self.on_progress is not None:
-            self.on_progress(self._stage, int(percent))
-
-    def _close(self) -> None:
-        if self._stage:
-            self.timings[self._stage] = round(self.timings.get(self._stage, 0.0) + time.perf_counter() - self._t0, 4)
-
-    def finish(self) -> dict[str, float]:
-        self._close()
-        self._stage = ""
-        return self.timings
-
-
 def run_training(run_id: int, on_progress: Callable[[str, int], None] | None = None) -> TrainingRun:
     """The body of the ``train_model`` task: train, evaluate, write artifacts, gate, activate.
 
@@ -289,7 +255,7 @@ def run_training(run_id: int, on_progress: Callable[[str, int], None] | None = N
             run.refresh_from_db()
             return run
         run.refresh_from_db()
-        progress = _Progress(run, on_progress)
+        progress = JobProgress(run, on_progress)
         beat = _Heartbeat.start_for(run.pk)
         try:
             _train(run, progress)
@@ -351,7 +317,7 @@ def _mark_failed(run: TrainingRun, message: str, tb: str = "") -> None:
     )
 
 
-def _train(run: TrainingRun, progress: _Progress) -> None:
+def _train(run: TrainingRun, progress: JobProgress) -> None:
     store = run.store
     params = dict(run.params or {})
     matrix_config = MatrixConfig.from_dict(params.get("_matrix"))
@@ -483,7 +449,7 @@ def _event_marks(store: Store, run: TrainingRun) -> tuple[int, int]:
     return int(high_water), int(new_events)
 
 
-def _test_delay(progress: _Progress) -> None:
+def _test_delay(progress: JobProgress) -> None:
     """``SHOP_RECS_TEST_TRAINING_DELAY=<seconds>`` makes the data stage sleep (fault tests kill a worker
     mid-run with it). Read from the environment only, never set in production; a no-op when unset."""
     raw = os.environ.get("SHOP_RECS_TEST_TRAINING_DELAY", "")
