@@ -3,9 +3,10 @@
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("shop_recs.catalog.api_urls")),
-    path("", include("shop_recs.activity.api_urls")),
+    # The read endpoints a shop calls on every page view first: routes are tried in order.
     path("", include("shop_recs.recommend.api_urls")),
     path("", include("shop_recs.search.api_urls")),
+    path("", include("shop_recs.catalog.api_urls")),
+    path("", include("shop_recs.activity.api_urls")),
     path("", include("analytics.ads.api_urls")),
 ]

@@ -254,6 +254,24 @@ EVENT_BATCH_MAX = envint("EVENT_BATCH_MAX", 10_000)
 PRODUCT_BATCH_MAX = envint("PRODUCT_BATCH_MAX", 5_000)
 IDEMPOTENCY_TTL_HOURS = envint("IDEMPOTENCY_TTL_HOURS", 48)
 
+# --- Serving hot path (docs/serving.md) ------------------------------------------------------
+# Served-list and search-query log rows: 0 = one INSERT on the request (development and tests read
+# them right after the response); N = buffered, written by a background thread every
+# SERVING_LOG_FLUSH_MS or at N rows (shop_recs.logbuffer). Production (DEBUG off) buffers.
+SERVING_LOG_BUFFER_ROWS = envint("SERVING_LOG_BUFFER_ROWS", 0 if DEBUG else 500)
+SERVING_LOG_FLUSH_MS = envint("SERVING_LOG_FLUSH_MS", 200)
+# Attribution leaves events this recent for its next run, so their buffered lists are written first.
+ATTRIBUTION_SETTLE_SECONDS = envint("ATTRIBUTION_SETTLE_SECONDS", 10 if SERVING_LOG_BUFFER_ROWS else 0)
+# Customers' latest activity cached in each web process, kept fresh by Redis pub/sub
+# (shop_recs.recommend.live_activity); off without Redis.
+SERVING_ACTIVITY_CACHE = envbool("SERVING_ACTIVITY_CACHE", bool(REDIS_URL))
+SERVING_ACTIVITY_TTL = envint("SERVING_ACTIVITY_TTL", 300)
+SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 200_000)
+# How long a process trusts an API key row and a store's active model version it has read
+# (a revocation/activation in the same process applies at once).
+API_KEY_CACHE_SECONDS = envint("API_KEY_CACHE_SECONDS", 5)
+SERVING_ACTIVE_VERSION_TTL = envint("SERVING_ACTIVE_VERSION_TTL", 5)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

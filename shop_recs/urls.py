@@ -9,11 +9,12 @@ from shop_recs import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    # The API before the dashboard and admin: routes are tried in order and the API is the hot path.
+    path("api/v1/", include("shop_recs.api_urls")),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("api/v1/", include("shop_recs.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

@@ -61,6 +61,28 @@ def _eager_celery(settings):
     app.conf.task_always_eager = True
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Serving's in-process caches (API keys, active versions, customer activity) start empty in every
+    test: store and key ids are reused across tests on SQLite."""
+    from shop_recs import logbuffer
+    from shop_recs.recommend import live_activity
+    from shop_recs.recommend.serving import forget_active_version
+    from shop_recs.stores.auth import forget_api_key
+
+    def clear():
+        forget_api_key()
+        forget_active_version()
+        live_activity.clear()
+
+    clear()
+    yield
+    clear()
+    # A test that buffered log rows: write them and close the flusher thread's connection (the test
+    # database cannot be dropped while it is open).
+    logbuffer.stop_flusher()
+
+
 @pytest.fixture
 def make_store(db):
     counter = {"n": 0}

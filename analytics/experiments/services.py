@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +25,17 @@ from shop_recs.stores.scoping import store_scope
 ATTRIBUTED_TYPES = ("click", "add_to_cart", "purchase")
 #: An event may carry a timestamp a little before the list's (client clock skew).
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def settle_delay() -> timedelta:
+    """``ATTRIBUTION_SETTLE_SECONDS`` (default 10 when list rows are buffered, else 0): events received
+    more recently wait for the next run.
+
+    Web workers write served-list rows in batches (``shop_recs.logbuffer``, up to
+    ``SERVING_LOG_FLUSH_MS`` late); a click that arrives right after its list was served must not be
+    judged before that list's row is in the table, or it would be passed over for good.
+    """
+    return timedelta(seconds=float(getattr(settings, "ATTRIBUTION_SETTLE_SECONDS", 0)))
 
 
 class ExperimentError(Exception):
@@ -181,10 +193,24 @@ def attribute_events(store: Store, *, batch_size: int = 20_000) -> int:
             events = list(
                 Event.objects.filter(pk__gt=cfg.last_event_id, event_type__in=ATTRIBUTED_TYPES, product__isnull=False)
                 .order_by("pk")
-                .values("pk", "event_type", "customer_id", "product_id", "timestamp", "context", "value", "quantity")[
-                    :batch_size
-                ]
+                .values(
+                    "pk",
+                    "event_type",
+                    "customer_id",
+                    "product_id",
+                    "timestamp",
+                    "context",
+                    "value",
+                    "quantity",
+                    "received_at",
+                )[:batch_size]
             )
+            # Stop at the first event received too recently (in id order, so the watermark never
+            # passes an event that has not been judged).
+            settled_before = timezone.now() - settle_delay()
+            settled = next((i for i, e in enumerate(events) if e["received_at"] > settled_before), len(events))
+            unsettled = settled < len(events)
+            events = events[:settled]
             if not events:
                 break
             explicit = {e["pk"]: _parse_list_id(e["context"]) for e in events}
@@ -260,7 +286,7 @@ def attribute_events(store: Store, *, batch_size: int = 20_000) -> int:
                 cfg.last_event_id = events[-1]["pk"]
                 AttributionSettings.objects.filter(pk=cfg.pk).update(last_event_id=cfg.last_event_id)
             written += len(rows)
-            if len(events) < batch_size:
+            if unsettled or len(events) < batch_size:
                 break
     return written
 

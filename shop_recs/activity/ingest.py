@@ -48,6 +48,7 @@ from itertools import islice
 from django.db import connection
 from django.utils import timezone
 
+from shop_recs.activity import changes
 from shop_recs.activity.models import Customer, Event
 
 __all__ = ["EVENT_COLUMNS", "write_events", "ensure_customers", "ensure_customers_counting", "product_ids_by_sku"]
@@ -98,13 +99,27 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 
 
 def write_events(store_id: int, rows: Iterable[tuple]) -> int:
-    """Append events to the store's history. See the module docstring for the row format."""
+    """Append events to the store's history. See the module docstring for the row format.
+
+    Then announces the customers whose activity changed (``changes.customers_changed``: serving's
+    in-process caches drop them now in this process, and on commit in the others).
+    """
     now = timezone.now()
+    customers: set[int] = set()
+
+    def noting_customers(rows: Iterable[tuple]) -> Iterator[tuple]:
+        for row in rows:
+            customers.add(row[0])
+            yield row
+
     if connection.vendor == "postgresql":
-        return _copy_events(store_id, rows, now)
-    if connection.vendor == "sqlite":
-        return _insert_events(store_id, rows, now)
-    return _bulk_create_events(store_id, rows, now)
+        written = _copy_events(store_id, noting_customers(rows), now)
+    elif connection.vendor == "sqlite":
+        written = _insert_events(store_id, noting_customers(rows), now)
+    else:
+        written = _bulk_create_events(store_id, noting_customers(rows), now)
+    changes.customers_changed(store_id, customers)
+    return written
 
 
 def _bulk_create_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:

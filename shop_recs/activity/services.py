@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from shop_recs.activity import changes
 from shop_recs.activity.ingest import ensure_customers, product_ids_by_sku, write_events
 from shop_recs.activity.models import Customer, EventType
 from shop_recs.catalog.services import InvalidRows, RowError
@@ -305,7 +306,8 @@ def upsert_customers(store: Store, rows: list[dict[str, Any]], *, max_rows: int 
     cleaned = clean_customer_rows(rows, max_rows=max_rows)
     ids = [r["external_id"] for r in cleaned]
     with transaction.atomic():
-        existing = Customer.all_stores.filter(store=store, external_id__in=ids).count()
+        existing_pks = list(Customer.all_stores.filter(store=store, external_id__in=ids).values_list("pk", flat=True))
+        existing = len(existing_pks)
         now = timezone.now()
         Customer.all_stores.bulk_create(
             # Sorted: one lock order for concurrent upserts, so they wait instead of deadlocking.
@@ -315,4 +317,6 @@ def upsert_customers(store: Store, rows: list[dict[str, Any]], *, max_rows: int 
             unique_fields=["store", "external_id"],
             update_fields=["country", "age_band", "gender", "signup_date"],
         )
+        # Serving caches customers with their country (cold start by country).
+        changes.customers_changed(store.pk, existing_pks)
     return CustomerUpsertResult(created=len(ids) - existing, updated=existing)

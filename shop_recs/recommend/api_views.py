@@ -13,18 +13,13 @@ DRF view itself, so error responses stay exactly DRF's. ``benchmarks/serve.py`` 
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC
 from functools import update_wrapper
 from typing import Any
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -36,15 +31,14 @@ from rest_framework.views import APIView
 from analytics.experiments.assignment import log_variant_list, running_experiments, variant_model
 from shop_recs.activity.models import Customer
 from shop_recs.catalog.serializers import ErrorSerializer
-from shop_recs.recommend import realtime, serving
-from shop_recs.recommend.models import ModelVersion
+from shop_recs.recommend import live_activity, serving
 from shop_recs.recommend.rules import catalog_snapshot
 from shop_recs.recommend.serializers import RecommendationResponseSerializer, SessionRequestSerializer
 from shop_recs.stores import auth as auth_module
 from shop_recs.stores.api import StoreScopedAPIMixin
 from shop_recs.stores.api_errors import error_response
 from shop_recs.stores.auth import ApiKeyAuthentication
-from shop_recs.stores.models import ApiKey, Store, hash_api_key
+from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 
 TAG = ["serving"]
@@ -188,65 +182,15 @@ def json_response(payload: Any) -> HttpResponse:
 FastHandler = Callable[..., "HttpResponse | None"]
 
 
-_DATETIME_FIELDS = {f.attname for f in Store._meta.concrete_fields if f.get_internal_type() == "DateTimeField"}
-
-
-def _as_datetime(value: Any) -> Any:
-    """Aware datetime from what a raw cursor returns (SQLite: naive datetime or text; PostgreSQL: aware)."""
-    parsed = parse_datetime(value) if isinstance(value, str) else value
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, UTC)
-    return parsed
-
-
 def _store_of_key(request: HttpRequest) -> Store | None:
-    """``ApiKeyAuthentication.authenticate`` in one raw query: the caller's store, or ``None``.
-
-    The same query also reads the store's active model version id (a sub-select on the one-active
-    partial unique index), which the returned store instance carries for ``serving_state``.
-
-    The same checks in the same order (header format, prefix, hash, revoked, ``last_used_at`` once
-    a minute), read fresh on every request (a revoked key stops working at once), but without the
-    ORM's query compilation and two model instances (~1.5 ms of the ~2 ms it cost). ``None``
-    for anything that is not a valid live key: the caller then lets DRF answer, with DRF's error.
-    """
+    """The caller's store from its API key (``auth.store_for_raw_key``: in process, re-read every few
+    seconds), or ``None`` for anything that is not a valid live key: the caller then lets DRF answer,
+    with DRF's error."""
     try:
         raw = _AUTH._raw_key(request)
     except exceptions.APIException:
         return None
-    prefix = ApiKey.prefix_of(raw) if raw is not None else None
-    if prefix is None:
-        return None
-    qn = connection.ops.quote_name
-    store_fields = [f.attname for f in Store._meta.concrete_fields]
-    sql = (
-        f"SELECT k.id, k.key_hash, k.revoked_at, k.last_used_at, "  # noqa: S608 - quoted identifiers only
-        f"(SELECT v.id FROM {qn(ModelVersion._meta.db_table)} v WHERE v.store_id = k.store_id AND v.is_active "
-        f"LIMIT 1), {', '.join('s.' + qn(f) for f in store_fields)} FROM {qn(ApiKey._meta.db_table)} k "
-        f"JOIN {qn(Store._meta.db_table)} s ON s.id = k.store_id WHERE k.prefix = %s"
-    )
-    with connection.cursor() as cur:
-        cur.execute(sql, [prefix])
-        row = cur.fetchone()
-    if row is None:
-        return None
-    key_id, key_hash, revoked_at, last_used_at, active_version = row[:5]
-    if not hmac.compare_digest(key_hash, hash_api_key(raw)) or revoked_at is not None:
-        return None
-    # SQLite hands datetimes back as text (no Django converters on a raw cursor); PostgreSQL as datetimes.
-    values = [
-        _as_datetime(v) if v is not None and f in _DATETIME_FIELDS else v
-        for f, v in zip(store_fields, row[5:], strict=True)
-    ]
-    store = Store.from_db(connection.alias, store_fields, values)
-    # This request's store instance carries the active model version id read with the key, so
-    # ``serving_state`` needs no query of its own (see ``serving.ACTIVE_VERSION_ATTR``).
-    setattr(store, serving.ACTIVE_VERSION_ATTR, int(active_version or 0))
-    last_used_at = _as_datetime(last_used_at) if last_used_at is not None else None
-    now = timezone.now()
-    if last_used_at is None or now - last_used_at > auth_module._LAST_USED_RESOLUTION:
-        ApiKey.objects.filter(pk=key_id).update(last_used_at=now)
-    return store
+    return auth_module.store_for_raw_key(raw)
 
 
 def fast_get_view(drf_view: Callable[..., Any], handler: FastHandler) -> Callable[..., Any]:
@@ -293,9 +237,9 @@ def _customer_fast(request: HttpRequest, store: Any, external_id: str) -> HttpRe
         filters = _filters(params, snap)
     except BadInput:
         return None
-    # One round trip for the customer, their latest events and purchases, and the active version.
-    # An unknown customer comes back as None, exactly like the DRF view's ``.first()``.
-    customer, _active = realtime.customer_activity(store.pk, external_id)
+    # The customer with their latest events and purchases: from this process's cache when it may
+    # answer, else one round trip. An unknown customer is None, exactly like the DRF view's ``.first()``.
+    customer = live_activity.serving_customer(store.pk, external_id)
     payload = serve_customer(
         store, customer, external_id, n=n, offset=offset, placement=params.get("placement", ""), filters=filters
     )

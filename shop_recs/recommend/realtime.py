@@ -9,6 +9,7 @@ neighbours of the latest few products (:func:`neighbour_scores`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,18 +34,29 @@ class Activity:
 
     events: list[tuple[int, str]] = field(default_factory=list)  # (product pk, event type)
     purchased: set[int] = field(default_factory=set)
+    #: ``weights()``/``recent_products`` computed once: an Activity is never changed after it is read
+    #: (a change makes a new one), and the cached ones serve many requests.
+    _weights: dict[int, float] | None = field(default=None, repr=False, compare=False)
+    _recent: list[int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def recent_products(self) -> list[int]:
         """Distinct products of the latest events that carry weight, newest first."""
-        seen: dict[int, None] = {}
-        for pk, kind in self.events:
-            if DEFAULT_EVENT_WEIGHTS.get(kind, 0.0) > 0:
-                seen.setdefault(pk, None)
-        return list(seen)
+        if self._recent is None:
+            seen: dict[int, None] = {}
+            for pk, kind in self.events:
+                if DEFAULT_EVENT_WEIGHTS.get(kind, 0.0) > 0:
+                    seen.setdefault(pk, None)
+            self._recent = list(seen)
+        return self._recent
 
     def weights(self) -> dict[int, float]:
         """Product pk -> summed event weight (capped), like a training matrix cell."""
+        if self._weights is None:
+            self._weights = self._compute_weights()
+        return self._weights
+
+    def _compute_weights(self) -> dict[int, float]:
         out: dict[int, float] = {}
         for pk, kind in self.events:
             w = DEFAULT_EVENT_WEIGHTS.get(kind, 0.0)
@@ -99,6 +111,9 @@ class ServingCustomer:
     country: str
     activity: Activity
     active_version_id: int | None = None
+    #: What serving derived from this activity (its personal candidates per serving state); lives
+    #: and dies with the cached entry (``live_activity``), so it never outlives an activity change.
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 def customer_activity(store_id: int, external_id: str) -> tuple[ServingCustomer | None, int]:

@@ -207,6 +207,9 @@ class CatalogSnapshot:
     documents: list[str]
     built_at: float = 0.0
     _content: Any = None
+    #: Arrays derived from this snapshot on demand (rule masks, category masks, category subtrees).
+    #: They depend only on the snapshot (and the rules value in their key), so they live as long as it.
+    _derived: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.pks)
@@ -230,9 +233,14 @@ class CatalogSnapshot:
         """Category pks at ``path`` or below it (the catalog API's subtree semantics)."""
         from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR
 
-        path = CATEGORY_PATH_SEPARATOR.join(p.strip() for p in path.split(">"))
-        prefix = path + CATEGORY_PATH_SEPARATOR
-        return frozenset(pk for pk, p in self.category_paths.items() if p == path or p.startswith(prefix))
+        key = ("categories_under", path)
+        hit = self._derived.get(key)
+        if hit is None:
+            path = CATEGORY_PATH_SEPARATOR.join(p.strip() for p in path.split(">"))
+            prefix = path + CATEGORY_PATH_SEPARATOR
+            hit = frozenset(pk for pk, p in self.category_paths.items() if p == path or p.startswith(prefix))
+            _remember(self._derived, key, hit)
+        return hit
 
     def content_index(self) -> Any:
         """L2-normalised TF-IDF rows of every product (built lazily, once per snapshot)."""
@@ -370,6 +378,283 @@ def _category_similarity(snap: CatalogSnapshot) -> Callable[[np.ndarray], np.nda
     return sim
 
 
+# --- rules as arrays over catalog positions -----------------------------------------------------------
+
+#: Derived arrays kept per snapshot (rule masks per distinct rules value, category masks, subtrees):
+#: the store's own rules plus a few preview/experiment overrides; past this the oldest is dropped.
+DERIVED_PER_SNAPSHOT = 64
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    while len(cache) >= DERIVED_PER_SNAPSHOT:
+        cache.pop(next(iter(cache)), None)
+    cache[key] = value
+
+
+@dataclass(frozen=True)
+class RuleMasks:
+    """A ``Rules`` value as arrays over a snapshot's catalog positions (built once per snapshot and rules).
+
+    The per-product rules then cost one array lookup for all candidates instead of Python set and
+    dict tests per candidate.
+    """
+
+    allowed: np.ndarray  # bool: not blocked, and active / in stock where those rules are on
+    repurchasable: np.ndarray | None  # bool: the category is repurchasable; None: no such category
+    boosted: np.ndarray | None  # bool: product or category boosted; None: boosts change nothing
+    pinned: tuple[tuple[int, int], ...]  # (pk, catalog position or -1), in the rules' order
+
+
+def _build_rule_masks(snap: CatalogSnapshot, rules: Rules) -> RuleMasks:
+    n = len(snap)
+    index = snap.index
+    allowed = np.ones(n, dtype=bool)
+    if rules.exclude_inactive:
+        allowed &= snap.active
+    if rules.exclude_out_of_stock:
+        allowed &= snap.in_stock
+    allowed[[index[pk] for pk in rules.blocked if pk in index]] = False
+    repurchasable = None
+    if rules.repurchasable_categories:
+        repurchasable = np.isin(snap.category, np.fromiter(rules.repurchasable_categories, dtype=np.int64))
+    boosted = None
+    if float(rules.boost_weight) != 1.0 and (rules.boosted_products or rules.boosted_categories):
+        boosted = np.zeros(n, dtype=bool)
+        boosted[[index[pk] for pk in rules.boosted_products if pk in index]] = True
+        if rules.boosted_categories:
+            boosted |= np.isin(snap.category, np.fromiter(rules.boosted_categories, dtype=np.int64))
+    pinned = tuple((int(pk), index.get(int(pk), -1)) for pk in rules.pinned)
+    return RuleMasks(allowed, repurchasable, boosted, pinned)
+
+
+def rule_masks(snap: CatalogSnapshot, rules: Rules) -> RuleMasks:
+    """``rules`` as arrays over ``snap``'s positions, cached on the snapshot per rules value."""
+    # ``load_rules`` hands out the same object until its TTL: found by identity first (hashing the
+    # frozen dataclass costs more than everything else here); the entry keeps the object alive.
+    by_id = snap._derived.get(("rules-id", id(rules)))
+    if by_id is not None and by_id[0] is rules:
+        return by_id[1]
+    try:
+        key = ("rules", rules)
+        hit = snap._derived.get(key)
+    except TypeError:  # an override set a field to an unhashable value: build, don't cache
+        return _build_rule_masks(snap, rules)
+    if hit is None:
+        hit = _build_rule_masks(snap, rules)
+        _remember(snap._derived, key, hit)
+    _remember(snap._derived, ("rules-id", id(rules)), (rules, hit))
+    return hit
+
+
+def ranks_by_score_alone(snap: CatalogSnapshot, rules: Rules, ctx: RuleContext) -> bool:
+    """True when these rules only filter and sort by score (no boosts, pins or diversity).
+
+    Then candidates scored below ``ctx.limit`` surviving ones can never reach the ranked list, so a
+    caller may rank its best candidates first and add lower-scored ones only when that comes up short.
+    """
+    diversity = rules.diversity if ctx.diversity is None else float(ctx.diversity)
+    return ctx.limit is not None and diversity <= 0 and not rules.pinned and rule_masks(snap, rules).boosted is None
+
+
+def category_mask(snap: CatalogSnapshot, category_ids: frozenset[int]) -> np.ndarray:
+    """Bool over catalog positions: the product's category is one of ``category_ids`` (cached)."""
+    try:
+        key = ("category", frozenset(category_ids))
+    except TypeError:
+        key = None
+    hit = snap._derived.get(key) if key is not None else None
+    if hit is None:
+        hit = np.isin(snap.category, np.fromiter((int(c) for c in category_ids), dtype=np.int64))
+        if key is not None:
+            _remember(snap._derived, key, hit)
+    return hit
+
+
+def _request_drops(
+    snap: CatalogSnapshot, masks: RuleMasks, purchased: Iterable[int], excluded: Iterable[int]
+) -> np.ndarray | None:
+    """Bool over catalog positions of this request's drops (excluded; purchased, unless repurchasable)."""
+    index = snap.index
+    drop = [index[pk] for pk in excluded if pk in index]
+    bought = [index[pk] for pk in purchased if pk in index]
+    if bought and masks.repurchasable is not None:
+        bought = [i for i, again in zip(bought, masks.repurchasable[bought].tolist(), strict=True) if not again]
+    if not drop and not bought:
+        return None
+    mark = np.zeros(len(snap), dtype=bool)
+    mark[drop + bought] = True
+    return mark
+
+
+def _allowed_positions(
+    snap: CatalogSnapshot,
+    masks: RuleMasks,
+    ctx: RuleContext,
+    pos: np.ndarray,
+    drops: np.ndarray | None,
+    in_catalog: bool = False,
+) -> np.ndarray:
+    """Which ``pos`` pass every filter (rules and request): the vectorised per-product rule.
+
+    ``in_catalog``: every position is a catalog position (no -1 to drop).
+    """
+    if not len(snap):
+        return np.zeros(len(pos), dtype=bool)
+    if in_catalog:
+        p = pos
+        ok = masks.allowed[p]
+    else:
+        valid = pos >= 0
+        p = np.where(valid, pos, 0)
+        ok = masks.allowed[p] & valid
+    if drops is not None:
+        ok &= ~drops[p]
+    if ctx.category_ids is not None:
+        ok &= category_mask(snap, ctx.category_ids)[p]
+    if ctx.min_price is not None or ctx.max_price is not None:
+        price = snap.prices[p]
+        ok &= ~np.isnan(price)
+        with np.errstate(invalid="ignore"):
+            if ctx.min_price is not None:
+                ok &= price >= ctx.min_price
+            if ctx.max_price is not None:
+                ok &= price <= ctx.max_price
+    return ok
+
+
+@dataclass
+class RankedPositions:
+    """:func:`rank_positions`' answer, best first (at most ``context.limit`` entries)."""
+
+    src: np.ndarray  # int64: index into the input arrays; -1 for a pinned product the rules inserted
+    pos: np.ndarray  # int64: catalog positions
+    scores: np.ndarray  # float64, boosts applied (an inserted pin scores like the top candidate)
+    boosted: np.ndarray  # bool: a boost applied (popular/trending reasons then become "boosted")
+    n_pinned: int  # the first ``n_pinned`` entries are the pins, in the rules' order
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def rank_positions(
+    snap: CatalogSnapshot,
+    rules: Rules,
+    ctx: RuleContext,
+    pos: np.ndarray,
+    scores: np.ndarray,
+    *,
+    purchased: Iterable[int] = (),
+    excluded: Iterable[int] = (),
+    unique: bool = False,
+    in_catalog: bool = False,
+    presorted: bool = False,
+) -> RankedPositions:
+    """The rules over candidates given as arrays (catalog positions, -1: unknown; scores).
+
+    The array core of :func:`apply_rules` (same filters, boosts, order, pins and MMR): the serving
+    hot path calls it directly and builds ``Candidate`` objects for the served page only.
+    ``purchased`` is already the set the purchased rule uses (empty when the rule is off);
+    ``unique=True`` promises no position repeats (skips the first-occurrence pass), ``in_catalog=True``
+    that none is -1, ``presorted=True`` that the scores are best first already (ties in input order,
+    no NaN), so the sort runs only when a boost changed them.
+    """
+    masks = rule_masks(snap, rules)
+    pos = np.asarray(pos, dtype=np.int64)
+    drops = _request_drops(snap, masks, purchased, excluded)
+    idx = _allowed_positions(snap, masks, ctx, pos, drops, in_catalog).nonzero()[0]
+    if not unique and len(idx) > 1:
+        # The first occurrence of each product (as a "seen" set would keep).
+        _u, first = np.unique(pos[idx], return_index=True)
+        if len(first) < len(idx):
+            idx = idx[np.sort(first)]
+    cand_pos = pos[idx]
+    sc = np.asarray(scores, dtype=np.float64)[idx]
+
+    # Boosts multiply positive scores (and divide negative ones) so a boost always moves an item up.
+    if masks.boosted is not None and len(idx):
+        boosted = masks.boosted[cand_pos]
+        # (w - 1) times the score's size, but at least 5% of the list's score span per unit of
+        # weight, so zero and negative scores move too and w < 1 demotes.
+        span = float(sc.max() - sc.min()) or 1.0
+        sc[boosted] += (float(rules.boost_weight) - 1.0) * np.maximum(np.abs(sc[boosted]), 0.05 * span)
+        rescored = bool(boosted.any())
+    else:
+        boosted = np.zeros(len(idx), dtype=bool)
+        rescored = False
+    # A stable sort of scores already in order is the identity: skip it when nothing moved.
+    order = np.arange(len(idx)) if presorted and not rescored else np.argsort(-sc, kind="stable")
+
+    pin_src: list[int] = []
+    pin_pos: list[int] = []
+    pin_scores: list[float] = []
+    if masks.pinned:
+        at = {p: k for k, p in enumerate(cand_pos.tolist())}
+        top = float(sc[order[0]]) if len(order) else 1.0
+        pin_ok = _allowed_positions(
+            snap, masks, ctx, np.array([p for _pk, p in masks.pinned], dtype=np.int64), drops
+        ).tolist()
+        is_pinned = np.zeros(len(idx), dtype=bool)
+        for (_pk, p), ok in zip(masks.pinned, pin_ok, strict=True):
+            k = at.get(p) if p >= 0 else None
+            if k is not None:
+                is_pinned[k] = True
+                pin_src.append(int(idx[k]))
+                pin_pos.append(p)
+                pin_scores.append(float(sc[k]))
+            elif ctx.insert_pinned and ok:
+                pin_src.append(-1)
+                pin_pos.append(p)
+                pin_scores.append(top)
+        order = order[~is_pinned[order]]
+
+    n_pinned = len(pin_src)
+    diversity = rules.diversity if ctx.diversity is None else float(ctx.diversity)
+    room = None if ctx.limit is None else max(0, ctx.limit - n_pinned)
+    if diversity > 0 and len(order) > 1:
+        need = max(50, 3 * (room or 10))
+    else:
+        need = room
+    kept = order if need is None else order[:need]
+    if diversity > 0 and len(kept) > 1:
+        from shop_recs.recsys.rerank import mmr_rerank
+
+        # MMR over a bounded pool (``need``): quadratic in the pool size, never over the whole catalog.
+        ids = snap.pks[cand_pos[kept]]
+        sim = ctx.similarity or _category_similarity(snap)
+        # mmr_rerank indexes similarity rows by the ids it is given, so hand it positions 0..k-1.
+        chosen, _s = mmr_rerank(np.arange(len(kept)), sc[kept], lambda p: sim(ids[p]), diversity=diversity, N=room)
+        kept = kept[chosen]
+    if ctx.limit is not None:
+        kept = kept[: max(0, ctx.limit - n_pinned)]
+        if n_pinned > ctx.limit:
+            n_pinned = ctx.limit
+            pin_src, pin_pos, pin_scores = pin_src[:n_pinned], pin_pos[:n_pinned], pin_scores[:n_pinned]
+    if n_pinned:
+        return RankedPositions(
+            np.concatenate([np.array(pin_src, dtype=np.int64), idx[kept]]),
+            np.concatenate([np.array(pin_pos, dtype=np.int64), cand_pos[kept]]),
+            np.concatenate([np.array(pin_scores, dtype=np.float64), sc[kept]]),
+            np.concatenate([np.zeros(n_pinned, dtype=bool), boosted[kept]]),
+            n_pinned,
+        )
+    return RankedPositions(idx[kept], cand_pos[kept], sc[kept], boosted[kept], 0)
+
+
+def rules_for_request(
+    store: Store | int, ctx: RuleContext, customer_id: int | None = None
+) -> tuple[Rules, set[int], set[int]]:
+    """The rules (with the context's overrides) and the purchased and excluded pks this request's
+    rules use (purchases: one query only when the context lacks them)."""
+    rules = load_rules(store).with_overrides(ctx.overrides)
+    purchased: set[int] = set()
+    if rules.exclude_purchased:
+        if ctx.purchased is not None:
+            purchased = {int(p) for p in ctx.purchased}
+        elif customer_id is not None:
+            purchased = purchased_products(customer_id)
+    return rules, purchased, {int(p) for p in ctx.exclude}
+
+
 def apply_rules(
     store: Store | int,
     candidates: list[Candidate],
@@ -383,132 +668,28 @@ def apply_rules(
     product that is not in the store's catalog are dropped.
     """
     ctx = context or RuleContext()
-    rules = load_rules(store).with_overrides(ctx.overrides)
+    rules, purchased, excluded = rules_for_request(store, ctx, customer_id)
     snap = catalog_snapshot(store)
-    purchased: set[int] = set()
-    if rules.exclude_purchased:
-        if ctx.purchased is not None:
-            purchased = {int(p) for p in ctx.purchased}
-        elif customer_id is not None:
-            purchased = purchased_products(customer_id)
-    excluded = {int(p) for p in ctx.exclude}
-
-    def allowed(pk: int) -> bool:
-        i = snap.index.get(pk)
-        if i is None or pk in rules.blocked or pk in excluded:
-            return False
-        if rules.exclude_inactive and not snap.active[i]:
-            return False
-        if rules.exclude_out_of_stock and not snap.in_stock[i]:
-            return False
-        if pk in purchased and int(snap.category[i]) not in rules.repurchasable_categories:
-            return False
-        if ctx.category_ids is not None and int(snap.category[i]) not in ctx.category_ids:
-            return False
-        if ctx.min_price is not None or ctx.max_price is not None:
-            price = snap.prices[i]
-            if np.isnan(price):
-                return False
-            if ctx.min_price is not None and price < ctx.min_price:
-                return False
-            if ctx.max_price is not None and price > ctx.max_price:
-                return False
-        return True
-
-    # Vectorised over the candidates (masks from the snapshot's per-product arrays); Candidate objects
-    # are built only for the part of the ranking the caller can use.
     n_cands = len(candidates)
-    pks = np.fromiter((int(c.product_id) for c in candidates), dtype=np.int64, count=n_cands)
     index = snap.index
-    pos = np.fromiter((index.get(pk, -1) for pk in pks.tolist()), dtype=np.int64, count=n_cands)
-    ok = pos >= 0
-    p = np.maximum(pos, 0)
-    cat = snap.category[p] if len(snap) else np.full(n_cands, -1, dtype=np.int64)
-    if rules.blocked or excluded:
-        ok &= ~np.isin(pks, np.fromiter(rules.blocked | excluded, dtype=np.int64))
-    if rules.exclude_inactive and len(snap):
-        ok &= snap.active[p]
-    if rules.exclude_out_of_stock and len(snap):
-        ok &= snap.in_stock[p]
-    if purchased:
-        bought = np.isin(pks, np.fromiter(purchased, dtype=np.int64))
-        if rules.repurchasable_categories:
-            bought &= ~np.isin(cat, np.fromiter(rules.repurchasable_categories, dtype=np.int64))
-        ok &= ~bought
-    if ctx.category_ids is not None:
-        ok &= np.isin(cat, np.fromiter(ctx.category_ids, dtype=np.int64))
-    if (ctx.min_price is not None or ctx.max_price is not None) and len(snap):
-        price = snap.prices[p]
-        ok &= ~np.isnan(price)
-        with np.errstate(invalid="ignore"):
-            if ctx.min_price is not None:
-                ok &= price >= ctx.min_price
-            if ctx.max_price is not None:
-                ok &= price <= ctx.max_price
-    idx = np.flatnonzero(ok)
-    # The first occurrence of each product (as a "seen" set would keep).
-    _u, first = np.unique(pks[idx], return_index=True)
-    idx = idx[np.sort(first)]
-    seen = set(pks[idx].tolist())
-    scores = np.fromiter((float(candidates[i].score) for i in idx.tolist()), dtype=np.float64, count=len(idx))
-
-    # Boosts multiply positive scores (and divide negative ones) so a boost always moves an item up.
-    weight = float(rules.boost_weight)
-    boosted = np.zeros(len(idx), dtype=bool)
-    if weight != 1.0 and (rules.boosted_products or rules.boosted_categories) and len(idx):
-        # (w - 1) times the score's size, but at least 5% of the list's score span per unit of
-        # weight, so zero and negative scores move too and w < 1 demotes.
-        span = float(scores.max() - scores.min()) or 1.0
-        if rules.boosted_products:
-            boosted |= np.isin(pks[idx], np.fromiter(rules.boosted_products, dtype=np.int64))
-        if rules.boosted_categories:
-            boosted |= np.isin(cat[idx], np.fromiter(rules.boosted_categories, dtype=np.int64))
-        scores[boosted] += (weight - 1.0) * np.maximum(np.abs(scores[boosted]), 0.05 * span)
-    order = np.argsort(-scores, kind="stable")
-    boosted_text = _("Recommended by the shop") if boosted.any() else ""
-
-    def make(j: int) -> Candidate:
-        cand = candidates[int(idx[j])]
-        out = Candidate(int(pks[idx[j]]), float(scores[j]), cand.reason_code, cand.reason_text, cand.anchor_product_id)
-        if boosted[j] and out.reason_code in ("popular", "trending"):
-            out.reason_code, out.reason_text = "boosted", boosted_text
-        return out
-
-    pinned_set = set(rules.pinned)
-    pinned: list[Candidate] = []
-    if rules.pinned:
-        order_pks = pks[idx[order]]
-        is_pinned = np.isin(order_pks, np.fromiter(pinned_set, dtype=np.int64))
-        by_pk = {int(order_pks[k]): make(int(order[k])) for k in np.flatnonzero(is_pinned).tolist()}
-        top = float(scores[order[0]]) if len(order) else 1.0
-        for pk in rules.pinned:
-            if pk in by_pk:
-                cand = by_pk[pk]
-            elif ctx.insert_pinned and pk not in seen and allowed(pk):
-                cand = Candidate(pk, top, "pinned", "")
-            else:
-                continue
-            cand.reason_code, cand.reason_text = "pinned", _("Featured by the shop")
-            pinned.append(cand)
-        order = order[~is_pinned]
-
-    diversity = rules.diversity if ctx.diversity is None else float(ctx.diversity)
-    room = None if ctx.limit is None else max(0, ctx.limit - len(pinned))
-    if diversity > 0 and len(order) > 1:
-        need = max(50, 3 * (room or 10))
-    else:
-        need = None if room is None else room
-    kept = [make(int(j)) for j in (order if need is None else order[:need]).tolist()]
-    if diversity > 0 and len(kept) > 1:
-        from shop_recs.recsys.rerank import mmr_rerank
-
-        # MMR over a bounded pool: quadratic in the pool size, so never over the whole catalog.
-        pool = kept[: max(50, 3 * (room or 10))]
-        ids = np.array([c.product_id for c in pool], dtype=np.int64)
-        scores = np.array([c.score for c in pool], dtype=np.float64)
-        sim = ctx.similarity or _category_similarity(snap)
-        # mmr_rerank indexes similarity rows by the ids it is given, so hand it positions 0..k-1.
-        positions, _s = mmr_rerank(np.arange(len(pool)), scores, lambda pos: sim(ids[pos]), diversity=diversity, N=room)
-        kept = [pool[int(p)] for p in positions.tolist()]
-    out = pinned + kept
-    return out if ctx.limit is None else out[: ctx.limit]
+    pos = np.fromiter((index.get(int(c.product_id), -1) for c in candidates), dtype=np.int64, count=n_cands)
+    scores = np.fromiter((float(c.score) for c in candidates), dtype=np.float64, count=n_cands)
+    ranked = rank_positions(snap, rules, ctx, pos, scores, purchased=purchased, excluded=excluded)
+    pinned_text = _("Featured by the shop") if ranked.n_pinned else ""
+    boosted_text = _("Recommended by the shop") if ranked.boosted.any() else ""
+    out: list[Candidate] = []
+    rows = zip(
+        ranked.src.tolist(), snap.pks[ranked.pos].tolist(), ranked.scores.tolist(), ranked.boosted.tolist(), strict=True
+    )
+    for k, (src, pk, score, boosted) in enumerate(rows):
+        if src >= 0:
+            cand = candidates[src]
+            out_cand = Candidate(pk, score, cand.reason_code, cand.reason_text, cand.anchor_product_id)
+        else:
+            out_cand = Candidate(pk, score, "pinned", "")
+        if k < ranked.n_pinned:
+            out_cand.reason_code, out_cand.reason_text = "pinned", pinned_text
+        elif boosted and out_cand.reason_code in ("popular", "trending"):
+            out_cand.reason_code, out_cand.reason_text = "boosted", boosted_text
+        out.append(out_cand)
+    return out

@@ -17,11 +17,14 @@ building is cheap next to fitting, and decay/k-core filters need the full log), 
 ``data_stats["event_high_water"]`` (the largest ``Event.pk`` when it started) and
 ``data_stats["new_events"]`` (the store's events above the previous successful run's mark), and the
 schedule only retrains when that number would be positive.
+
+Merchants edit the schedule on the dashboard's Jobs page, which saves through :func:`update_schedule`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -55,6 +58,64 @@ def next_due(schedule: TrainingSchedule, after: datetime) -> datetime:
 def first_due(schedule: TrainingSchedule, now: datetime) -> datetime:
     """A new daily schedule waits for its hour; a new interval schedule is due at once."""
     return next_due(schedule, now) if schedule.daily_hour is not None else now
+
+
+def current_schedule(store: Store | int) -> TrainingSchedule | None:
+    """The store's schedule row (with its last scheduled run), or ``None`` if it never had one."""
+    with store_scope(store):
+        return TrainingSchedule.objects.select_related("last_run").first()
+
+
+def update_schedule(
+    store: Store,
+    *,
+    enabled: bool,
+    daily_hour: int | None,
+    interval_hours: int | None,
+    algorithms: Sequence[str] = (),
+    now: datetime | None = None,
+) -> TrainingSchedule:
+    """Create or change ``store``'s schedule (the Jobs page's form) and return the saved row.
+
+    The cadence is ``daily_hour`` or ``interval_hours``; the other one is cleared so the row says
+    exactly what the beat task does. Passing neither keeps the stored cadence (only sensible for a
+    disabled schedule; the form refuses it otherwise). Empty ``algorithms`` means the store's
+    training configuration at the time of each run.
+
+    ``next_due_at`` is recomputed with :func:`first_due` from ``now`` when the schedule is new, its
+    cadence changed, or it is switched back on (a slot computed before it was switched off may lie
+    far in the past). Changing only the algorithms keeps it, so saving the form does not postpone a
+    run that is about to happen.
+    """
+    now = now or timezone.now()
+    with store_scope(store), transaction.atomic():
+        # Locked like the beat task's claim in ``_handle``, so a tick that is starting this store's
+        # run right now cannot write a slot computed from the old cadence over the new one.
+        row = TrainingSchedule.objects.select_for_update().filter(store=store).first()
+        is_new = row is None
+        if row is None:
+            row = TrainingSchedule(store=store)
+        was_enabled = row.enabled
+        old_cadence = (row.daily_hour, row.interval_hours)
+        if daily_hour is not None:
+            row.daily_hour, row.interval_hours = daily_hour, None
+        elif interval_hours is not None:
+            row.daily_hour, row.interval_hours = None, interval_hours
+        row.enabled = enabled
+        row.algorithms = list(algorithms)
+        row.clean()  # the model's own checks, for callers that bypass the form
+        if is_new or (row.daily_hour, row.interval_hours) != old_cadence or (enabled and not was_enabled):
+            row.next_due_at = first_due(row, now)
+        row.save()
+    logger.info(
+        "store %s (%s): training schedule saved (%s, enabled=%s, next due %s)",
+        store.pk,
+        store.slug,
+        row,
+        row.enabled,
+        row.next_due_at,
+    )
+    return row
 
 
 def last_success(store: Store | int) -> TrainingRun | None:

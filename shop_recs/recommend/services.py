@@ -659,6 +659,11 @@ def activate_version(version: ModelVersion, user: Any = None) -> ModelVersion:
         if not updated:
             raise VersionNotUsable(f"version {version.pk} does not belong to this store")
     version.is_active, version.activated_at = True, now
+    # This process serves the new version from its next request; other processes within
+    # SERVING_ACTIVE_VERSION_TTL seconds (serving caches the active id that long).
+    from shop_recs.recommend.serving import forget_active_version
+
+    forget_active_version(store_id)
     logger.info("store %s: activated model version %s (%s)", store_id, version.pk, version.algorithm)
     return version
 

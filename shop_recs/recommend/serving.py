@@ -18,10 +18,8 @@ its own ``model``, e.g. an experiment variant) the full scoring below runs as be
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -34,14 +32,25 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Case, Count, F, FloatField, Max, Sum, Value, When
 from django.utils import timezone
-from django.utils.translation import get_language, gettext_noop
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from threadpoolctl import ThreadpoolController
 
+from shop_recs import logbuffer
 from shop_recs.recommend import candidates as precomputed
 from shop_recs.recommend import realtime
 from shop_recs.recommend.matrix import DEFAULT_EVENT_WEIGHTS
-from shop_recs.recommend.rules import Candidate, CatalogSnapshot, RuleContext, apply_rules, catalog_snapshot
+from shop_recs.recommend.rules import (
+    Candidate,
+    CatalogSnapshot,
+    RankedPositions,
+    RuleContext,
+    apply_rules,
+    catalog_snapshot,
+    rank_positions,
+    ranks_by_score_alone,
+    rules_for_request,
+)
 from shop_recs.recommend.services import LoadedModel, load_active_model
 from shop_recs.stores.scoping import store_scope
 
@@ -72,6 +81,15 @@ logger = logging.getLogger(__name__)
 ACTIVE_VERSION_ATTR = "_serving_active_version_id"
 
 
+@dataclass(frozen=True)
+class SimilarPool:
+    """A product's "similar items" before rules, best first (catalog positions; the anchor excluded)."""
+
+    pos: np.ndarray  # int64, unique
+    scores: np.ndarray  # float64
+    from_content: np.ndarray  # bool: content similarity is the larger part of the score
+
+
 @dataclass
 class ServingState:
     """In-memory serving tables of one store and model version over catalog positions."""
@@ -92,12 +110,17 @@ class ServingState:
     sim_cache: dict[int, np.ndarray] = field(default_factory=dict)
     #: (product pk, pool size) -> the "similar items" pool before rules: (pks, scores, from_content).
     #: It depends only on the model and the catalog snapshot, both fixed for this state's lifetime.
-    similar_pools: dict[tuple[int, int], tuple[list[int], list[float], list[bool]]] = field(default_factory=dict)
+    similar_pools: dict[tuple[int, int], SimilarPool] = field(default_factory=dict)
     #: The model version's precomputed serving arrays (``candidates.py``); ``None``: score on the request.
     pre: precomputed.Precomputed | None = None
     pre_checked_at: float = 0.0
     #: Catalog position -> its top content neighbours (positions, 0..1 scores), filled on demand.
     content_nb: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: (kind, country) -> (the score array it was taken from, top ``POOL`` positions, their scores):
+    #: the trending/popular lists every fill and cold start reads, ranked once instead of per request.
+    cold_tops: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: (``col_pos``, ``col_pos`` + a trailing -1) for ``_to_pos``, built on first use.
+    col_pos_padded: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def version_id(self) -> int | None:
@@ -122,6 +145,7 @@ def clear_serving_cache() -> None:
         _states.clear()
         _tables.clear()
         _precomputed.clear()
+        _active_ids.clear()
 
 
 def _load_precomputed(loaded: LoadedModel | None, retry: bool = False) -> precomputed.Precomputed | None:
@@ -224,15 +248,45 @@ def _popularity_tables(store_id: int, version_id: int | None, snap: CatalogSnaps
     return popularity, trending, by_country
 
 
+#: store id -> (monotonic time read, active ModelVersion id or 0).
+_active_ids: dict[int, tuple[float, int]] = {}
+
+
+def active_version_ttl() -> float:
+    """``SERVING_ACTIVE_VERSION_TTL`` (seconds, default 5): how long a process trusts the active version
+    id it read. An activation or rollback in this process is seen at once (:func:`forget_active_version`);
+    in other processes (other web workers, a Celery worker that trained) within this many seconds."""
+    return float(getattr(settings, "SERVING_ACTIVE_VERSION_TTL", 5.0))
+
+
 def _active_version_id(store_id: int) -> int:
-    """The store's active ModelVersion id (0: none): one indexed lookup, no model instance."""
+    """The store's active ModelVersion id (0: none): one indexed lookup at most every TTL seconds."""
+    now = time.monotonic()
+    hit = _active_ids.get(store_id)
+    if hit is not None and now - hit[0] < active_version_ttl():
+        return hit[1]
     from shop_recs.recommend.models import ModelVersion
 
     table = connection.ops.quote_name(ModelVersion._meta.db_table)
     with connection.cursor() as cur:
         cur.execute(f"SELECT id FROM {table} WHERE store_id = %s AND is_active LIMIT 1", [store_id])  # noqa: S608
         row = cur.fetchone()
-    return int(row[0]) if row else 0
+    active = int(row[0]) if row else 0
+    _active_ids[store_id] = (now, active)
+    return active
+
+
+def note_active_version(store_id: int, active: int) -> None:
+    """Record an active version id read together with something else (the customer's activity)."""
+    _active_ids[store_id] = (time.monotonic(), int(active))
+
+
+def forget_active_version(store_id: int | None = None) -> None:
+    """Drop the cached active version id (one store, or all): the next request reads it again."""
+    if store_id is None:
+        _active_ids.clear()
+    else:
+        _active_ids.pop(store_id, None)
 
 
 def _model_still_cached(loaded: LoadedModel | None) -> bool:
@@ -400,6 +454,13 @@ def score_history(state: ServingState, weights: dict[int, float], recent: list[i
 # --- the precomputed fast path --------------------------------------------------------------------
 
 
+#: History items whose neighbour lists can anchor a reason (the latest known ones).
+MAX_ANCHORS = 20
+#: ``NEIGHBOUR_DECAY ** rank`` for the neighbour anchors (float32) and the content lists (float64).
+_NEIGHBOUR_DECAY64 = realtime.NEIGHBOUR_DECAY ** np.arange(max(realtime.NEIGHBOUR_ANCHORS, 1))
+_NEIGHBOUR_DECAY32 = _NEIGHBOUR_DECAY64.astype(np.float32)
+
+
 @dataclass
 class FastScored:
     """Candidates of the precomputed path (catalog positions + blended scores) and what reasons need."""
@@ -411,14 +472,20 @@ class FastScored:
     anchor_pks: list[int]
     history_pos: list[int]  # catalog positions of the latest history items (content neighbours)
     purchased: set[int] = field(default_factory=set)
+    #: product pk -> (anchor pk or None, reason code or None to keep the candidate's), filled by
+    #: ``_fast_reasons``; the memoised ``FastScored`` carries it from one request to the next.
+    anchors: dict[int, tuple[int | None, str | None]] = field(default_factory=dict)
 
 
 def _to_pos(state: ServingState, cols: np.ndarray) -> np.ndarray:
     """Model columns (-1 padded) -> catalog positions (-1 for padding and products no longer listed)."""
-    cols = np.asarray(cols, dtype=np.int64)
     if not len(state.col_pos):
-        return np.full(cols.shape, -1, dtype=np.int64)
-    return np.where(cols >= 0, state.col_pos[np.maximum(cols, 0)], -1)
+        return np.full(np.shape(cols), -1, dtype=np.int64)
+    padded = state.col_pos_padded
+    if padded is None or padded[0] is not state.col_pos:
+        # One trailing -1: the padding column -1 then indexes it, so the map is a single lookup.
+        padded = state.col_pos_padded = (state.col_pos, np.append(state.col_pos, -1).astype(np.int64))
+    return padded[1][cols]
 
 
 def _content_neighbours(state: ServingState, pos: int, k: int = POOL) -> tuple[np.ndarray, np.ndarray]:
@@ -458,8 +525,16 @@ def fast_score(
       when the model knows none of them, so new products still get recommendations).
     """
     loaded, snap = state.loaded, state.snap
+    size = len(snap)  # positions are below it: lets ``blend`` sum densely on small catalogs
     history = list(recent) or list(weights)
-    known = [(pk, c) for pk in history if (c := loaded.item_index.get(pk)) is not None][:20]
+    item_index = loaded.item_index
+    known: list[tuple[int, int]] = []
+    for pk in history:
+        c = item_index.get(pk)
+        if c is not None:
+            known.append((pk, c))
+            if len(known) == MAX_ANCHORS:
+                break
     anchor_cols = np.array([c for _pk, c in known], dtype=np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, float]] = []
     row = loaded.user_index.get(int(customer_pk)) if customer_pk is not None else None
@@ -469,22 +544,29 @@ def fast_score(
         w = np.array([weights.get(pk, 1.0) for pk, _c in known], dtype=np.float32)
         w /= w.max() or 1.0
         ids, sc = precomputed.blend(
-            [(_to_pos(state, pre.item_cols[anchor_cols]), pre.item_scores[anchor_cols] * w[:, None], 1.0)]
+            [(_to_pos(state, pre.item_cols[anchor_cols]), pre.item_scores[anchor_cols] * w[:, None], 1.0)], size
         )
         if len(sc) and sc.max() > 0:
             parts.append((ids, sc / sc.max(), 1.0))
     if len(anchor_cols):
         a = anchor_cols[: realtime.NEIGHBOUR_ANCHORS]
-        decay = (realtime.NEIGHBOUR_DECAY ** np.arange(len(a))).astype(np.float32)
+        decay = _NEIGHBOUR_DECAY32[: len(a)]
         parts.append((_to_pos(state, pre.item_cols[a]), pre.item_scores[a] * decay[:, None], REALTIME_WEIGHT))
-    history_pos = [snap.index[pk] for pk in history if pk in snap.index][: realtime.NEIGHBOUR_ANCHORS]
+    index = snap.index
+    history_pos: list[int] = []
+    for pk in history:
+        i = index.get(pk)
+        if i is not None:
+            history_pos.append(i)
+            if len(history_pos) == realtime.NEIGHBOUR_ANCHORS:
+                break
     if history_pos:
         lists = [_content_neighbours(state, p) for p in history_pos]
-        decay = realtime.NEIGHBOUR_DECAY ** np.arange(len(lists))
-        ids, sc = precomputed.blend([(p, s, d) for (p, s), d in zip(lists, decay, strict=True)])
+        decay = _NEIGHBOUR_DECAY64[: len(lists)]
+        ids, sc = precomputed.blend([(p, s, d) for (p, s), d in zip(lists, decay.tolist(), strict=True)], size)
         if len(sc) and sc.max() > 0:
             parts.append((ids, sc / sc.max(), CONTENT_WEIGHT if len(anchor_cols) else 1.0))
-    pos, scores = precomputed.blend(parts)
+    pos, scores = precomputed.blend(parts, size)
     return FastScored(
         pos,
         scores,
@@ -511,76 +593,242 @@ def candidate_affinities(
     return dict(zip(state.snap.pks[fs.pos].tolist(), (fs.scores / top).tolist(), strict=True))
 
 
-def _fast_top(state: ServingState, fs: FastScored, exclude_pos: list[int], k: int) -> list[Candidate]:
+@dataclass
+class _PersonalMemo:
+    """A customer's personal candidates for one serving state, kept on their cached activity entry
+    (``ServingCustomer.memo``), which ``live_activity`` drops as soon as the customer's activity
+    changes; a new model version or catalog snapshot is a new state, so the memo no longer applies.
+    The store rules are applied per request on top of it, so rule edits show at once."""
+
+    state: ServingState
+    k: int
+    fs: FastScored  # without its full candidate arrays: the reasons need only the anchors
+    exclude_pos: list[int]
+    pos: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def keep(
+        cls, state: ServingState, k: int, fs: FastScored, exclude_pos: list[int], pos: np.ndarray, scores: np.ndarray
+    ) -> _PersonalMemo:
+        light = FastScored(_EMPTY_POS, _EMPTY_SCORES, fs.reason, fs.anchor_cols, fs.anchor_pks, fs.history_pos)
+        light.purchased = fs.purchased
+        return cls(state, k, light, exclude_pos, pos, scores)
+
+
+_EMPTY_POS = np.zeros(0, dtype=np.int64)
+_EMPTY_SCORES = np.zeros(0, dtype=np.float32)
+
+
+def _history_marks(state: ServingState, exclude_pos: list[int], personal_pos: np.ndarray) -> np.ndarray:
+    """The per-position marks of :func:`_personal_top` (1: excluded history, 2: personal)."""
+    mark = np.zeros(len(state.snap), dtype=np.int8)
+    if exclude_pos:
+        mark[exclude_pos] = 1
+    mark[personal_pos] = 2
+    return mark
+
+
+def _personal_top(
+    state: ServingState, fs: FastScored, exclude_pos: list[int], k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``k`` personal candidates (seen-but-not-bought left out): positions, float64 scores, and
+    a mark per catalog position (1: excluded history, 2: personal) for :func:`_with_trending_fill`."""
     pos, scores = fs.pos, fs.scores
+    # One int8 mark per catalog position instead of set tests.
+    mark = np.zeros(len(state.snap), dtype=np.int8)
     if exclude_pos and len(pos):
-        keep = ~np.isin(pos, np.asarray(exclude_pos, dtype=np.int64))
+        mark[exclude_pos] = 1
+        keep = mark[pos] == 0
         pos, scores = pos[keep], scores[keep]
     order = np.argsort(-scores, kind="stable")[:k]
-    return [
-        Candidate(pk, sc, fs.reason, "")
-        for pk, sc in zip(state.snap.pks[pos[order]].tolist(), scores[order].astype(np.float64).tolist(), strict=True)
-    ]
+    personal_pos = pos[order]
+    mark[personal_pos] = 2
+    return personal_pos, scores[order].astype(np.float64), mark
 
 
-def _fast_reasons(state: ServingState, pre: precomputed.Precomputed, fs: FastScored, items: list[Candidate]) -> None:
+def _with_trending_fill(
+    state: ServingState, personal_pos: np.ndarray, personal_scores: np.ndarray, mark: np.ndarray, country: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Personal candidates followed by the trending fill ranked strictly below them (``_fill``'s scores),
+    as unique positions and float64 scores."""
+    floor = (float(personal_scores.min()) if len(personal_scores) else 0.0) - 1.0
+    cold_pos = _cold_top(state, "trending", country)[0]
+    cold_mark = mark[cold_pos]
+    not_skipped = cold_mark != 1
+    cold_pos = cold_pos[not_skipped]
+    # Ranks count the cold list after the history skip and before dropping what is already personal
+    # (the first occurrence wins in the rules), exactly as ``_fill`` numbers them.
+    cold_scores = floor - np.arange(len(cold_pos)) * 1e-3
+    fresh = cold_mark[not_skipped] != 2
+    return np.concatenate([personal_pos, cold_pos[fresh]]), np.concatenate([personal_scores, cold_scores[fresh]])
+
+
+def _anchor_rows(pre: precomputed.Precomputed, anchor_cols: np.ndarray, cols: list[int | None]) -> list[int]:
+    """For each model column in ``cols`` (``None``: unknown to the model), the index of the anchor whose
+    neighbour list scores it highest (the first such anchor on ties), or -1 when no list holds it
+    with a positive score.
+
+    One pass over the anchors' lists (a sorted lookup of the page's columns), not one per page item.
+    """
+    rows = [-1] * len(cols)
+    wanted = sorted({col for col in cols if col is not None})
+    if not wanted or not len(anchor_cols):
+        return rows
+    wanted_arr = np.array(wanted, dtype=np.int64)
+    nb_cols = pre.item_cols[anchor_cols]
+    width = nb_cols.shape[1]
+    flat = nb_cols.ravel()
+    at = np.searchsorted(wanted_arr, flat)
+    np.minimum(at, len(wanted) - 1, out=at)
+    match = (wanted_arr[at] == flat).nonzero()[0]
+    if not len(match):
+        return rows
+    # best[w, a]: the highest score of wanted column w in anchor a's list (0 when absent).
+    best = np.zeros((len(wanted), len(anchor_cols)), dtype=pre.item_scores.dtype)
+    anchor_of = match // width
+    np.maximum.at(best, (at[match], anchor_of), pre.item_scores[anchor_cols[anchor_of], match % width])
+    found = (best.max(axis=1) > 0).tolist()
+    row_of = {col: row for col, row, ok in zip(wanted, best.argmax(axis=1).tolist(), found, strict=True) if ok}
+    return [row_of.get(col, -1) if col is not None else -1 for col in cols]
+
+
+#: Reason codes whose text never depends on the customer's history.
+_FIXED_REASONS = frozenset({"pinned", "boosted", "popular", "trending"})
+
+
+def _fast_reasons(
+    state: ServingState,
+    pre: precomputed.Precomputed,
+    fs: FastScored,
+    items: list[Candidate],
+    texts: ReasonTexts | None = None,
+) -> None:
     """Reasons from the precomputed neighbour lists: the anchor is the history item whose list holds
     the candidate with the highest score; else the history product most content-similar to it."""
     loaded, snap = state.loaded, state.snap
-    nb_cols = pre.item_cols[fs.anchor_cols] if len(fs.anchor_cols) else None
-    nb_scores = pre.item_scores[fs.anchor_cols] if len(fs.anchor_cols) else None
-    for cand in items:
-        if cand.reason_code in ("pinned", "boosted", "popular", "trending"):
-            continue
-        anchor = None
-        col = loaded.item_index.get(cand.product_id)
-        if col is not None and nb_cols is not None:
-            hit = nb_cols == col
-            best_per_anchor = np.where(hit, nb_scores, 0.0).max(axis=1)
-            if best_per_anchor.max(initial=0) > 0:
-                anchor = fs.anchor_pks[int(np.argmax(best_per_anchor))]
-        if anchor is None and fs.history_pos:
-            i = snap.index.get(cand.product_id)
-            best = 0.0
-            for hp in fs.history_pos:
-                p, s = _content_neighbours(state, hp)
-                m = np.flatnonzero(p == i)
-                if len(m) and s[m[0]] > best:
-                    best, anchor = float(s[m[0]]), int(snap.pks[hp])
-            if anchor is not None and col is None:
-                cand.reason_code = "content_similar"
-        _set_reason_text(snap, cand, anchor, col, fs.purchased)
+    texts = texts or reason_texts()
+    todo = [cand for cand in items if cand.reason_code not in _FIXED_REASONS]
+    if not todo:
+        return
+    item_index, known = loaded.item_index, fs.anchors
+    fresh = [cand for cand in todo if cand.product_id not in known]
+    if fresh:
+        cols = [item_index.get(cand.product_id) for cand in fresh]
+        for cand, col, row in zip(fresh, cols, _anchor_rows(pre, fs.anchor_cols, cols), strict=True):
+            anchor = fs.anchor_pks[row] if row >= 0 else None
+            code = None
+            if anchor is None and fs.history_pos:
+                i = snap.index.get(cand.product_id)
+                best = 0.0
+                for hp in fs.history_pos:
+                    p, s = _content_neighbours(state, hp)
+                    m = np.flatnonzero(p == i)
+                    if len(m) and s[m[0]] > best:
+                        best, anchor = float(s[m[0]]), int(snap.pks[hp])
+                if anchor is not None and col is None:
+                    code = "content_similar"
+            known[cand.product_id] = (anchor, code)
+    for cand in todo:
+        anchor, code = known[cand.product_id]
+        if code is not None:
+            cand.reason_code = code
+        _set_reason_text(snap, cand, anchor, item_index.get(cand.product_id), fs.purchased, texts)
 
 
-_T_CACHE: dict[tuple[str | None, str], str] = {}
+@dataclass(frozen=True)
+class ReasonTexts:
+    """Every reason message in one language: translated once per language and process, and looked up
+    once per request (``get_language`` alone costs ~8 us a call)."""
+
+    picked: str
+    similar_to: str  # "%(title)s" templates from here on
+    bought: str
+    viewed: str
+    also_liked: str
+    simple: dict[str, str]  # reason code -> text, for the codes whose text names no product
 
 
-def _t(message: str) -> str:
-    """``gettext`` memoised per active language (~40 us a call otherwise, ~15 calls per request)."""
-    key = (get_language(), message)
-    hit = _T_CACHE.get(key)
+_REASON_TEXTS: dict[str | None, ReasonTexts] = {}
+
+
+def reason_texts() -> ReasonTexts:
+    """The reason messages in the active language."""
+    language = get_language()
+    hit = _REASON_TEXTS.get(language)
     if hit is None:
-        hit = _T_CACHE[key] = _(message)
+        hit = _REASON_TEXTS[language] = ReasonTexts(
+            picked=_("Picked for you"),
+            similar_to=_("Similar to %(title)s"),
+            bought=_("Because you bought %(title)s"),
+            viewed=_("Because you viewed %(title)s"),
+            also_liked=_("Customers who liked %(title)s also liked this"),
+            simple={
+                "popular": _("Popular in this shop"),
+                "trending": _("Trending now"),
+                "boosted": _("Recommended by the shop"),
+                "pinned": _("Featured by the shop"),
+            },
+        )
     return hit
 
 
 def _set_reason_text(
-    snap: CatalogSnapshot, cand: Candidate, anchor: int | None, col: int | None, purchased: set[int]
+    snap: CatalogSnapshot,
+    cand: Candidate,
+    anchor: int | None,
+    col: int | None,
+    purchased: set[int],
+    texts: ReasonTexts | None = None,
 ) -> None:
+    texts = texts or reason_texts()
     if anchor is None:
         cand.reason_code = "collaborative" if col is not None else cand.reason_code
-        cand.reason_text = _t("Picked for you")
+        cand.reason_text = texts.picked
         return
     cand.anchor_product_id = anchor
     title = snap.title_of(anchor)
     if cand.reason_code == "content_similar":
-        cand.reason_text = _t("Similar to %(title)s") % {"title": title}
+        cand.reason_text = texts.similar_to % {"title": title}
     elif anchor in purchased:
         cand.reason_code = "because_viewed"
-        cand.reason_text = _t("Because you bought %(title)s") % {"title": title}
+        cand.reason_text = texts.bought % {"title": title}
     else:
         cand.reason_code = "because_viewed"
-        cand.reason_text = _t("Because you viewed %(title)s") % {"title": title}
+        cand.reason_text = texts.viewed % {"title": title}
+
+
+def _page_candidates(
+    snap: CatalogSnapshot,
+    ranked: RankedPositions,
+    offset: int,
+    n: int,
+    reason_of: Any,
+    texts: ReasonTexts,
+) -> list[Candidate]:
+    """``Candidate`` objects for the served page only (the rules ranked arrays).
+
+    ``reason_of(src) -> (code, text, anchor pk)`` describes input candidate ``src``; pins and boosts
+    then relabel as ``apply_rules`` does.
+    """
+    end = offset + n
+    rows = zip(
+        range(offset, end),
+        ranked.src[offset:end].tolist(),
+        snap.pks[ranked.pos[offset:end]].tolist(),
+        ranked.scores[offset:end].tolist(),
+        ranked.boosted[offset:end].tolist(),
+        strict=False,
+    )
+    page = []
+    for k, src, pk, score, boosted in rows:
+        code, text, anchor = reason_of(src) if src >= 0 else ("pinned", "", None)
+        if k < ranked.n_pinned:
+            code, text = "pinned", texts.simple["pinned"]
+        elif boosted and code in ("popular", "trending"):
+            code, text = "boosted", texts.simple["boosted"]
+        page.append(Candidate(pk, score, code, text, anchor))
+    return page
 
 
 def _neighbour_similarity(state: ServingState, pre: precomputed.Precomputed) -> Any:
@@ -609,20 +857,39 @@ def _neighbour_similarity(state: ServingState, pre: precomputed.Precomputed) -> 
     return sim
 
 
-def _top_candidates(state: ServingState, scored: Scored, reason: str, k: int = POOL) -> list[Candidate]:
-    scores = scored.scores.copy()
-    if scored.exclude_pos:
-        scores[scored.exclude_pos] = -np.inf
+def _top_positions(scores: np.ndarray, exclude_pos: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best finite catalog positions (``exclude_pos`` left out), best first, float64 scores."""
+    if exclude_pos:
+        scores = scores.copy()
+        scores[exclude_pos] = -np.inf
     k = min(k, len(scores))
     if k <= 0:
-        return []
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     idx = np.argpartition(-scores, k - 1)[:k]
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     idx = idx[np.isfinite(scores[idx])]
-    return [
-        Candidate(pk, sc, reason, "")
-        for pk, sc in zip(state.snap.pks[idx].tolist(), scores[idx].astype(np.float64).tolist(), strict=True)
-    ]
+    return idx.astype(np.int64), scores[idx].astype(np.float64)
+
+
+def _top_candidates(state: ServingState, scored: Scored, reason: str, k: int = POOL) -> list[Candidate]:
+    idx, scores = _top_positions(scored.scores, scored.exclude_pos, k)
+    return [Candidate(pk, sc, reason, "") for pk, sc in zip(state.snap.pks[idx].tolist(), scores.tolist(), strict=True)]
+
+
+def _cold_top(state: ServingState, kind: str = "trending", country: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The top ``POOL`` trending (per country) or popular positions and scores, ranked once per state."""
+    if kind == "trending":
+        country = country if country in state.trending_by_country else ""
+        scores = state.trending_by_country[country] if country else state.trending
+    else:
+        country, scores = "", state.popularity
+    key = (kind, country)
+    hit = state.cold_tops.get(key)
+    # The score array is part of the key's check: a state refreshing its tables in place stays right.
+    if hit is None or hit[0] is not scores:
+        hit = (scores, *_top_positions(scores, [], POOL))
+        state.cold_tops[key] = hit
+    return hit[1], hit[2]
 
 
 def _reason_texts(state: ServingState, scored: Scored, items: list[Candidate], model: Any = None) -> None:
@@ -678,16 +945,11 @@ def _explain(explainer: Any, row: Any, col: int) -> list:
     return explain(explainer, row, col, top=1)
 
 
-def _fill_simple_reasons(items: list[Candidate]) -> None:
-    texts = {
-        "popular": _t(gettext_noop("Popular in this shop")),
-        "trending": _t(gettext_noop("Trending now")),
-        "boosted": _t(gettext_noop("Recommended by the shop")),
-        "pinned": _t(gettext_noop("Featured by the shop")),
-    }
+def _fill_simple_reasons(items: list[Candidate], texts: ReasonTexts | None = None) -> None:
+    simple = (texts or reason_texts()).simple
     for cand in items:
-        if not cand.reason_text and cand.reason_code in texts:
-            cand.reason_text = texts[cand.reason_code]
+        if not cand.reason_text and cand.reason_code in simple:
+            cand.reason_text = simple[cand.reason_code]
 
 
 def _diversity_similarity(state: ServingState) -> Any:
@@ -738,20 +1000,20 @@ class ServeResult:
 
 
 def render_items(snap: CatalogSnapshot, items: list[Candidate]) -> list[dict[str, Any]]:
+    index, skus, bases = snap.index, snap.skus, snap.items
     out = []
     for cand in items:
-        base = snap.items[snap.index[cand.product_id]]
-        out.append(
-            {
-                **base,
-                "score": round(float(cand.score), 6),
-                "reason": {
-                    "code": cand.reason_code,
-                    "text": cand.reason_text,
-                    "anchor_sku": snap.sku_of(cand.anchor_product_id),
-                },
-            }
-        )
+        # A copy of the snapshot's pre-built {"sku", "title", "price"} (never handed out itself).
+        item = dict(bases[index[cand.product_id]])
+        item["score"] = round(float(cand.score), 6)
+        anchor = cand.anchor_product_id
+        at = index.get(int(anchor)) if anchor is not None else None
+        item["reason"] = {
+            "code": cand.reason_code,
+            "text": cand.reason_text,
+            "anchor_sku": skus[at] if at is not None else None,
+        }
+        out.append(item)
     return out
 
 
@@ -769,146 +1031,43 @@ def log_list(
 ) -> str:
     """Record the served list and return its id (generated here, uuid4) for attribution.
 
-    With ``SERVING_LIST_LOG_BATCH`` <= 1 (the default) the row is INSERTed now: one round trip. On
-    PostgreSQL in autocommit the INSERT's own transaction commits with ``synchronous_commit = off``
-    (``set_config(..., true)``: this statement only), so the request does not wait for the WAL
-    flush (0.1-2 ms, up to ~6 ms per request under the benchmark's disk load). The row is visible at
-    once (attribution, tests); only a *PostgreSQL server* crash can lose the list rows of its last
-    ~0.6 s (3 x ``wal_writer_delay``), never corrupt anything. Inside a transaction the caller's
-    commit decides, unchanged. Above 1, rows are buffered in
-    the process and written with one multi-row INSERT when the buffer holds that many rows or its
-    oldest row is ``SERVING_LIST_LOG_FLUSH_MS`` (1000) old, checked on the next logged request, and
-    at process exit (``atexit``). The trade-off: a worker that crashes (SIGKILL, OOM) loses up to a
-    batch of list rows, and a row becomes visible to attribution up to the flush interval later.
+    The row goes through :data:`LIST_LOG` (``shop_recs.logbuffer``): INSERTed now, or buffered and
+    written by the background flusher, per ``SERVING_LOG_BUFFER_ROWS``.
     """
     list_id = uuid.uuid4()
     if log:
-        row = [
-            state.store_id,
-            list_id.hex if connection.vendor == "sqlite" else list_id,
-            endpoint,
-            placement[:64],
-            customer_id,
-            state.version_id,
-            algorithm or state.algorithm,
-            variant[:64],
-            anchor_product_id,
-            json.dumps([c.product_id for c in items]),
-            connection.ops.adapt_datetimefield_value(timezone.now()),
-        ]
-        batch = _list_log_batch()
-        if batch <= 1:
-            # One raw INSERT (no model instance, no signals: RecommendationList has no receivers). Only
-            # the quoted table name is interpolated; every value is a parameter. On PostgreSQL, in
-            # autocommit, the statement's own transaction commits without waiting for the WAL flush.
-            with connection.cursor() as cur:
-                cur.execute(_insert_list_sql(async_commit=log_commit_may_skip_wal_wait()), row)
-        else:
-            _list_log.add(row, batch)
+        LIST_LOG.write(
+            [
+                state.store_id,
+                list_id.hex if connection.vendor == "sqlite" else list_id,
+                endpoint,
+                placement[:64],
+                customer_id,
+                state.version_id,
+                algorithm or state.algorithm,
+                variant[:64],
+                anchor_product_id,
+                json.dumps([c.product_id for c in items]),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ]
+        )
     return str(list_id)
 
 
-def _list_log_batch() -> int:
-    return int(getattr(settings, "SERVING_LIST_LOG_BATCH", os.environ.get("SERVING_LIST_LOG_BATCH", 1)))
+def _insert_list_sql() -> str:
+    from shop_recs.recommend.models import RecommendationList
+
+    table = connection.ops.quote_name(RecommendationList._meta.db_table)
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    return (
+        f"INSERT INTO {table} (store_id, list_id, endpoint, placement, customer_id, model_version_id, "  # noqa: S608
+        f"algorithm, variant, anchor_product_id, product_ids, created_at) "
+        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s{cast}, %s)"
+    )
 
 
-class _ListLogBuffer:
-    """In-process buffer of RecommendationList rows (see :func:`log_list`)."""
-
-    def __init__(self) -> None:
-        self.rows: list[list[Any]] = []
-        self.oldest = 0.0
-        self.lock = threading.Lock()
-
-    def add(self, row: list[Any], batch: int) -> None:
-        now = time.monotonic()
-        with self.lock:
-            if not self.rows:
-                self.oldest = now
-            self.rows.append(row)
-            max_age = float(getattr(settings, "SERVING_LIST_LOG_FLUSH_MS", 1000)) / 1000.0
-            due = len(self.rows) >= batch or now - self.oldest >= max_age
-        if due:
-            self.flush()
-
-    def flush(self) -> int:
-        with self.lock:
-            rows, self.rows = self.rows, []
-        if not rows:
-            return 0
-        sql = _insert_list_sql()
-        head, values = sql.split(" VALUES ", 1)
-        try:
-            with connection.cursor() as cur:
-                for lo in range(0, len(rows), 500):
-                    chunk = rows[lo : lo + 500]
-                    cur.execute(f"{head} VALUES " + ", ".join([values] * len(chunk)), [v for r in chunk for v in r])
-        except Exception:  # noqa: BLE001 - losing log rows must not fail a served response
-            logger.exception("could not write %s buffered recommendation list rows", len(rows))
-            return 0
-        return len(rows)
-
-
-_list_log = _ListLogBuffer()
-
-
-def flush_list_log() -> int:
-    """Write the buffered list rows now (tests, shutdown hooks); returns how many were written."""
-    return _list_log.flush()
-
-
-def _flush_at_exit() -> None:
-    try:
-        _list_log.flush()
-    except Exception:  # noqa: BLE001, S110 - nothing left to report to at interpreter exit
-        pass
-
-
-atexit.register(_flush_at_exit)
-
-
-_INSERT_LIST_SQL: str | None = None
-_INSERT_LIST_ASYNC_SQL: str | None = None
-
-
-def log_commit_may_skip_wal_wait() -> bool:
-    """True where a log INSERT may commit without waiting for the WAL flush: PostgreSQL in
-    autocommit (the statement is its own transaction; inside a caller's transaction their commit
-    decides)."""
-    return connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
-
-
-def without_wal_wait(insert_sql: str) -> str:
-    """Rewrite ``INSERT INTO t (...) VALUES (...) [RETURNING ...]`` so that, run as its own transaction
-    on PostgreSQL, it commits with ``synchronous_commit = off`` — this statement only
-    (``set_config(..., true)``). Log rows are then visible at once but a *server* crash can lose the
-    last ~0.6 s of them; nothing can be corrupted."""
-    head, rest = insert_sql.split(" VALUES ", 1)
-    values, _, returning = rest.strip().partition(") RETURNING ")
-    values = values.strip()
-    values = values[1:-1] if values.endswith(")") else values[1:]
-    tail = f" RETURNING {returning}" if returning else ""
-    prefix = "WITH _async AS (SELECT set_config('synchronous_commit', 'off', true)) "
-    return f"{prefix}{head} SELECT {values} FROM _async{tail}"  # noqa: S608 - rewrites our constant SQL; values stay parameters
-
-
-def _insert_list_sql(async_commit: bool = False) -> str:
-    global _INSERT_LIST_SQL, _INSERT_LIST_ASYNC_SQL
-    if async_commit:
-        if _INSERT_LIST_ASYNC_SQL is None:
-            _INSERT_LIST_ASYNC_SQL = without_wal_wait(_insert_list_sql())
-        return _INSERT_LIST_ASYNC_SQL
-    if _INSERT_LIST_SQL is None:
-        from shop_recs.recommend.models import RecommendationList
-
-        table = connection.ops.quote_name(RecommendationList._meta.db_table)
-        cast = "::jsonb" if connection.vendor == "postgresql" else ""
-        _INSERT_LIST_SQL = (
-            f"INSERT INTO {table} (store_id, list_id, endpoint, placement, customer_id, model_version_id, "  # noqa: S608
-            f"algorithm, variant, anchor_product_id, product_ids, created_at) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s{cast}, %s)"
-        )
-    return _INSERT_LIST_SQL
+#: The served-list log (``RecommendationList`` rows); search logs its result pages here too.
+LIST_LOG = logbuffer.LogTable("recommendation list", _insert_list_sql)
 
 
 def _finish(
@@ -925,11 +1084,12 @@ def _finish(
     scored: Scored | None = None,
     log: bool = True,
     model: Any = None,
+    texts: ReasonTexts | None = None,
 ) -> ServeResult:
     page = ranked[offset : offset + n]
     if scored is not None:
         _reason_texts(state, scored, page, model=model)
-    _fill_simple_reasons(page)
+    _fill_simple_reasons(page, texts)
     list_id = log_list(
         state,
         endpoint,
@@ -982,11 +1142,14 @@ def _fill(personal: list[Candidate], cold: list[Candidate], skip: set[int]) -> l
 
 
 def cold_candidates(state: ServingState, kind: str = "trending", country: str = "") -> list[Candidate]:
-    if kind == "trending":
-        scores = state.trending_by_country.get(country, state.trending) if country else state.trending
-    else:
-        scores = state.popularity
-    return _top_candidates(state, Scored(scores, kind), kind, k=max(POOL, 0))
+    pos, scores = _cold_top(state, kind, country)
+    return [Candidate(pk, sc, kind, "") for pk, sc in zip(state.snap.pks[pos].tolist(), scores.tolist(), strict=True)]
+
+
+def _rank(store: Store, state: ServingState, ctx: RuleContext, pos: np.ndarray, scores: np.ndarray, **kw: Any) -> Any:
+    """The store's rules over candidate arrays of this state's snapshot (``rules.rank_positions``)."""
+    rules, purchased, excluded = rules_for_request(store, ctx, kw.pop("customer_id", None))
+    return rank_positions(state.snap, rules, ctx, pos, scores, purchased=purchased, excluded=excluded, **kw)
 
 
 def recommend_for_customer(
@@ -1015,67 +1178,101 @@ def recommend_for_customer(
     weights = activity.weights() if activity else {}
     limit = offset + n
     ctx = _context(state, limit + 0, filters, purchased=activity.purchased if activity else set())
+    country = (getattr(customer, "country", "") if customer else "") or ""
     pre = _state_precomputed(state, model) if weights else None
     if pre is not None:
+        # Arrays all the way through the rules; Candidate objects only for the served page.
+        texts = reason_texts()
         customer_pk = customer.pk
-        fs = fast_score(state, pre, customer_pk, weights, activity.recent_products)
-        fs.purchased = activity.purchased
-        # Seen-but-not-bought items are left out (as filter_already_liked_items does); purchases are
-        # the purchased rule's business (repurchasable categories may bring them back).
-        exclude_pos = [
-            state.snap.index[pk] for pk in weights if pk in state.snap.index and pk not in activity.purchased
-        ]
-        candidates = _fast_top(state, fs, exclude_pos, max(POOL, 3 * limit))
-        candidates += _fill(
-            candidates,
-            cold_candidates(state, "trending", getattr(customer, "country", "")),
-            set(weights) - activity.purchased,
+        k = max(POOL, 3 * limit)
+        memo = customer.memo.get("personal") if prefetched else None
+        mark = None
+        if memo is not None and memo.state is state and memo.k == k:
+            fs, exclude_pos, personal_pos, personal_scores = memo.fs, memo.exclude_pos, memo.pos, memo.scores
+        else:
+            fs = fast_score(state, pre, customer_pk, weights, activity.recent_products)
+            fs.purchased = activity.purchased
+            index = state.snap.index
+            # Seen-but-not-bought items are left out (as filter_already_liked_items does); purchases are
+            # the purchased rule's business (repurchasable categories may bring them back).
+            exclude_pos = [index[pk] for pk in weights if pk in index and pk not in activity.purchased]
+            personal_pos, personal_scores, mark = _personal_top(state, fs, exclude_pos, k)
+            if prefetched:
+                customer.memo["personal"] = _PersonalMemo.keep(state, k, fs, exclude_pos, personal_pos, personal_scores)
+        n_personal = len(personal_pos)
+        rules, purchased, excluded = rules_for_request(store, ctx, customer_pk)
+        # Both candidate lists come best first (the fill strictly below the personal ones, descending).
+        rank_kw = {"purchased": purchased, "excluded": excluded, "unique": True, "in_catalog": True, "presorted": True}
+        ranked = None
+        if ranks_by_score_alone(state.snap, rules, ctx):
+            # The trending fill scores below every personal candidate, so when ``limit`` personal
+            # ones pass the rules (and nothing but the score orders them) it cannot reach the page.
+            ranked = rank_positions(state.snap, rules, ctx, personal_pos, personal_scores, **rank_kw)
+            if len(ranked) < limit:
+                ranked = None
+        if ranked is None:
+            if mark is None:
+                mark = _history_marks(state, exclude_pos, personal_pos)
+            pos, scores = _with_trending_fill(state, personal_pos, personal_scores, mark, country)
+            ranked = rank_positions(state.snap, rules, ctx, pos, scores, **rank_kw)
+        personal, trending = (fs.reason, "", None), ("trending", "", None)
+        page = _page_candidates(
+            state.snap, ranked, offset, n, lambda src: personal if src < n_personal else trending, texts
         )
-        ranked = apply_rules(store, candidates, customer_id=customer_pk, context=ctx)
-        _fast_reasons(state, pre, fs, ranked[offset : offset + n])
+        _fast_reasons(state, pre, fs, page, texts)
         return _finish(
             state,
             "customer",
-            ranked,
-            offset,
+            page,
+            0,
             n,
             placement=placement,
             customer_id=customer_pk,
             algorithm=algorithm,
             log=log,
+            texts=texts,
+        )
+    if not weights:
+        # No history: the (country's) trending list, ranked once per state; nothing to score.
+        texts = reason_texts()
+        pos, scores = _cold_top(state, "trending", country)
+        ranked = _rank(
+            store,
+            state,
+            ctx,
+            pos,
+            scores,
+            customer_id=getattr(customer, "pk", None),
+            unique=True,
+            in_catalog=True,
+            presorted=True,
+        )
+        cold = ("trending", "", None)
+        page = _page_candidates(state.snap, ranked, offset, n, lambda src: cold, texts)
+        return _finish(
+            state,
+            "customer",
+            page,
+            0,
+            n,
+            placement=placement,
+            customer_id=getattr(customer, "pk", None),
+            algorithm="trending",
+            log=log,
+            texts=texts,
         )
     with _blas_limit_ctx():
-        if weights:
-            scored = score_history(state, weights, activity.recent_products, model=model)
-            scored.purchased = activity.purchased
-            # Seen-but-not-bought items are left out (as filter_already_liked_items does); purchases are
-            # the purchased rule's business (repurchasable categories may bring them back).
-            scored.exclude_pos = [
-                state.snap.index[pk] for pk in weights if pk in state.snap.index and pk not in activity.purchased
-            ]
-            candidates = _top_candidates(state, scored, scored.reason, k=max(POOL, 3 * limit))
-            # Thin or exotic histories: fill with trending so a page is never short.
-            candidates += _fill(
-                candidates,
-                cold_candidates(state, "trending", getattr(customer, "country", "")),
-                set(weights) - activity.purchased,
-            )
-            ranked = apply_rules(store, candidates, customer_id=customer.pk, context=ctx)
-            return _finish(
-                state,
-                "customer",
-                ranked,
-                offset,
-                n,
-                placement=placement,
-                customer_id=customer.pk,
-                scored=scored,
-                algorithm=algorithm,
-                log=log,
-                model=model,
-            )
-        candidates = cold_candidates(state, "trending", getattr(customer, "country", "") if customer else "")
-        ranked = apply_rules(store, candidates, customer_id=getattr(customer, "pk", None), context=ctx)
+        scored = score_history(state, weights, activity.recent_products, model=model)
+        scored.purchased = activity.purchased
+        # Seen-but-not-bought items are left out (as filter_already_liked_items does); purchases are
+        # the purchased rule's business (repurchasable categories may bring them back).
+        scored.exclude_pos = [
+            state.snap.index[pk] for pk in weights if pk in state.snap.index and pk not in activity.purchased
+        ]
+        candidates = _top_candidates(state, scored, scored.reason, k=max(POOL, 3 * limit))
+        # Thin or exotic histories: fill with trending so a page is never short.
+        candidates += _fill(candidates, cold_candidates(state, "trending", country), set(weights) - activity.purchased)
+        ranked = apply_rules(store, candidates, customer_id=customer.pk, context=ctx)
         return _finish(
             state,
             "customer",
@@ -1083,9 +1280,11 @@ def recommend_for_customer(
             offset,
             n,
             placement=placement,
-            customer_id=getattr(customer, "pk", None),
-            algorithm="trending",
+            customer_id=customer.pk,
+            scored=scored,
+            algorithm=algorithm,
             log=log,
+            model=model,
         )
 
 
@@ -1115,56 +1314,61 @@ def similar_products(
 ) -> ServeResult:
     """Collaborative + content neighbours, so a product with no interactions has neighbours too."""
     state = serving_state(store)
-    snap, loaded = state.snap, state.loaded
+    snap = state.snap
     pos = snap.index[product_pk]
-    col = loaded.column_of(product_pk) if loaded else None
-    title = snap.titles[pos]
     pool_size = max(POOL, 3 * n)
+    pool = state.similar_pools.get((product_pk, pool_size))
+    pre = _state_precomputed(state)
+    if pool is None:
+        pool = _similar_pool(state, pre, product_pk, pos, pool_size)
+        if len(state.similar_pools) >= SIMILAR_POOL_CACHE:
+            state.similar_pools.pop(next(iter(state.similar_pools)), None)
+        state.similar_pools[(product_pk, pool_size)] = pool
+    texts = reason_texts()
+    title = snap.titles[pos]
+    # Both texts once per request, not per candidate.
+    from_content = (
+        "content_similar",
+        texts.similar_to % {"title": title},
+        product_pk,
+    )
+    from_collab = (
+        "collaborative",
+        texts.also_liked % {"title": title},
+        product_pk,
+    )
+    ctx = _context(state, n, None, purchased=set(), insert_pinned=False, exclude=[product_pk])
+    ranked = _rank(store, state, ctx, pool.pos, pool.scores, unique=True, in_catalog=True, presorted=True)
+    content_flags = pool.from_content
+    page = _page_candidates(snap, ranked, 0, n, lambda src: from_content if content_flags[src] else from_collab, texts)
+    return _finish(
+        state, "similar", page, 0, n, placement=placement, anchor_product_id=product_pk, log=log, texts=texts
+    )
+
+
+def _similar_pool(
+    state: ServingState, pre: precomputed.Precomputed | None, product_pk: int, pos: int, pool_size: int
+) -> SimilarPool:
+    """``similar_products``' pool before rules: from the neighbour lists, else by scoring the catalog."""
+    snap, loaded = state.snap, state.loaded
+    col = loaded.column_of(product_pk) if loaded else None
+    if pre is not None:
+        return _similar_pool_precomputed(state, pre, pos, col, pool_size)
     with _blas_limit_ctx():
-        pool = state.similar_pools.get((product_pk, pool_size))
-        pre = _state_precomputed(state)
-        if pool is None and pre is not None:
-            pool = _similar_pool_precomputed(state, pre, pos, col, pool_size)
-            state.similar_pools[(product_pk, pool_size)] = pool
-        if pool is None:
-            content = realtime.minmax(snap.content_similar([pos]))
-            collab = np.zeros(len(snap), dtype=np.float32)
-            if col is not None:
-                collab = _scatter(state, realtime.minmax(_cached_similar_rows(state, loaded.model, [col])[0]))
-            content_weight = SIMILAR_CONTENT_WEIGHT if col is not None else 1.0
-            scores = collab + content_weight * content
-            scores[pos] = -np.inf
-            top = _top_candidates(state, Scored(scores, "collaborative"), "collaborative", k=pool_size)
-            idx = [snap.index[c.product_id] for c in top]
-            pool = (
-                [c.product_id for c in top],
-                [c.score for c in top],
-                (content_weight * content[idx] >= collab[idx]).tolist(),
-            )
-            if len(state.similar_pools) >= SIMILAR_POOL_CACHE:
-                state.similar_pools.pop(next(iter(state.similar_pools)), None)
-            state.similar_pools[(product_pk, pool_size)] = pool
-        # Both texts once per request, not per candidate (gettext is ~40 us a call).
-        content_text = _("Similar to %(title)s") % {"title": title}
-        collab_text = _("Customers who liked %(title)s also liked this") % {"title": title}
-        candidates = [
-            Candidate(
-                pk,
-                score,
-                "content_similar" if from_content else "collaborative",
-                content_text if from_content else collab_text,
-                product_pk,
-            )
-            for pk, score, from_content in zip(*pool, strict=True)
-        ]
-        ctx = _context(state, n, None, purchased=set(), insert_pinned=False, exclude=[product_pk])
-        ranked = apply_rules(store, candidates, context=ctx)
-        return _finish(state, "similar", ranked, 0, n, placement=placement, anchor_product_id=product_pk, log=log)
+        content = realtime.minmax(snap.content_similar([pos]))
+        collab = np.zeros(len(snap), dtype=np.float32)
+        if col is not None:
+            collab = _scatter(state, realtime.minmax(_cached_similar_rows(state, loaded.model, [col])[0]))
+    content_weight = SIMILAR_CONTENT_WEIGHT if col is not None else 1.0
+    scores = collab + content_weight * content
+    scores[pos] = -np.inf
+    idx, top = _top_positions(scores, [], pool_size)
+    return SimilarPool(idx, top, content_weight * content[idx] >= collab[idx])
 
 
 def _similar_pool_precomputed(
     state: ServingState, pre: precomputed.Precomputed, pos: int, col: int | None, pool_size: int
-) -> tuple[list[int], list[float], list[bool]]:
+) -> SimilarPool:
     """``similar_products``' pool from the neighbour lists: collaborative (0..1) + weighted content."""
     content_weight = SIMILAR_CONTENT_WEIGHT if col is not None else 1.0
     cpos, cscore = _content_neighbours(state, pos, max(POOL, pool_size))
@@ -1179,13 +1383,7 @@ def _similar_pool_precomputed(
     ids, scores, content = ids[keep], scores[keep], content[keep]
     order = np.argsort(-scores, kind="stable")[:pool_size]
     collab = scores[order] - content[order]
-    if len(state.similar_pools) >= SIMILAR_POOL_CACHE:
-        state.similar_pools.pop(next(iter(state.similar_pools)), None)
-    return (
-        state.snap.pks[ids[order]].tolist(),
-        scores[order].astype(np.float64).tolist(),
-        (content[order] >= collab).tolist(),
-    )
+    return SimilarPool(ids[order].astype(np.int64), scores[order].astype(np.float64), content[order] >= collab)
 
 
 def frequently_bought_together(

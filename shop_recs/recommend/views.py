@@ -1,19 +1,24 @@
-"""The Jobs page: start training, watch progress live, browse history, activate or roll back.
+"""The Jobs page: start training, watch progress live, browse history, activate or roll back, and
+set the store's scheduled retraining.
 
-Merchants and analysts may start runs; only merchants may change which model is live.
+Merchants and analysts may start runs; only merchants may change which model is live or when the
+store retrains on its own (analysts see the schedule read-only).
 """
 
 from __future__ import annotations
+
+from datetime import UTC
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from shop_recs.recommend import selectors, services
-from shop_recs.recommend.forms import StartTrainingForm
+from shop_recs.recommend import schedule, selectors, services
+from shop_recs.recommend.forms import StartTrainingForm, TrainingScheduleForm
 from shop_recs.recommend.models import ModelVersion, TrainingRun
 from shop_recs.stores.access import store_view
 
@@ -25,9 +30,7 @@ def _jobs_url(request: HttpRequest) -> str:
 @store_view
 @require_GET
 def jobs(request: HttpRequest) -> HttpResponse:
-    algorithms, params = _store_training_config(request)
-    form = StartTrainingForm(initial={"algorithms": algorithms, "max_drop": params["_gate"].get("max_drop")})
-    return render(request, "recommend/jobs.html", _context(request, form))
+    return render(request, "recommend/jobs.html", _context(request))
 
 
 def _store_training_config(request: HttpRequest) -> tuple[list[str], dict]:
@@ -37,7 +40,18 @@ def _store_training_config(request: HttpRequest) -> tuple[list[str], dict]:
     return training_config(request.store)
 
 
-def _context(request: HttpRequest, form: StartTrainingForm) -> dict:
+def _context(
+    request: HttpRequest,
+    form: StartTrainingForm | None = None,
+    schedule_form: TrainingScheduleForm | None = None,
+) -> dict:
+    """The Jobs page; pass a bound form to show its errors, the other one is built unbound."""
+    algorithms, params = _store_training_config(request)
+    if form is None:
+        form = StartTrainingForm(initial={"algorithms": algorithms, "max_drop": params["_gate"].get("max_drop")})
+    row = schedule.current_schedule(request.store)
+    if schedule_form is None:
+        schedule_form = TrainingScheduleForm.for_schedule(row)
     return {
         "section": "jobs",
         "form": form,
@@ -47,6 +61,11 @@ def _context(request: HttpRequest, form: StartTrainingForm) -> dict:
         "versions": selectors.versions(),
         "is_merchant": request.membership.is_merchant,
         "store_slug": request.store.slug,
+        "schedule": row,
+        "schedule_form": schedule_form,
+        # What an empty algorithm list on the schedule resolves to when a scheduled run starts.
+        "schedule_default_algorithms": algorithms,
+        "schedule_overdue": bool(row and row.enabled and row.next_due_at and row.next_due_at <= timezone.now()),
     }
 
 
@@ -71,6 +90,24 @@ def start(request: HttpRequest) -> HttpResponse:
         )
         return redirect(_jobs_url(request))
     messages.success(request, _("Training run #%(id)s started.") % {"id": run.pk})
+    return redirect(_jobs_url(request))
+
+
+@store_view(merchant_only=True)
+@require_POST
+def save_schedule(request: HttpRequest) -> HttpResponse:
+    form = TrainingScheduleForm(request.POST)
+    if not form.is_valid():
+        return render(request, "recommend/jobs.html", _context(request, schedule_form=form), status=400)
+    row = schedule.update_schedule(request.store, **form.schedule_values())
+    if row.enabled:
+        messages.success(
+            request,
+            _("Schedule saved. The next scheduled run is due %(when)s UTC.")
+            % {"when": row.next_due_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")},
+        )
+    else:
+        messages.success(request, _("Schedule saved. Scheduled retraining is off."))
     return redirect(_jobs_url(request))
 
 

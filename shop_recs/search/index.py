@@ -343,9 +343,18 @@ class SearchIndex:
         usable = [t for t in terms if t.term_id >= 0 and t.weight > 0]
         if not usable or self.weights_ is None:
             return scores
-        cols = np.asarray([t.term_id for t in usable], dtype=np.int64)
-        w = np.asarray([t.weight for t in usable], dtype=np.float64)
-        return np.asarray(self.weights_[:, cols] @ w).ravel()
+        # Straight from the CSC arrays: scipy's column fancy-indexing plus mat-vec cost ~40 µs of
+        # validation and copies for a handful of columns. bincount adds each document's terms in the
+        # same order (column by column, from 0.0) as the mat-vec did, so scores are bit-identical.
+        indptr, indices, data = self.weights_.indptr, self.weights_.indices, self.weights_.data
+        if len(usable) == 1:
+            lo, hi = indptr[usable[0].term_id], indptr[usable[0].term_id + 1]
+            scores[indices[lo:hi]] = data[lo:hi] * usable[0].weight
+            return scores
+        spans = [(indptr[t.term_id], indptr[t.term_id + 1], t.weight) for t in usable]
+        docs = np.concatenate([indices[lo:hi] for lo, hi, _ in spans])
+        values = np.concatenate([data[lo:hi] * weight for lo, hi, weight in spans])
+        return np.bincount(docs, weights=values, minlength=self.n_docs)
 
     def search(
         self,

@@ -11,6 +11,16 @@ The per-process index cache
     entry at once, and the bulk upsert path (which bypasses signals) is caught by the fingerprint,
     because it sets ``updated_at``. A renamed category in another process is picked up when the
     next product changes or by ``invalidate_search_index`` (the ``rebuild_search_index`` task).
+
+Database round trips per search
+    None for an anonymous query in the common case: the index, the store rules and the catalog
+    snapshot are per-process caches with the freshness rules above, and both log rows (the query
+    log and the served-list log) go through ``shop_recs.logbuffer`` (written at once when
+    ``SERVING_LOG_BUFFER_ROWS`` is 0, else buffered and written by the flusher thread). A query that
+    names a ``customer`` reads the customer's pk (one round trip) and, when the active model knows
+    them and there is something to re-rank, their latest events (a second). The active model comes
+    from the serving layer's state (``serving.serving_state``), which trusts the active version id
+    for ``SERVING_ACTIVE_VERSION_TTL`` seconds like every other serving endpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from django.utils import timezone
 
 from shop_recs.activity.models import Customer, Event
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
+from shop_recs.logbuffer import LogTable
 from shop_recs.recommend.matrix import DEFAULT_EVENT_WEIGHTS
 from shop_recs.search.index import SearchIndex, tokenize, tokenize_with_surface
 from shop_recs.search.models import SearchQuery
@@ -73,6 +84,9 @@ class StoreIndex:
     titles: list[str]
     prices: np.ndarray  # float64, NaN where the product has no price
     category_paths: list[str]  # per document ("" without a category)
+    #: The price each hit answers with (2 decimals; ``None`` without a price), made once per build
+    #: rather than ``Decimal(str(...)).quantize`` per hit and request.
+    price_decimals: list[Decimal | None] = field(default_factory=list)
     built_at: float = field(default_factory=time.monotonic)
     checked_at: float = field(default_factory=time.monotonic)
 
@@ -130,7 +144,16 @@ def build_store_index(store: Store, fingerprint: tuple[Any, ...] | None = None) 
         titles=[r[2] for r in rows],
         prices=np.asarray([float(r[5]) if r[5] is not None else np.nan for r in rows], dtype=np.float64),
         category_paths=[r[6] or "" for r in rows],
+        price_decimals=[_price_decimal(r[5]) for r in rows],
     )
+
+
+def _price_decimal(price: Any) -> Decimal | None:
+    """The API's price of a product: its price as the float64 the index keeps, to 2 decimals."""
+    if price is None:
+        return None
+    value = np.float64(float(price))
+    return None if np.isnan(value) else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 def get_store_index(store: Store) -> StoreIndex:
@@ -197,34 +220,65 @@ def connect_signals() -> None:
 # --- personal re-ranking -------------------------------------------------------------------------
 
 
-def personal_scores(store: Store, customer: Customer, product_ids: np.ndarray) -> tuple[np.ndarray, Any] | None:
-    """The active model's raw score of each product for ``customer`` (NaN for products it does not know),
-    with the ``ModelVersion`` that scored them.
+def customer_pk_of(store: Store, external_id: str) -> int | None:
+    """The store's customer with this external id (``None`` if unknown): the pk only, by raw SQL.
+
+    ``Customer.objects.filter(external_id=...).first()`` compiled a query and built a model
+    instance for a pk. Raw SQL bypasses django-scopes, so the store id is in the WHERE clause.
+    """
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT id FROM {table} WHERE store_id = %s AND external_id = %s", [store.pk, external_id])  # noqa: S608
+        row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def recent_history(store: Store, customer_pk: int) -> list[tuple[int, str]]:
+    """The customer's latest ``HISTORY_EVENTS`` product events, newest first: ``(product pk, type)``.
+
+    The ORM query's SQL, without its compilation. The customer pk is a bound value (not a
+    sub-select on the external id): PostgreSQL then plans a top-N walk of the
+    ``(customer, -timestamp)`` index for customers with many events, where the generic plan of a
+    sub-select sorted all of them (and broke timestamp ties differently).
+    """
+    qn = connection.ops.quote_name
+    sql = (
+        f"SELECT product_id, event_type FROM {qn(Event._meta.db_table)} "  # noqa: S608
+        f"WHERE customer_id = %s AND product_id IS NOT NULL AND store_id = %s ORDER BY {qn('timestamp')} DESC LIMIT %s"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [customer_pk, store.pk, HISTORY_EVENTS])
+        return [(int(pk), event_type) for pk, event_type in cur.fetchall()]
+
+
+def personal_scores(store: Store, customer_pk: int, product_ids: np.ndarray) -> tuple[np.ndarray, Any] | None:
+    """The active model's raw score of each product for the customer (NaN for products it does not
+    know), with the ``ModelVersion`` that scored them. The customer's history is their
+    :func:`recent_history` (read only when the model knows the customer).
 
     ``None`` when there is no model or the customer is not one of its rows (new customers get the
     pure text order; the next training run includes them).
+
+    The model is the serving layer's (``serving_state``): no query while the active version id is
+    trusted (``SERVING_ACTIVE_VERSION_TTL``), and an activation in this process is seen at once.
     """
-    from shop_recs.recommend.services import load_active_model
+    from shop_recs.recommend.serving import serving_state
 
     try:
-        loaded = load_active_model(store)
+        loaded = serving_state(store).loaded
     except Exception:  # a broken artifact must not take search down with it
         logger.exception("store %s: no usable model for personal search ranking", store.pk)
         return None
     if loaded is None:
         return None
-    row = loaded.row_of(customer.pk)
+    row = loaded.row_of(customer_pk)
     if row is None:
         return None
     n_items = len(loaded.item_ids)
-    history = (
-        Event.objects.filter(customer=customer, product__isnull=False)
-        .order_by("-timestamp")
-        .values_list("product_id", "event_type")[:HISTORY_EVENTS]
-    )
+    item_index = loaded.item_index
     cells: dict[int, float] = {}
-    for product_id, event_type in history:
-        col = loaded.column_of(product_id)
+    for product_id, event_type in recent_history(store, customer_pk):
+        col = item_index.get(product_id)
         weight = DEFAULT_EVENT_WEIGHTS.get(event_type, 0.0)
         if col is not None and weight > 0:
             cells[col] = min(cells.get(col, 0.0) + weight, 20.0)
@@ -234,13 +288,13 @@ def personal_scores(store: Store, customer: Customer, product_ids: np.ndarray) -
     try:
         scores = np.asarray(loaded.model.score_users(np.asarray([row], dtype=np.int64), user_items))[0]
     except Exception:
-        logger.exception("store %s: scoring customer %s for search failed", store.pk, customer.pk)
+        logger.exception("store %s: scoring customer %s for search failed", store.pk, customer_pk)
         return None
+    columns = np.fromiter((item_index.get(pid, -1) for pid in product_ids.tolist()), np.int64, len(product_ids))
+    known = columns >= 0
     out = np.full(len(product_ids), np.nan, dtype=np.float64)
-    for i, pid in enumerate(product_ids.tolist()):
-        col = loaded.column_of(pid)
-        if col is not None and np.isfinite(scores[col]):
-            out[i] = float(scores[col])
+    picked = np.asarray(scores[columns[known]], dtype=np.float64)
+    out[known] = np.where(np.isfinite(picked), picked, np.nan)
     return out, loaded.version
 
 
@@ -310,7 +364,6 @@ class SearchOutcome:
     personalized: bool = False
     rules_applied: bool = False
     list_id: str | None = None
-    query_log_id: int | None = None
 
 
 def normalize_query(query: str) -> str:
@@ -345,41 +398,41 @@ def search_products(
     mask = store_index.filter_mask(category, min_price, max_price)
     result = store_index.index.search(query, limit=CANDIDATES, mask=mask, prefix_last=prefix_last)
     doc_idx = result.doc_indices
+    n_found = len(doc_idx)
     product_ids = store_index.product_ids[doc_idx]
-    text = result.scores / result.scores.max() if len(doc_idx) else np.zeros(0)
+    text = result.scores / result.scores.max() if n_found else np.zeros(0)
 
-    customer = None
-    if customer_external_id:
-        customer = Customer.objects.filter(external_id=customer_external_id).first()
+    customer_pk: int | None = None
     personal: np.ndarray | None = None
     version = None
-    if customer is not None and len(doc_idx) and w > 0:
-        scored = personal_scores(store, customer, product_ids)
-        if scored is not None and np.isfinite(scored[0]).any():
-            personal, version = minmax(scored[0]), scored[1]
+    if customer_external_id:
+        customer_pk = customer_pk_of(store, customer_external_id)
+        if customer_pk is not None and n_found and w > 0:
+            scored = personal_scores(store, customer_pk, product_ids)
+            if scored is not None and np.isfinite(scored[0]).any():
+                personal, version = minmax(scored[0]), scored[1]
     final = text if personal is None else (1.0 - w) * text + w * personal
-    order = np.lexsort((product_ids, -final)) if len(doc_idx) else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((product_ids, -final)) if n_found else np.zeros(0, dtype=np.int64)
 
-    by_pid = {int(product_ids[i]): int(i) for i in range(len(doc_idx))}
-    ranked_ids = [int(product_ids[i]) for i in order]
-    ranked_scores = [float(final[i]) for i in order]
     ranked_ids, ranked_scores, rules_applied = apply_store_rules(
-        store, ranked_ids, ranked_scores, customer.pk if customer else None
+        store, product_ids[order].tolist(), final[order].tolist(), customer_pk
     )
 
+    # Only the requested page is turned into hits; a product a rule injected (one the text search
+    # did not find) is not a search result and is skipped.
+    position_of = dict(zip(product_ids.tolist(), range(n_found), strict=True))
     hits: list[SearchHit] = []
-    for pid, score in list(zip(ranked_ids, ranked_scores, strict=True))[offset : offset + n]:
-        i = by_pid.get(pid)
+    for pid, score in zip(ranked_ids[offset : offset + n], ranked_scores[offset : offset + n], strict=True):
+        i = position_of.get(pid)
         if i is None:
-            continue  # a rule injected a product the text search did not find: not a search result
+            continue
         doc = int(doc_idx[i])
-        price = store_index.prices[doc]
         hits.append(
             SearchHit(
                 product_id=pid,
                 sku=store_index.skus[doc],
                 title=store_index.titles[doc],
-                price=None if np.isnan(price) else Decimal(str(price)).quantize(Decimal("0.01")),
+                price=store_index.price_decimals[doc],
                 score=round(score, 6),
                 text_score=round(float(text[i]), 6),
                 personal_score=None if personal is None else round(float(personal[i]), 6),
@@ -397,8 +450,8 @@ def search_products(
         rules_applied=rules_applied,
     )
     if log:
-        outcome.query_log_id = log_query(store, query, outcome, customer=customer, session_id=session_id)
-        outcome.list_id = log_search_list(store, outcome, customer=customer, version=version)
+        log_query(store, query, outcome, customer_id=customer_pk, session_id=session_id)
+        outcome.list_id = log_search_list(store, outcome, customer_id=customer_pk, version=version)
     return outcome
 
 
@@ -423,66 +476,60 @@ def _did_you_mean(index: SearchIndex, query: str, n_found: int) -> str | None:
     return " ".join(words) if changed else None
 
 
-def log_search_list(store: Store, outcome: SearchOutcome, *, customer: Customer | None, version: Any) -> str | None:
-    """Record the served page in the serving layer's list log (one INSERT) so clicks and purchases
-    that carry ``context.list_id`` are attributed to search. ``None`` if the list log is absent."""
-    try:
-        from shop_recs.recommend.serving import _insert_list_sql, log_commit_may_skip_wal_wait
-    except ImportError:  # pragma: no cover - the list log ships with the recommend app
-        return None
+def log_search_list(store: Store, outcome: SearchOutcome, *, customer_id: int | None, version: Any) -> str:
+    """Record the served page in the serving layer's list log so clicks and purchases that carry
+    ``context.list_id`` are attributed to search. The id is made here, so the row may be written
+    later (``serving.LIST_LOG``: at once or buffered, see ``shop_recs.logbuffer``)."""
+    from shop_recs.recommend.serving import LIST_LOG
 
     list_id = uuid.uuid4()
-    # Raw INSERT (the serving layer's statement): no model instance on the hot path, same row.
-    with connection.cursor() as cur:
-        cur.execute(
-            _insert_list_sql(async_commit=log_commit_may_skip_wal_wait()),
-            [
-                store.pk,
-                list_id.hex if connection.vendor == "sqlite" else list_id,
-                "search",
-                "search",
-                getattr(customer, "pk", None),
-                getattr(version, "pk", None),
-                getattr(version, "algorithm", "") if version is not None else "bm25",
-                "",
-                None,
-                json.dumps([h.product_id for h in outcome.hits]),
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-            ],
-        )
+    LIST_LOG.write(
+        [
+            store.pk,
+            list_id.hex if connection.vendor == "sqlite" else list_id,
+            "search",
+            "search",
+            customer_id,
+            getattr(version, "pk", None),
+            getattr(version, "algorithm", "") if version is not None else "bm25",
+            "",
+            None,
+            json.dumps([h.product_id for h in outcome.hits]),
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+        ]
+    )
     return str(list_id)
 
 
-def log_query(
-    store: Store, query: str, outcome: SearchOutcome, *, customer: Customer | None = None, session_id: str = ""
-) -> int:
-    """One INSERT per query; the insights page aggregates these rows.
-
-    Raw SQL with RETURNING (PostgreSQL, SQLite >= 3.35): the ORM's ``create`` cost more than the
-    round trip itself on the search hot path. SearchQuery has no signal receivers.
-    """
-    from shop_recs.recommend.serving import log_commit_may_skip_wal_wait, without_wal_wait
-
+def _insert_query_sql() -> str:
+    # Raw SQL: the ORM's ``create`` cost more than the round trip itself on the search hot path, and
+    # a buffered row has no model instance anyway. SearchQuery has no signal receivers to miss.
     table = connection.ops.quote_name(SearchQuery._meta.db_table)
-    sql = (
+    return (
         f"INSERT INTO {table} (store_id, query, normalized_query, customer_id, session_id, n_results, "  # noqa: S608
-        "corrected_query, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+        "corrected_query, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     )
-    # Like the list log: the query log need not wait for the WAL flush (see serving.without_wal_wait).
-    if log_commit_may_skip_wal_wait():
-        sql = without_wal_wait(sql)
-    with connection.cursor() as cur:
-        cur.execute(
-            sql,
-            [
-                store.pk,
-                query[:MAX_QUERY_LENGTH],
-                normalize_query(query),
-                getattr(customer, "pk", None),
-                (session_id or "")[:100],
-                outcome.total,
-                (outcome.corrected_query or "")[:MAX_QUERY_LENGTH],
-                connection.ops.adapt_datetimefield_value(timezone.now()),
-            ],
-        )
-        return int(cur.fetchone()[0])
+
+
+#: The search query log (``SearchQuery`` rows): written at once or buffered, per ``SERVING_LOG_BUFFER_ROWS``.
+QUERY_LOG = LogTable("search query", _insert_query_sql)
+
+
+def log_query(
+    store: Store, query: str, outcome: SearchOutcome, *, customer_id: int | None = None, session_id: str = ""
+) -> None:
+    """Record one query for the insights page (which only aggregates these rows: nothing needs the
+    row's id back, so the write can be buffered). ``created_at`` is the request's time, not the
+    flush's."""
+    QUERY_LOG.write(
+        [
+            store.pk,
+            query[:MAX_QUERY_LENGTH],
+            normalize_query(query),
+            customer_id,
+            (session_id or "")[:100],
+            outcome.total,
+            (outcome.corrected_query or "")[:MAX_QUERY_LENGTH],
+            connection.ops.adapt_datetimefield_value(timezone.now()),
+        ]
+    )

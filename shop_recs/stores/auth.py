@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hmac
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from shop_recs.stores.models import ApiKey, Store
+from shop_recs.stores.models import ApiKey, Store, hash_api_key
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -80,3 +88,97 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "A store API key (sr_…)."}
+
+
+# --- the serving hot path's key check: in process, refreshed every few seconds -------------------
+
+
+@dataclass
+class _KnownKey:
+    key_id: int
+    key_hash: str
+    store_values: list[Any]
+    read_at: float
+    last_used_at: datetime | None
+
+
+_STORE_FIELDS = [f.attname for f in Store._meta.concrete_fields]
+_STORE_DATETIMES = {f.attname for f in Store._meta.concrete_fields if f.get_internal_type() == "DateTimeField"}
+_known_keys: dict[str, _KnownKey] = {}
+_known_lock = threading.Lock()
+
+
+def api_key_cache_seconds() -> float:
+    """``API_KEY_CACHE_SECONDS`` (default 5): how long a process trusts a key it has read.
+
+    A key revoked in this process (dashboard, admin: ``ApiKey.revoke``) is refused at once; other
+    processes refuse it within this many seconds. Stored data never changes that: only the hash is
+    kept, here as in the database.
+    """
+    return float(getattr(settings, "API_KEY_CACHE_SECONDS", 5.0))
+
+
+def forget_api_key(prefix: str | None = None) -> None:
+    """Drop one cached key (by prefix) or all of them; the next request reads it again."""
+    with _known_lock:
+        if prefix is None:
+            _known_keys.clear()
+        else:
+            _known_keys.pop(prefix, None)
+
+
+def _as_datetime(value: Any) -> Any:
+    """Aware datetime from what a raw cursor returns (SQLite: naive datetime or text; PostgreSQL: aware)."""
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
+
+
+def _read_key(prefix: str) -> _KnownKey | None:
+    """The live key with this prefix and its store's row, in one raw query (``None``: none or revoked)."""
+    qn = connection.ops.quote_name
+    sql = (
+        f"SELECT k.id, k.key_hash, k.revoked_at, k.last_used_at, "  # noqa: S608 - quoted identifiers only
+        f"{', '.join('s.' + qn(f) for f in _STORE_FIELDS)} FROM {qn(ApiKey._meta.db_table)} k "
+        f"JOIN {qn(Store._meta.db_table)} s ON s.id = k.store_id WHERE k.prefix = %s"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [prefix])
+        row = cur.fetchone()
+    if row is None or row[2] is not None:
+        return None
+    values = [
+        _as_datetime(v) if v is not None and f in _STORE_DATETIMES else v
+        for f, v in zip(_STORE_FIELDS, row[4:], strict=True)
+    ]
+    last_used = _as_datetime(row[3]) if row[3] is not None else None
+    return _KnownKey(int(row[0]), row[1], values, time.monotonic(), last_used)
+
+
+def store_for_raw_key(raw: str | None) -> Store | None:
+    """The store a raw API key belongs to, or ``None`` for a malformed, unknown or revoked key.
+
+    The same checks as :class:`ApiKeyAuthentication` (prefix lookup, constant-time hash comparison,
+    revoked, ``last_used_at`` written at most once a minute) without a query on most requests: the
+    key row is re-read every :func:`api_key_cache_seconds`. Each call returns a fresh ``Store``
+    instance, so nothing a request caches on it leaks into the next request.
+    """
+    prefix = ApiKey.prefix_of(raw) if raw else None
+    if prefix is None:
+        return None
+    known = _known_keys.get(prefix)
+    if known is None or time.monotonic() - known.read_at >= api_key_cache_seconds():
+        known = _read_key(prefix)
+        with _known_lock:
+            if known is None:
+                _known_keys.pop(prefix, None)
+                return None
+            _known_keys[prefix] = known
+    if not hmac.compare_digest(known.key_hash, hash_api_key(raw)):  # type: ignore[arg-type]
+        return None
+    now = timezone.now()
+    if known.last_used_at is None or now - known.last_used_at > _LAST_USED_RESOLUTION:
+        known.last_used_at = now
+        ApiKey.objects.filter(pk=known.key_id).update(last_used_at=now)
+    return Store.from_db(connection.alias, _STORE_FIELDS, known.store_values)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analytics.experiments import selectors, services, stats
-from analytics.experiments.models import Attribution, Experiment, ExperimentStatus
+from analytics.experiments.models import Attribution, AttributionSettings, Experiment, ExperimentStatus
 from shop_recs.activity.models import Event
 from shop_recs.recommend.models import ModelVersion, RecommendationList
 from shop_recs.stores.scoping import store_scope, unscoped
@@ -125,6 +125,30 @@ def test_attribution_rules(store, other_store, make_product, make_customer):
     assert e_late.pk not in got and e_other.pk not in got and e_foreign.pk not in got
     # Incremental: nothing new, nothing written.
     assert services.attribute_events(store) == 0
+
+
+def test_attribution_waits_for_events_to_settle(store, make_product, make_customer, settings):
+    """With buffered list rows, events younger than ATTRIBUTION_SETTLE_SECONDS wait for the next run,
+    and the watermark stops before them instead of passing them by."""
+    settings.ATTRIBUTION_SETTLE_SECONDS = 10
+    now = timezone.now()
+    p1 = make_product(store, "P1")
+    alice = make_customer(store, "alice")
+    lst = _list(store, alice, [p1], when=now - timedelta(minutes=5))
+    old = _event(store, alice, p1, "click", now - timedelta(minutes=1), list_id=lst.list_id)
+    fresh = _event(store, alice, p1, "click", now, list_id=lst.list_id)
+    with unscoped():
+        Event.objects.filter(pk=old.pk).update(received_at=now - timedelta(minutes=1))
+    assert services.attribute_events(store) == 1
+    with store_scope(store):
+        assert set(Attribution.objects.values_list("event_id", flat=True)) == {old.pk}
+        assert AttributionSettings.objects.get().last_event_id == old.pk
+    # Once it has settled it is attributed.
+    with unscoped():
+        Event.objects.filter(pk=fresh.pk).update(received_at=now - timedelta(seconds=11))
+    assert services.attribute_events(store) == 1
+    with store_scope(store):
+        assert set(Attribution.objects.values_list("event_id", flat=True)) == {old.pk, fresh.pk}
 
 
 def test_online_metrics_on_hand_built_log(store, make_product, make_customer):

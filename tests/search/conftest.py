@@ -20,6 +20,7 @@ def _fresh_caches(settings, tmp_path):
     settings.SEARCH_INDEX_CHECK_SECONDS = 0  # check the catalog fingerprint on every search
     from shop_recs.recommend.rules import invalidate_catalog, invalidate_rules
     from shop_recs.recommend.services import clear_model_cache
+    from shop_recs.recommend.serving import clear_serving_cache
     from shop_recs.search.services import invalidate_search_index
 
     def clear() -> None:
@@ -27,6 +28,7 @@ def _fresh_caches(settings, tmp_path):
         invalidate_catalog()
         invalidate_rules()
         clear_model_cache()
+        clear_serving_cache()  # personal re-ranking takes the active model from the serving state
 
     clear()
     yield

@@ -177,8 +177,8 @@ def test_logs_commit_outside_a_transaction_on_postgres(store, make_product):
     make_product(store, "LOG-1", title="Log test mug")
     assert connection.get_autocommit() and not connection.in_atomic_block
     outcome = SearchOutcome(query="mug", hits=[], total=0)
-    row_id = log_query(store, "mug", outcome)
-    list_id = log_search_list(store, outcome, customer=None, version=None)
+    log_query(store, "mug", outcome)
+    list_id = log_search_list(store, outcome, customer_id=None, version=None)
     with unscoped():
-        assert SearchQuery.objects.get(pk=row_id).query == "mug"
+        assert SearchQuery.objects.get(store=store).query == "mug"
         assert RecommendationList.objects.filter(list_id=list_id, endpoint="search").exists()

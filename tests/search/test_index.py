@@ -119,6 +119,28 @@ def test_mask_restricts_results():
     assert idx.doc_ids_[result.doc_indices].tolist() == [2]
 
 
+def test_score_equals_the_sparse_mat_vec_exactly():
+    """``score`` reads the CSC arrays directly; it must add up exactly what the mat-vec did, so
+    rankings and ties (broken on doc id) cannot move."""
+    from shop_recs.search.index import QueryTerm
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i:02d}" for i in range(40)]
+    docs = [
+        {"title": " ".join(rng.choice(words, 3)), "description": " ".join(rng.choice(words, 12))} for _ in range(300)
+    ]
+    idx = _index(docs)
+    n_terms = len(idx.vocab_)
+    for size in (1, 2, 5, 30):
+        ids = rng.choice(n_terms, size, replace=False)
+        weights = rng.uniform(0.2, 1.0, size)
+        terms = [QueryTerm("x", int(t), float(w), "exact") for t, w in zip(ids, weights, strict=True)]
+        expected = np.asarray(idx.weights_[:, ids] @ weights).ravel()
+        assert np.array_equal(idx.score(terms), expected)
+    # Unmatched and zero-weight terms contribute nothing.
+    assert not idx.score([QueryTerm("x", -1, 0.0, "none"), QueryTerm("y", 0, 0.0, "exact")]).any()
+
+
 def test_save_and_load_without_pickle(tmp_path):
     idx = _index([{"title": "wireless headphones", "brand": "Sony"}, {"title": "无线耳机"}, {"title": "café"}])
     path = tmp_path / "index.npz"
