@@ -271,6 +271,9 @@ SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 200_000)
 # (a revocation/activation in the same process applies at once).
 API_KEY_CACHE_SECONDS = envint("API_KEY_CACHE_SECONDS", 5)
 SERVING_ACTIVE_VERSION_TTL = envint("SERVING_ACTIVE_VERSION_TTL", 5)
+# After this many hot-path requests a web process freezes its long-lived heap once (shop_recs.gcfreeze;
+# 0 = never): full garbage-collector passes over it paused requests for ~100 ms.
+SERVING_GC_FREEZE_AFTER = envint("SERVING_GC_FREEZE_AFTER", 0 if DEBUG else 500)
 
 LOGGING = {
     "version": 1,

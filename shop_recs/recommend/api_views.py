@@ -29,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.experiments.assignment import log_variant_list, running_experiments, variant_model
+from shop_recs import gcfreeze
 from shop_recs.activity.models import Customer
 from shop_recs.catalog.serializers import ErrorSerializer
 from shop_recs.recommend import live_activity, serving
@@ -210,6 +211,7 @@ def fast_get_view(drf_view: Callable[..., Any], handler: FastHandler) -> Callabl
             return drf_view(request, *args, **kwargs)
         with store_scope(store):
             resp = handler(request, store, *args, **kwargs)
+        gcfreeze.note_request()
         return drf_view(request, *args, **kwargs) if resp is None else resp
 
     update_wrapper(view, drf_view, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())

@@ -206,6 +206,9 @@ class CatalogSnapshot:
     items: list[dict[str, Any]]
     documents: list[str]
     built_at: float = 0.0
+    #: ``_catalog_fingerprint`` when built: an expired snapshot whose catalog has not changed is kept
+    #: (with every array and cache derived from it) instead of being rebuilt.
+    fingerprint: tuple[Any, ...] = ()
     _content: Any = None
     #: Arrays derived from this snapshot on demand (rule masks, category masks, category subtrees).
     #: They depend only on the snapshot (and the rules value in their key), so they live as long as it.
@@ -274,6 +277,20 @@ class CatalogSnapshot:
 _catalog_cache: dict[int, CatalogSnapshot] = {}
 
 
+def _catalog_fingerprint(store_id: int) -> tuple[Any, ...]:
+    """Changes when a product is added, updated (``updated_at``; bulk upserts set it too) or deleted,
+    or a category is added or deleted. A category renamed in another process is seen on the next
+    product change or restart (the search index has the same rule)."""
+    from django.db.models import Count, Max
+
+    from shop_recs.catalog.models import Category, Product
+
+    with store_scope(store_id):
+        products = Product.objects.order_by().aggregate(n=Count("id"), latest=Max("updated_at"), top=Max("id"))
+        categories = Category.objects.order_by().aggregate(n=Count("id"), top=Max("id"))
+    return (products["n"], products["latest"], products["top"], categories["n"], categories["top"])
+
+
 def _build_catalog(store_id: int) -> CatalogSnapshot:
     from shop_recs.catalog.models import Category, Product
 
@@ -327,9 +344,17 @@ def catalog_snapshot(store: Store | int) -> CatalogSnapshot:
     """This process's snapshot of the store's catalog (TTL ``SERVING_CATALOG_TTL``, dropped on save)."""
     store_id = int(getattr(store, "pk", store))
     hit = _catalog_cache.get(store_id)
-    if hit is not None and time.monotonic() - hit.built_at < _ttl("SERVING_CATALOG_TTL", 60.0):
+    now = time.monotonic()
+    if hit is not None and now - hit.built_at < _ttl("SERVING_CATALOG_TTL", 60.0):
+        return hit
+    fingerprint = _catalog_fingerprint(store_id)
+    if hit is not None and hit.fingerprint == fingerprint:
+        # Unchanged: keep the snapshot, so the serving state, its caches and the customers' memoised
+        # candidates built on it stay valid (a rebuild costs a catalog read and every such cache).
+        hit.built_at = now
         return hit
     snap = _build_catalog(store_id)
+    snap.fingerprint = fingerprint
     with _lock:
         _catalog_cache[store_id] = snap
     return snap

@@ -294,3 +294,34 @@ def test_one_refused_row_does_not_hold_the_others_back(shop, settings):
     with unscoped():
         assert RecommendationList.objects.filter(list_id=good).exists()
         assert not RecommendationList.objects.filter(placement="orphan").exists()
+
+
+@pytest.mark.django_db
+def test_expired_catalog_snapshot_is_kept_while_the_catalog_is_unchanged(shop, store, settings):
+    from shop_recs.catalog.models import Product
+    from shop_recs.recommend.rules import catalog_snapshot
+
+    settings.SERVING_CATALOG_TTL = 0  # every call re-checks
+    first = catalog_snapshot(store)
+    assert catalog_snapshot(store) is first  # same fingerprint: kept
+    with unscoped():
+        Product.objects.filter(store=store, sku="M1").update(price=99, updated_at="2030-01-01T00:00:00Z")
+    changed = catalog_snapshot(store)
+    assert changed is not first
+    assert changed.prices[changed.index[shop["products"]["M1"].pk]] == 99
+
+
+def test_gc_freeze_happens_once_after_the_warm_up(settings, monkeypatch):
+    import gc
+
+    from shop_recs import gcfreeze
+
+    calls = []
+    monkeypatch.setattr(gcfreeze, "_served", 0)
+    monkeypatch.setattr(gcfreeze, "_frozen_pid", 0)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append("collect"))
+    settings.SERVING_GC_FREEZE_AFTER = 3
+    for _ in range(10):
+        gcfreeze.note_request()
+    assert calls == ["collect", "freeze"]
