@@ -19,7 +19,7 @@ import gc
 import logging
 import os
 
-from django.conf import settings
+from shop_recs.conf import setting
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def note_request() -> None:
     if _frozen_pid == os.getpid():
         return
     _served += 1
-    after = int(getattr(settings, "SERVING_GC_FREEZE_AFTER", 500))
+    after = int(setting("SERVING_GC_FREEZE_AFTER", 500))
     if after <= 0 or _served < after:
         return
     _frozen_pid = os.getpid()

@@ -33,8 +33,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
+
+from shop_recs.conf import setting
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ ROWS_PER_STATEMENT = 500
 
 def buffer_rows() -> int:
     """``SERVING_LOG_BUFFER_ROWS``: 0 writes each row on the request; N > 0 buffers (see module doc)."""
-    return int(getattr(settings, "SERVING_LOG_BUFFER_ROWS", 0))
+    return int(setting("SERVING_LOG_BUFFER_ROWS", 0))
 
 
 def flush_interval() -> float:
-    return float(getattr(settings, "SERVING_LOG_FLUSH_MS", 200)) / 1000.0
+    return float(setting("SERVING_LOG_FLUSH_MS", 200)) / 1000.0
 
 
 def log_commit_may_skip_wal_wait() -> bool:

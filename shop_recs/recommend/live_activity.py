@@ -39,10 +39,10 @@ import threading
 import time
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 
 from shop_recs.activity import changes
+from shop_recs.conf import setting
 from shop_recs.recommend import realtime
 
 logger = logging.getLogger(__name__)
@@ -56,15 +56,15 @@ RECONNECT_EVERY = 1.0
 
 
 def enabled() -> bool:
-    return bool(getattr(settings, "SERVING_ACTIVITY_CACHE", False)) and bool(getattr(settings, "REDIS_URL", ""))
+    return bool(setting("SERVING_ACTIVITY_CACHE", False)) and bool(setting("REDIS_URL", ""))
 
 
 def entry_ttl() -> float:
-    return float(getattr(settings, "SERVING_ACTIVITY_TTL", 300))
+    return float(setting("SERVING_ACTIVITY_TTL", 300))
 
 
 def max_entries() -> int:
-    return int(getattr(settings, "SERVING_ACTIVITY_MAX_ENTRIES", 200_000))
+    return int(setting("SERVING_ACTIVITY_MAX_ENTRIES", 200_000))
 
 
 class _Feed:

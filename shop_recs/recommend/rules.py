@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext as _
 
+from shop_recs.conf import setting
 from shop_recs.stores.scoping import store_scope
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ _lock = threading.Lock()
 
 
 def _ttl(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
+    return float(setting(name, default))
 
 
 def _int_set(values: Any) -> frozenset[int]:

@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 from threadpoolctl import ThreadpoolController
 
 from shop_recs import logbuffer
+from shop_recs.conf import setting
 from shop_recs.recommend import candidates as precomputed
 from shop_recs.recommend import realtime
 from shop_recs.recommend.matrix import DEFAULT_EVENT_WEIGHTS
@@ -185,7 +186,7 @@ def _popularity_tables(store_id: int, version_id: int | None, snap: CatalogSnaps
     """Popularity (distinct customers) and trending (decayed weighted events) per catalog position."""
     key = (store_id, version_id)
     hit = _tables.get(key)
-    ttl = float(getattr(settings, "SERVING_POPULARITY_TTL", 600))
+    ttl = float(setting("SERVING_POPULARITY_TTL", 600))
     if hit is not None and time.monotonic() - hit[0] < ttl:
         pop_pk, trend_rows = hit[1]
     else:
@@ -256,7 +257,7 @@ def active_version_ttl() -> float:
     """``SERVING_ACTIVE_VERSION_TTL`` (seconds, default 5): how long a process trusts the active version
     id it read. An activation or rollback in this process is seen at once (:func:`forget_active_version`);
     in other processes (other web workers, a Celery worker that trained) within this many seconds."""
-    return float(getattr(settings, "SERVING_ACTIVE_VERSION_TTL", 5.0))
+    return float(setting("SERVING_ACTIVE_VERSION_TTL", 5.0))
 
 
 def _active_version_id(store_id: int) -> int:

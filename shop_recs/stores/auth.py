@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -17,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from shop_recs.conf import setting
 from shop_recs.stores.models import ApiKey, Store, hash_api_key
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
@@ -115,7 +115,7 @@ def api_key_cache_seconds() -> float:
     processes refuse it within this many seconds. Stored data never changes that: only the hash is
     kept, here as in the database.
     """
-    return float(getattr(settings, "API_KEY_CACHE_SECONDS", 5.0))
+    return float(setting("API_KEY_CACHE_SECONDS", 5.0))
 
 
 def forget_api_key(prefix: str | None = None) -> None:
