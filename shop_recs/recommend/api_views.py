@@ -13,12 +13,12 @@ DRF view itself, so error responses stay exactly DRF's. ``benchmarks/serve.py`` 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from functools import update_wrapper
 from typing import Any
 
+import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -167,14 +167,19 @@ def serve_customer(
 # --- the plain-Django fast path ---------------------------------------------------------------------
 
 _AUTH = ApiKeyAuthentication()
-#: What DRF's JSONRenderer produces with the project's settings (UNICODE_JSON, COMPACT_JSON, STRICT_JSON).
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def json_response(payload: Any) -> HttpResponse:
-    """DRF-identical JSON bytes and headers (``Vary: Accept``, ``Allow``) without DRF's Response."""
-    body = _dumps(payload).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    resp = HttpResponse(body.encode(), content_type="application/json")
+    """The JSON DRF's renderer produces with the project's settings (UTF-8, compact, U+2028/U+2029
+    escaped) and its headers (``Vary: Accept``, ``Allow``), without DRF's Response.
+
+    Encoded with orjson: ~7 µs for a page of ten items against ~30 µs with the standard library. The
+    values are the same; only a float's exponent may be spelled differently (``1e-7``, not
+    ``1e-07``), and a non-finite float would come out as ``null`` where DRF raises: serving's scores
+    are always finite (a test compares the two renderings of a real response).
+    """
+    body = orjson.dumps(payload).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    resp = HttpResponse(body, content_type="application/json")
     resp["Vary"] = "Accept"
     resp["Allow"] = "GET, HEAD, OPTIONS"
     return resp

@@ -325,3 +325,18 @@ def test_gc_freeze_happens_once_after_the_warm_up(settings, monkeypatch):
     for _ in range(10):
         gcfreeze.note_request()
     assert calls == ["collect", "freeze"]
+
+
+@pytest.mark.django_db
+def test_fast_path_json_equals_drf_rendering(api_client, shop):
+    """The hot path encodes with orjson; the values must be what DRF's renderer would send."""
+    from rest_framework.renderers import JSONRenderer
+
+    from shop_recs.recommend.api_views import json_response
+
+    payload = api_client.get(f"{API}/recommendations/customer/C0?n=5").json()
+    payload["items"][0]["title"] = "白色 mug \u2028 “quoted”"
+    fast = json_response(payload)
+    assert fast["Content-Type"] == "application/json" and fast["Vary"] == "Accept"
+    assert json.loads(fast.content) == json.loads(JSONRenderer().render(payload))
+    assert b"\\u2028" in fast.content and "白色".encode() in fast.content
