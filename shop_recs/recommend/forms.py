@@ -88,9 +88,10 @@ class TrainingScheduleForm(forms.Form):
 
     @classmethod
     def for_schedule(cls, schedule: TrainingSchedule | None) -> TrainingScheduleForm:
-        """An unbound form showing ``schedule`` (or, for a store without one, an off 24-hour interval)."""
+        """An unbound form showing ``schedule`` (or, for a store without one, an empty one: a pre-filled
+        interval made the first "daily at 3" a "not both" error)."""
         if schedule is None:
-            return cls(initial={"enabled": False, "interval_hours": 24, "algorithms": []})
+            return cls(initial={"enabled": False, "algorithms": []})
         daily = schedule.daily_hour is not None
         known = set(available_algorithms())
         return cls(

@@ -143,3 +143,32 @@ def test_overview_renders_plotly_charts_from_local_assets(live_server, browser_p
     ]
     assert foreign == [], f"requests left the machine: {foreign}"
     assert any(url.endswith("/static/vendor/plotly/plotly.min.js") for url in requested)
+
+
+def test_schedule_form_keeps_one_cadence(live_server, browser_page, store, make_user):
+    """Typing a daily hour empties the interval (and back), so a merchant never meets the "not both"
+    error in a browser; the saved schedule is what the page then shows."""
+    from shop_recs.recommend.models import TrainingSchedule
+    from shop_recs.stores.scoping import store_scope
+
+    make_user("merchant", store)
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/?next=/s/alpha/jobs/")
+    page.fill("#id_username", "merchant")
+    page.fill("#id_password", "pw-123456!")
+    page.click("button[type=submit].btn-primary")
+    page.wait_for_url(f"{live_server.url}/s/alpha/jobs/")
+
+    assert page.input_value("#id_schedule-interval_hours") == ""
+    page.fill("#id_schedule-interval_hours", "6")
+    page.type("#id_schedule-daily_hour", "4")
+    assert page.input_value("#id_schedule-interval_hours") == ""
+    page.check("#id_schedule-enabled")
+    page.click("#schedule-form button[type=submit]")
+    page.wait_for_selector("text=Schedule saved.")
+    assert "Daily at 04:00 UTC" in page.inner_text("#schedule-summary")
+    with store_scope(store):
+        row = TrainingSchedule.objects.get()
+    assert row.enabled and row.daily_hour == 4 and row.interval_hours is None
+    page.type("#id_schedule-interval_hours", "12")
+    assert page.input_value("#id_schedule-daily_hour") == ""
