@@ -274,6 +274,9 @@ SERVING_ACTIVE_VERSION_TTL = envint("SERVING_ACTIVE_VERSION_TTL", 5)
 # After this many hot-path requests a web process freezes its long-lived heap once (shop_recs.gcfreeze;
 # 0 = never): full garbage-collector passes over it paused requests for ~100 ms.
 SERVING_GC_FREEZE_AFTER = envint("SERVING_GC_FREEZE_AFTER", 0 if DEBUG else 500)
+# Training precomputes each recently active customer's candidates (recommend/candidates.py).
+SERVING_PRECOMPUTE_DAYS = envint("SERVING_PRECOMPUTE_DAYS", 90)
+SERVING_PRECOMPUTE_MAX_CUSTOMERS = envint("SERVING_PRECOMPUTE_MAX_CUSTOMERS", 50_000)
 
 LOGGING = {
     "version": 1,

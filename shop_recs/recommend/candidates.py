@@ -68,14 +68,42 @@ def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int32), top
 
 
+def recent_users(
+    users: np.ndarray, timestamps: np.ndarray | None, n_users: int, *, days: float, limit: int
+) -> np.ndarray:
+    """Model rows of the customers worth precomputing: active within ``days`` of the log's newest
+    event, at most ``limit`` of them, most recent first (returned sorted by row). All rows when the
+    log has no timestamps.
+
+    Scoring every customer against the whole catalogue is the training's costliest stage at scale
+    (5M events, 200k customers x 20k products: 283 of 352 s). A customer left out is still served
+    personally: their live history's neighbour lists and content neighbours (the path of customers
+    who joined after training), just without the model's own top list.
+    """
+    if timestamps is None or not len(users):
+        return np.arange(n_users, dtype=np.int64)
+    last = np.full(n_users, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, users, timestamps)
+    cutoff = int(timestamps.max() - days * 86400)
+    recent = np.flatnonzero(last >= cutoff)
+    if len(recent) > limit:
+        recent = recent[np.argsort(-last[recent], kind="stable")[:limit]]
+    return np.sort(recent)
+
+
 def build_serving_arrays(
     model: Any,
     matrix: Any,
     *,
     n_candidates: int = USER_CANDIDATES,
     n_neighbours: int = ITEM_NEIGHBOURS,
+    users: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The serving arrays of a fitted model over its training matrix (users x model columns)."""
+    """The serving arrays of a fitted model over its training matrix (users x model columns).
+
+    ``users``: the model rows to precompute candidates for (default all); the other rows keep
+    ``-1`` columns, which serving reads as "not precomputed".
+    """
     from shop_recs.recsys.base import as_csr
 
     x = as_csr(matrix)
@@ -83,13 +111,14 @@ def build_serving_arrays(
     kc, kn = min(n_candidates, n_items), min(n_neighbours, max(n_items - 1, 0))
     user_cols = np.full((n_users, kc), -1, dtype=np.int32)
     user_scores = np.zeros((n_users, kc), dtype=np.float32)
-    for lo in range(0, n_users, CHUNK_USERS):
-        hi = min(lo + CHUNK_USERS, n_users)
-        rows = x[lo:hi]
-        scores = _minmax_rows(np.asarray(model.score_users(np.arange(lo, hi, dtype=np.int64), rows)))
+    todo = np.arange(n_users, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
+    for lo in range(0, len(todo), CHUNK_USERS):
+        chunk = todo[lo : lo + CHUNK_USERS]
+        rows = x[chunk]
+        scores = _minmax_rows(np.asarray(model.score_users(chunk, rows)))
         r, c = rows.nonzero()
         scores[r, c] = -np.inf  # seen in training: the request path excludes the live history anyway
-        user_cols[lo:hi], user_scores[lo:hi] = _top(scores, kc)
+        user_cols[chunk], user_scores[chunk] = _top(scores, kc)
     item_cols = np.full((n_items, kn), -1, dtype=np.int32)
     item_scores = np.zeros((n_items, kn), dtype=np.float32)
     if kn:
@@ -122,11 +151,28 @@ def write_sidecar(artifact: Path, checksum: str, arrays: dict[str, np.ndarray]) 
     return path
 
 
-def precompute_for_version(version: Any, model: Any, matrix: Any) -> Path:
-    """Training stage: build and write the sidecar of ``version`` (its artifact already on disk)."""
+def precompute_for_version(version: Any, model: Any, matrix: Any, log: Any = None) -> Path:
+    """Training stage: build and write the sidecar of ``version`` (its artifact already on disk).
+
+    With the training ``log`` (``recsys.data.Interactions``), only customers active in the last
+    ``SERVING_PRECOMPUTE_DAYS`` (90) days get precomputed candidates, at most
+    ``SERVING_PRECOMPUTE_MAX_CUSTOMERS`` (50,000), most recent first (:func:`recent_users`).
+    """
+    from django.conf import settings
+
     from shop_recs.recommend.services import artifact_path
 
-    return write_sidecar(artifact_path(version), version.checksum, build_serving_arrays(model, matrix))
+    users = None
+    if log is not None:
+        users = recent_users(
+            log.users,
+            getattr(log, "timestamps", None),
+            matrix.shape[0],
+            days=float(getattr(settings, "SERVING_PRECOMPUTE_DAYS", 90)),
+            limit=int(getattr(settings, "SERVING_PRECOMPUTE_MAX_CUSTOMERS", 50_000)),
+        )
+    arrays = build_serving_arrays(model, matrix, users=users)
+    return write_sidecar(artifact_path(version), version.checksum, arrays)
 
 
 # --- loading ----------------------------------------------------------------------------------------

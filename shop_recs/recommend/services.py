@@ -396,7 +396,7 @@ def _train(run: TrainingRun, progress: JobProgress) -> None:
     try:
         from shop_recs.recommend.candidates import precompute_for_version
 
-        precompute_for_version(candidate, fitted[best], data.matrix)
+        precompute_for_version(candidate, fitted[best], data.matrix, log=data.log)
     except Exception:  # noqa: BLE001 - the model is usable without it
         logger.exception("training run %s: could not precompute the serving arrays", run.pk)
     progress.stage("activating", 97)

@@ -539,6 +539,8 @@ def fast_score(
     anchor_cols = np.array([c for _pk, c in known], dtype=np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, float]] = []
     row = loaded.user_index.get(int(customer_pk)) if customer_pk is not None else None
+    if row is not None and pre.user_cols[row, 0] < 0:
+        row = None  # not precomputed (inactive at training time): served like a customer new since then
     if row is not None:
         parts.append((_to_pos(state, pre.user_cols[row]), np.asarray(pre.user_scores[row]), 1.0))
     elif len(anchor_cols):
