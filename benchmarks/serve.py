@@ -28,6 +28,11 @@ What it does, in one run:
    every cache miss costs (a customer's first request on a worker, the first request after each of
    their events).
 
+   * ``mixed`` (wrk only): per customer a ``POST /api/v1/events`` view followed by two recommendation
+     requests for that customer, i.e. real time under load: every event drops the customer's cached
+     activity on every worker, so the first request after it takes the miss path. No goal; it shows
+     what interleaved traffic costs next to the steady state of the recommendations row.
+
    Each endpoint is measured in ``--rounds`` rounds of (plain view, endpoint), ``--duration`` seconds
    each, and every ratio is taken within its round: on this shared machine the plain view alone
    moved by 15% between minutes, which made ratios of two separate measurements swing by as much.
@@ -70,8 +75,12 @@ GOALS = {"recommendations": 0.60, "similar": 0.40, "search": 0.40}
 P99_FACTOR = 2.0
 
 LUA = r"""
+-- One request per line: "<path>" (GET) or "POST<TAB><path><TAB><json body>".
 local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+for line in io.lines(os.getenv("BENCH_PATHS")) do
+  local method, path, body = line:match("^(POST)\t([^\t]+)\t(.*)$")
+  if method then paths[#paths + 1] = {method, path, body} else paths[#paths + 1] = {"GET", line, nil} end
+end
 local key = os.getenv("BENCH_KEY")
 local counter = 0
 local thread_no = 0
@@ -92,11 +101,13 @@ function request()
   counter = counter + 1
   local headers = {}
   if key ~= nil and key ~= "" then headers["Authorization"] = "Bearer " .. key end
-  return wrk.format("GET", paths[(counter % #paths) + 1], headers)
+  local r = paths[(counter % #paths) + 1]
+  if r[1] == "POST" then headers["Content-Type"] = "application/json" end
+  return wrk.format(r[1], r[2], headers, r[3])
 end
 
 function response(status, headers, body)
-  if status ~= 200 then bad = bad + 1 end
+  if status ~= 200 and status ~= 201 then bad = bad + 1 end
 end
 
 function done(summary, latency, requests)
@@ -202,8 +213,18 @@ def make_paths(info: dict, seed: int = 11) -> dict[str, list[str]]:
     rng.shuffle(queries)
     from urllib.parse import quote
 
+    # Real time under load: per customer, one "view" event posted and then two recommendation
+    # requests (a page view with two widgets). Every event drops the customer's cached activity on
+    # every worker, so each first request after it takes the miss path.
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    mixed = []
+    for c in customers:
+        event = json.dumps({"customer": c, "type": "view", "sku": rng.choice(skus), "timestamp": now})
+        rec = f"/api/v1/recommendations/customer/{quote(c)}"
+        mixed += [f"POST\t/api/v1/events\t{event}", rec, rec]
     return {
         "plain": ["/healthz"],
+        "mixed": mixed,
         "recommendations": [f"/api/v1/recommendations/customer/{quote(c)}" for c in customers],
         "similar": [f"/api/v1/products/{quote(s)}/similar" for s in skus],
         "search": [f"/api/v1/search?q={quote(q)}" for q in queries],
@@ -423,7 +444,7 @@ def main() -> None:
         # Warm-up: every worker loads the model, snapshots and indexes before the clock starts (and,
         # for the recommendations rows, has met every rotated customer once).
         run(port, "plain", "plain", args.warmup)
-        run(port, name, path_key, args.recs_warmup if path_key == "recommendations" else args.warmup)
+        run(port, name, path_key, args.recs_warmup if path_key in ("recommendations", "mixed") else args.warmup)
         for r in range(args.rounds):
             plain = run(port, "plain", "plain", args.duration)
             res = run(port, name, path_key, args.duration)
@@ -435,7 +456,9 @@ def main() -> None:
                 flush=True,
             )
 
-    names = [n for n in ("recommendations", "similar", "search") if not args.only or n in args.only]
+    names = [n for n in ("recommendations", "similar", "search", "mixed") if not args.only or n in args.only]
+    if not use_wrk and "mixed" in names:
+        names.remove("mixed")  # the Python load generator only sends GETs
     port, gunicorn = start_gunicorn(env, args.workers)
     try:
         for name in names:
@@ -475,6 +498,7 @@ def main() -> None:
         "recommendations_cold": "  same, activity cache off",
         "similar": "GET /products/<sku>/similar",
         "search": "GET /search?q=",
+        "mixed": "mixed: POST view + 2 GET recs",
     }
     for name, pairs in rounds.items():
         ratios = [res["rps"] / plain["rps"] for res, plain in pairs]
