@@ -48,6 +48,7 @@ from shop_recs.recommend.rules import (
     RuleContext,
     apply_rules,
     catalog_snapshot,
+    load_rules,
     rank_positions,
     ranks_by_score_alone,
     rules_for_request,
@@ -603,7 +604,7 @@ class _PersonalMemo:
     changes; a new model version or catalog snapshot is a new state, so the memo no longer applies.
     The store rules are applied per request on top of it, so rule edits show at once."""
 
-    state: ServingState
+    state_built_at: float  # which serving state (not the object: a memo must not keep an old model alive)
     k: int
     fs: FastScored  # without its full candidate arrays: the reasons need only the anchors
     exclude_pos: list[int]
@@ -616,7 +617,7 @@ class _PersonalMemo:
     ) -> _PersonalMemo:
         light = FastScored(_EMPTY_POS, _EMPTY_SCORES, fs.reason, fs.anchor_cols, fs.anchor_pks, fs.history_pos)
         light.purchased = fs.purchased
-        return cls(state, k, light, exclude_pos, pos, scores)
+        return cls(state.built_at, k, light, exclude_pos, pos, scores)
 
 
 _EMPTY_POS = np.zeros(0, dtype=np.int64)
@@ -1155,6 +1156,37 @@ def _rank(store: Store, state: ServingState, ctx: RuleContext, pos: np.ndarray, 
     return rank_positions(state.snap, rules, ctx, pos, scores, purchased=purchased, excluded=excluded, **kw)
 
 
+#: Served pages kept per cached customer (distinct placements, filters, paging).
+MAX_MEMO_PAGES = 8
+
+
+def _page_key(
+    store: Store,
+    state: ServingState,
+    n: int,
+    offset: int,
+    placement: str,
+    filters: dict[str, Any] | None,
+    algorithm: str | None,
+) -> tuple | None:
+    """Everything a customer's served page depends on besides their activity (the memo lives on the
+    activity entry, which the customer's next event drops): the serving state (model version and
+    catalog snapshot), the store's rules *value* (an edit makes a new one), the request's paging,
+    placement and filters, and the language of the reason texts. ``None`` (no memo) for per-call rule
+    overrides (the dashboard preview)."""
+    filters = filters or {}
+    if filters.get("overrides"):
+        return None
+    request = tuple(
+        sorted(
+            (k, frozenset(v) if isinstance(v, set | frozenset | list) else v)
+            for k, v in filters.items()
+            if v is not None
+        )
+    )
+    return (state.built_at, load_rules(store), n, offset, placement, request, algorithm, get_language())
+
+
 def recommend_for_customer(
     store: Store,
     customer: Any | None,
@@ -1185,12 +1217,20 @@ def recommend_for_customer(
     pre = _state_precomputed(state, model) if weights else None
     if pre is not None:
         # Arrays all the way through the rules; Candidate objects only for the served page.
+        page_key = _page_key(store, state, n, offset, placement, filters, algorithm) if prefetched else None
+        pages = customer.memo.setdefault("pages", {}) if page_key is not None else None
+        if pages is not None and page_key in pages:
+            items, page = pages[page_key]
+            list_id = log_list(
+                state, "customer", page, placement=placement, customer_id=customer.pk, algorithm=algorithm, log=log
+            )
+            return ServeResult(items, list_id, state.version_id, algorithm or state.algorithm, placement, page)
         texts = reason_texts()
         customer_pk = customer.pk
         k = max(POOL, 3 * limit)
         memo = customer.memo.get("personal") if prefetched else None
         mark = None
-        if memo is not None and memo.state is state and memo.k == k:
+        if memo is not None and memo.state_built_at == state.built_at and memo.k == k:
             fs, exclude_pos, personal_pos, personal_scores = memo.fs, memo.exclude_pos, memo.pos, memo.scores
         else:
             fs = fast_score(state, pre, customer_pk, weights, activity.recent_products)
@@ -1223,7 +1263,7 @@ def recommend_for_customer(
             state.snap, ranked, offset, n, lambda src: personal if src < n_personal else trending, texts
         )
         _fast_reasons(state, pre, fs, page, texts)
-        return _finish(
+        result = _finish(
             state,
             "customer",
             page,
@@ -1235,6 +1275,11 @@ def recommend_for_customer(
             log=log,
             texts=texts,
         )
+        if pages is not None:
+            if len(pages) >= MAX_MEMO_PAGES:
+                pages.clear()
+            pages[page_key] = (result.items, result.candidates)
+        return result
     if not weights:
         # No history: the (country's) trending list, ranked once per state; nothing to score.
         texts = reason_texts()

@@ -311,20 +311,24 @@ def test_expired_catalog_snapshot_is_kept_while_the_catalog_is_unchanged(shop, s
     assert changed.prices[changed.index[shop["products"]["M1"].pk]] == 99
 
 
-def test_gc_freeze_happens_once_after_the_warm_up(settings, monkeypatch):
+def test_gc_freeze_after_the_warm_up_and_then_ever_more_rarely(settings, monkeypatch):
     import gc
 
     from shop_recs import gcfreeze
 
     calls = []
-    monkeypatch.setattr(gcfreeze, "_served", 0)
-    monkeypatch.setattr(gcfreeze, "_frozen_pid", 0)
-    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
-    monkeypatch.setattr(gc, "collect", lambda *a: calls.append("collect"))
+    monkeypatch.setattr(gcfreeze, "_pid", 0)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(gcfreeze._served))
+    monkeypatch.setattr(gc, "collect", lambda *a: None)
     settings.SERVING_GC_FREEZE_AFTER = 3
+    for _ in range(400):
+        gcfreeze.note_request()
+    assert calls == [3, 30, 300]
+    settings.SERVING_GC_FREEZE_AFTER = 0
+    monkeypatch.setattr(gcfreeze, "_pid", 0)
     for _ in range(10):
         gcfreeze.note_request()
-    assert calls == ["collect", "freeze"]
+    assert calls == [3, 30, 300]  # 0: never
 
 
 @pytest.mark.django_db
@@ -340,3 +344,42 @@ def test_fast_path_json_equals_drf_rendering(api_client, shop):
     assert fast["Content-Type"] == "application/json" and fast["Vary"] == "Accept"
     assert json.loads(fast.content) == json.loads(JSONRenderer().render(payload))
     assert b"\\u2028" in fast.content and "白色".encode() in fast.content
+
+
+# --- the served-page memo on a cached customer ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_page_memo_repeats_a_page_and_follows_rules_language_and_params(shop, store, monkeypatch):
+    from django.utils import translation
+
+    from shop_recs.recommend import realtime
+    from shop_recs.recommend.models import StoreRules
+
+    customer, _ = realtime.customer_activity(store.pk, "C0")  # what the activity cache holds
+    ranked = []
+    real_rank = serving.rank_positions
+    monkeypatch.setattr(serving, "rank_positions", lambda *a, **k: ranked.append(1) or real_rank(*a, **k))
+
+    def serve(**kw):
+        with translation.override(kw.pop("lang", "en")):
+            return serving.recommend_for_customer(store, customer, n=kw.pop("n", 3), placement="home", **kw)
+
+    first = serve()
+    calls = len(ranked)
+    again = serve()
+    assert len(ranked) == calls  # served from the memo: nothing ranked again
+    assert again.items == first.items and again.list_id != first.list_id
+    with unscoped():
+        assert RecommendationList.objects.filter(list_id__in=[first.list_id, again.list_id]).count() == 2
+
+    assert len(serve(n=2).items) == 2 and len(ranked) > calls  # other params: computed
+    chinese = serve(lang="zh-hans")
+    assert chinese.items[0]["reason"]["text"] != first.items[0]["reason"]["text"]
+
+    top = first.items[0]["sku"]
+    with unscoped():
+        rules, _ = StoreRules.objects.get_or_create(store=store)
+        rules.blocked_product_ids = [shop["products"][top].pk]
+        rules.save()  # a new rules value: the memo no longer applies
+    assert top not in [item["sku"] for item in serve().items]
