@@ -266,7 +266,7 @@ ATTRIBUTION_SETTLE_SECONDS = envint("ATTRIBUTION_SETTLE_SECONDS", 10 if SERVING_
 # (shop_recs.recommend.live_activity); off without Redis.
 SERVING_ACTIVITY_CACHE = envbool("SERVING_ACTIVITY_CACHE", bool(REDIS_URL))
 SERVING_ACTIVITY_TTL = envint("SERVING_ACTIVITY_TTL", 300)
-SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 50_000)
+SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 20_000)
 # How long a process trusts an API key row and a store's active model version it has read
 # (a revocation/activation in the same process applies at once).
 API_KEY_CACHE_SECONDS = envint("API_KEY_CACHE_SECONDS", 5)

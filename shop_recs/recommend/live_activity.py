@@ -64,7 +64,7 @@ def entry_ttl() -> float:
 
 
 def max_entries() -> int:
-    return int(setting("SERVING_ACTIVITY_MAX_ENTRIES", 50_000))
+    return int(setting("SERVING_ACTIVITY_MAX_ENTRIES", 20_000))
 
 
 class _Feed:
