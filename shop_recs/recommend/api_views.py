@@ -5,8 +5,9 @@ The serializers in ``serializers.py`` exist only to document the shapes in the O
 
 The GET endpoints that shop frontends call on every page view (customer recommendations, similar
 items; search uses the same helper) are served by :func:`fast_get_view`: a plain Django view that
-authenticates with the same ``ApiKeyAuthentication``, enters the same store scope and renders the
-same JSON as DRF would, without DRF's request wrapping, content negotiation and renderer. Anything
+checks the key like ``ApiKeyAuthentication`` (against a per-process copy, ``auth.store_for_raw_key``),
+enters the same store scope and renders the same JSON values as DRF would, without DRF's request
+wrapping, content negotiation and renderer. Anything
 that is not a plain success (no or bad key, invalid parameters, an unknown sku) falls through to the
 DRF view itself, so error responses stay exactly DRF's. ``benchmarks/serve.py`` measures the gain.
 """

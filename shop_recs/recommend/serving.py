@@ -1,8 +1,10 @@
 """The serving hot path: candidates from the active model + live events, store rules, reasons, list log.
 
-Everything per request is numpy over in-memory state; the database is touched for the customer
-(1 query), their latest events and purchases (1 query, :func:`realtime.recent_activity`) and the
-list-log INSERT (1 query). Per store and model version we keep a :class:`ServingState`: the loaded
+Everything per request is numpy over in-memory state. The API's hot path gets the customer and
+their latest events from ``live_activity`` (cached per process, one query on a miss), the active
+version id from :func:`_active_version_id` (trusted for a few seconds) and writes the list row
+through :data:`LIST_LOG` (buffered in production), so a warm request makes no database round trip
+(docs/serving.md, "Hot path"). Per store and model version we keep a :class:`ServingState`: the loaded
 model (``load_active_model`` caches it), the model-column -> catalog-position map and popularity /
 trending arrays over catalog positions. BLAS runs single-threaded here (one user's scoring is
 faster with 1 thread and web workers run in parallel anyway).
