@@ -82,6 +82,7 @@ class _Feed:
         #: While a database read is in flight: the (store, pk) / (store, None) changes seen meanwhile.
         self.changed_during_read: set[tuple[int, int | None]] | None = None
         self.hits = self.misses = 0
+        self.subscribe_failing = False
 
     # --- cache ---------------------------------------------------------------------------------
 
@@ -124,8 +125,13 @@ class _Feed:
         """Apply pending messages; ``True`` when the cache may answer (see the module doc)."""
         if self.pid != os.getpid():
             self._after_fork()
-        if self.pubsub is None and not self._connect():
-            return False
+        if self.pubsub is None:
+            # The first subscription is made here; after a loss the keep-alive thread reconnects, so
+            # no request waits on a connection attempt to an unreachable Redis.
+            if self.thread is not None and self.thread.is_alive():
+                return False
+            if not self._connect():
+                return False
         self.drain()
         return self.pubsub is not None and time.monotonic() - self.last_pong < HEALTHY_SECONDS
 
@@ -172,10 +178,14 @@ class _Feed:
                 pubsub = changes.redis_client().pubsub()
                 pubsub.subscribe(changes.CHANNEL)
             except Exception as exc:  # noqa: BLE001
-                logger.warning("activity cache off: cannot subscribe to Redis (%s: %s)", type(exc).__name__, exc)
+                if not self.subscribe_failing:  # once per outage, not every retry
+                    logger.warning("activity cache off: cannot subscribe to Redis (%s: %s)", type(exc).__name__, exc)
+                self.subscribe_failing = True
+                self._ensure_keepalive()  # it retries from now on, off the request path
                 return False
             # Messages published while we were not subscribed are lost: start empty.
             self.clear()
+            self.subscribe_failing = False
             self.pubsub, self.last_pong = pubsub, 0.0
         self._ensure_keepalive()
         return True
@@ -208,6 +218,9 @@ class _Feed:
         while os.getpid() == me:
             time.sleep(PING_EVERY)
             try:
+                if self.pubsub is None:
+                    self._connect()
+                    continue
                 with self.lock:
                     if self.pubsub is None:
                         continue

@@ -383,3 +383,16 @@ def test_page_memo_repeats_a_page_and_follows_rules_language_and_params(shop, st
         rules.blocked_product_ids = [shop["products"][top].pk]
         rules.save()  # a new rules value: the memo no longer applies
     assert top not in [item["sku"] for item in serve().items]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_keepalive_thread_resubscribes_after_a_loss(shop, store, live_cache):
+    feed = live_cache._feed
+    feed._lost(RuntimeError("connection reset"))
+    assert not feed.healthy()  # requests read the database meanwhile; none waits on a reconnect
+    deadline = time.monotonic() + 10
+    while not feed.healthy():
+        assert time.monotonic() < deadline, "the keep-alive thread did not resubscribe"
+        time.sleep(0.1)
+    live_cache.serving_customer(store.pk, "C4")
+    assert live_cache.stats()["entries"] == 1  # caching again
