@@ -62,6 +62,18 @@ def _eager_celery(settings):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language: a request through the test client with a zh-Hans
+    cookie leaves that language active in the thread, which leaked into later tests on the same
+    worker (those that build English texts outside a request)."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Serving's in-process caches (API keys, active versions, customer activity) start empty in every
     test: store and key ids are reused across tests on SQLite."""
