@@ -296,8 +296,6 @@ def serving_customer(store_id: int, external_id: str) -> realtime.ServingCustome
         and (store_id, None) not in changed
         and (store_id, customer.pk) not in changed
     ):
-        # The active version is tracked by serving (with its own freshness), not per customer.
-        customer.active_version_id = None
         _feed.store(store_id, external_id, customer)
     return customer
 

@@ -103,14 +103,12 @@ class ServingCustomer:
     """A customer as the serving hot path needs it: pk, country and, already read, their activity.
 
     ``recommend_for_customer`` accepts it wherever it accepts a ``Customer`` (it reads ``pk`` and
-    ``country``) and uses ``activity`` instead of querying again; ``active_version_id`` lets
-    ``serving_state`` skip its own active-model query (``0``: the store has no active model).
+    ``country``) and uses ``activity`` instead of querying again.
     """
 
     pk: int
     country: str
     activity: Activity
-    active_version_id: int | None = None
     #: What serving derived from this activity (its personal candidates per serving state); lives
     #: and dies with the cached entry (``live_activity``), so it never outlives an activity change.
     memo: dict[str, Any] = field(default_factory=dict)
@@ -165,7 +163,7 @@ def customer_activity(store_id: int, external_id: str) -> tuple[ServingCustomer 
             active = int(value)
     if customer_pk is None:
         return None, active
-    return ServingCustomer(customer_pk, country, activity, active), active
+    return ServingCustomer(customer_pk, country, activity), active
 
 
 def history_row(weights: dict[int, float], column_of: dict[int, int], n_items: int) -> sp.csr_matrix:

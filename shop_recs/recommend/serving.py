@@ -80,9 +80,6 @@ SIMILAR_POOL_CACHE = 20_000
 
 _controller: Any = None
 logger = logging.getLogger(__name__)
-#: A per-request ``Store`` instance may carry its active ModelVersion id (0: none) under this name,
-#: read together with the API key (``api_views._store_of_key``); ``serving_state`` then skips its query.
-ACTIVE_VERSION_ATTR = "_serving_active_version_id"
 
 
 @dataclass(frozen=True)
@@ -300,23 +297,15 @@ def _model_still_cached(loaded: LoadedModel | None) -> bool:
 
 
 def serving_state(store: Store | int) -> ServingState:
-    """The store's serving state for its active model and the current catalog snapshot."""
-    return _serving_state(store, None)
-
-
-def _serving_state(store: Store | int, active_id: int | None) -> ServingState:
-    """``serving_state``; ``active_id`` is the active version id when the caller already read it.
+    """The store's serving state for its active model and the current catalog snapshot.
 
     The full ``load_active_model`` (two ORM queries, fallback handling) runs only when the active
-    version id differs from the one the cached state was built for; otherwise one raw lookup (or
-    none, when ``active_id`` is given) confirms the cached state.
+    version id (:func:`_active_version_id`, trusted for a few seconds) differs from the one the
+    cached state was built for.
     """
     store_id = int(getattr(store, "pk", store))
     snap = catalog_snapshot(store_id)
-    if active_id is None:
-        active_id = getattr(store, ACTIVE_VERSION_ATTR, None)
-    if active_id is None:
-        active_id = _active_version_id(store_id)
+    active_id = _active_version_id(store_id)
     state = _states.get(store_id)
     if (
         state is not None
@@ -1207,7 +1196,7 @@ def recommend_for_customer(
     activity and the active version id were read in the same query as the customer).
     """
     prefetched = isinstance(customer, realtime.ServingCustomer)
-    state = _serving_state(store, customer.active_version_id if prefetched else None)
+    state = serving_state(store)
     if prefetched:
         activity = customer.activity
     else:
