@@ -12,6 +12,8 @@ from datetime import date
 
 import plotly.graph_objects as go
 
+from shop_recs.platform.charts import base_layout
+
 # One colour per event type, shared by every chart so "purchase" always looks the same.
 EVENT_COLORS: dict[str, str] = {
     "view": "#4f6bed",
@@ -22,21 +24,6 @@ EVENT_COLORS: dict[str, str] = {
     "purchase": "#10b981",
     "rating": "#ec4899",
 }
-_FONT = dict(family="-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Noto Sans SC', sans-serif", size=12)
-
-
-def _base_layout(fig: go.Figure, *, height: int) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white",
-        height=height,
-        margin=dict(l=48, r=16, t=16, b=40),
-        font=_FONT,
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        hovermode="x unified",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
-    )
-    return fig
 
 
 def events_per_day_figure(
@@ -72,7 +59,7 @@ def events_per_day_figure(
                     meta=event_type,
                 )
             )
-    _base_layout(fig, height=430)
+    base_layout(fig, height=430)
     fig.update_layout(legend=dict(traceorder="normal"))  # stacked traces would list bottom-last
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     fig.update_xaxes(showgrid=False)
@@ -90,7 +77,7 @@ def funnel_figure(labels: Sequence[str], counts: Sequence[int]) -> go.Figure:
             connector=dict(fillcolor="#eef1f7", line=dict(color="#dfe3ec", width=1)),
         )
     )
-    _base_layout(fig, height=270)
+    base_layout(fig, height=270)
     fig.update_layout(hovermode="closest", margin=dict(l=110, r=16, t=16, b=24))
     return fig
 
@@ -111,7 +98,7 @@ def customer_activity_figure(
                 meta=event_type,
             )
         )
-    _base_layout(fig, height=220)
+    base_layout(fig, height=220)
     fig.update_layout(barmode="stack", margin=dict(l=36, r=8, t=8, b=32))
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -143,7 +130,7 @@ def affinity_figure(category: Mapping[str, float], brand: Mapping[str, float] | 
                 visible="legendonly",
             )
         )
-    _base_layout(fig, height=260)
+    base_layout(fig, height=260)
     fig.update_layout(hovermode="closest", margin=dict(l=160, r=16, t=16, b=32))
     fig.update_xaxes(tickformat=".0%", rangemode="tozero")
     return fig
@@ -163,7 +150,7 @@ def habits_figure(dow: Sequence[int], hours: Sequence[int], dow_labels: Sequence
             yaxis="y2",
         )
     )
-    _base_layout(fig, height=220)
+    base_layout(fig, height=220)
     fig.update_layout(
         xaxis=dict(domain=[0, 0.3]),
         xaxis2=dict(domain=[0.38, 1], anchor="y2"),
@@ -185,7 +172,7 @@ def segment_sizes_figure(names: Sequence[str], sizes: Sequence[float | None]) ->
             marker_color=[_SEGMENT_PALETTE[i % len(_SEGMENT_PALETTE)] for i in range(len(names))],
         )
     )
-    _base_layout(fig, height=300)
+    base_layout(fig, height=300)
     fig.update_layout(hovermode="closest")
     return fig
 
@@ -197,7 +184,7 @@ def centroid_heatmap_figure(names: Sequence[str], features: Sequence[str], z: Se
             z=[list(r) for r in z], x=list(features), y=list(names), colorscale="RdBu", reversescale=True, zmid=0
         )
     )
-    _base_layout(fig, height=max(240, 40 * len(names) + 80))
+    base_layout(fig, height=max(240, 40 * len(names) + 80))
     fig.update_layout(hovermode="closest", margin=dict(l=200, r=16, t=16, b=80))
     return fig
 
@@ -218,7 +205,7 @@ def pca_scatter_figure(x: Sequence[float], y: Sequence[float], labels: Sequence[
                 marker=dict(size=4, opacity=0.6, color=_SEGMENT_PALETTE[i % len(_SEGMENT_PALETTE)]),
             )
         )
-    _base_layout(fig, height=420)
+    base_layout(fig, height=420)
     fig.update_layout(hovermode="closest")
     return fig
 
@@ -235,7 +222,7 @@ def rfm_heatmap_figure(counts: Sequence[Sequence[float | None]]) -> go.Figure:
             texttemplate="%{text}",
         )
     )
-    _base_layout(fig, height=320)
+    base_layout(fig, height=320)
     fig.update_layout(hovermode="closest")
     return fig
 
@@ -252,6 +239,6 @@ def overlap_figure(names: Sequence[str], matrix: Sequence[Sequence[float | None]
             texttemplate="%{text}",
         )
     )
-    _base_layout(fig, height=max(260, 36 * len(names) + 120))
+    base_layout(fig, height=max(260, 36 * len(names) + 120))
     fig.update_layout(hovermode="closest", margin=dict(l=200, r=16, t=16, b=140))
     return fig

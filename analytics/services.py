@@ -255,7 +255,7 @@ def build_profiles(
 def _interests(store: Store, events: pd.DataFrame, customer_ids: np.ndarray, products: pd.DataFrame) -> dict:
     """Predicted next categories from the active recommender; empty (not an error) without one."""
     try:
-        from shop_recs.recommend.services import load_active_model
+        from shop_recs.training.services import load_active_model
 
         loaded = load_active_model(store)
     except Exception:  # noqa: BLE001 - profiles must not fail because serving has a problem

@@ -238,7 +238,7 @@ def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
 
 def _recommendations(store, customer) -> list[dict]:
     """The customer's current recommendations exactly as the API serves them (not logged)."""
-    from shop_recs.recommend.serving import recommend_for_customer
+    from shop_recs.serving.services import recommend_for_customer
 
     result = recommend_for_customer(store, customer, n=10, log=False)
     return [{"title": item["title"], "sku": item["sku"], "reason": item["reason"]["text"]} for item in result.items]

@@ -39,7 +39,7 @@ django.setup()
 from datetime import timedelta
 from django.db.models import Count
 from django.utils import timezone
-from analytics.ads.models import Campaign, Impression, DailyCap
+from shop_recs.ads.models import Campaign, Impression, DailyCap
 from shop_recs.catalog.models import Category
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope

@@ -139,7 +139,7 @@ import json, time, sys
 import django
 django.setup()
 from shop_recs.imports.demo import DemoConfig, seed_demo_store
-from shop_recs.recommend.services import train_store
+from shop_recs.training.services import train_store
 from shop_recs.stores.models import ApiKey, Store
 from shop_recs.stores.scoping import store_scope
 store = Store.objects.create(name="Bench serve", slug="bench-serve")
@@ -166,7 +166,7 @@ with store_scope(store), connection.cursor() as cur:
         [store.pk, latest],
     )
     customers = [r[0] for r in cur.fetchall()]
-    from shop_recs.recommend.services import load_active_model
+    from shop_recs.training.services import load_active_model
     loaded = load_active_model(store)
     cur.execute("SELECT id, sku, title FROM catalog_product WHERE store_id = %s AND is_active", [store.pk])
     prods = cur.fetchall()

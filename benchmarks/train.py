@@ -137,10 +137,10 @@ def _hwm_kib() -> int:
 
 def train_once(store_id: int) -> dict:
     """In this (fresh) process: click -> active, stage timings, peak RSS."""
-    from shop_recs.recommend.models import ModelVersion
-    from shop_recs.recommend.services import DEFAULT_ALGORITHMS, run_training, start_training
     from shop_recs.stores.models import Store
     from shop_recs.stores.scoping import store_scope
+    from shop_recs.training.models import ModelVersion
+    from shop_recs.training.services import DEFAULT_ALGORITHMS, run_training, start_training
 
     store = Store.objects.get(pk=store_id)
     rss_before = _hwm_kib()

@@ -75,13 +75,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "shop_recs.stores",
+    "shop_recs.api",
     "shop_recs.catalog",
     "shop_recs.activity",
     "shop_recs.imports",
-    "shop_recs.recommend",
+    "shop_recs.recommend",  # migration history only (its models moved to training and serving)
+    "shop_recs.training",
+    "shop_recs.serving",
+    "shop_recs.ads",
     "shop_recs.search",
     "analytics",
-    "analytics.ads",
     "analytics.evaluation",
     "analytics.experiments",
     "shop_recs.dashboard",
@@ -166,7 +169,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Scheduled retraining: every few minutes, start a run for each store whose TrainingSchedule is due.
     "enqueue-due-trainings": {
-        "task": "shop_recs.recommend.tasks.enqueue_due_trainings",
+        "task": "shop_recs.training.tasks.enqueue_due_trainings",
         "schedule": float(envint("TRAINING_SCHEDULE_TICK_SECONDS", 300)),
     },
 }
@@ -177,7 +180,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             # Short socket timeouts: with Redis down, a cache call fails in well under a second and
-            # shop_recs.cache falls back (no cache), instead of hanging a web request.
+            # shop_recs.platform.cache falls back (no cache), instead of hanging a web request.
             "OPTIONS": {
                 "socket_connect_timeout": float(envint("REDIS_CONNECT_TIMEOUT_MS", 250)) / 1000,
                 "socket_timeout": float(envint("REDIS_SOCKET_TIMEOUT_MS", 500)) / 1000,
@@ -227,14 +230,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["shop_recs.stores.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["shop_recs.stores.auth.HasStoreApiKey"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["shop_recs.api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["shop_recs.api.auth.HasStoreApiKey"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "shop_recs.stores.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "shop_recs.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "shop_recs API",
@@ -257,13 +260,13 @@ IDEMPOTENCY_TTL_HOURS = envint("IDEMPOTENCY_TTL_HOURS", 48)
 # --- Serving hot path (docs/serving.md) ------------------------------------------------------
 # Served-list and search-query log rows: 0 = one INSERT on the request (development and tests read
 # them right after the response); N = buffered, written by a background thread every
-# SERVING_LOG_FLUSH_MS or at N rows (shop_recs.logbuffer). Production (DEBUG off) buffers.
+# SERVING_LOG_FLUSH_MS or at N rows (shop_recs.platform.logbuffer). Production (DEBUG off) buffers.
 SERVING_LOG_BUFFER_ROWS = envint("SERVING_LOG_BUFFER_ROWS", 0 if DEBUG else 500)
 SERVING_LOG_FLUSH_MS = envint("SERVING_LOG_FLUSH_MS", 200)
 # Attribution leaves events this recent for its next run, so their buffered lists are written first.
 ATTRIBUTION_SETTLE_SECONDS = envint("ATTRIBUTION_SETTLE_SECONDS", 10 if SERVING_LOG_BUFFER_ROWS else 0)
 # Customers' latest activity cached in each web process, kept fresh by Redis pub/sub
-# (shop_recs.recommend.live_activity); off without Redis.
+# (shop_recs.serving.live_activity); off without Redis.
 SERVING_ACTIVITY_CACHE = envbool("SERVING_ACTIVITY_CACHE", bool(REDIS_URL))
 SERVING_ACTIVITY_TTL = envint("SERVING_ACTIVITY_TTL", 300)
 SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 20_000)
@@ -271,7 +274,7 @@ SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 20_000)
 # (a revocation/activation in the same process applies at once).
 API_KEY_CACHE_SECONDS = envint("API_KEY_CACHE_SECONDS", 5)
 SERVING_ACTIVE_VERSION_TTL = envint("SERVING_ACTIVE_VERSION_TTL", 5)
-# After this many hot-path requests a web process freezes its long-lived heap once (shop_recs.gcfreeze;
+# After this many hot-path requests a web process freezes its long-lived heap once (shop_recs.platform.gcfreeze;
 # 0 = never): full garbage-collector passes over it paused requests for ~100 ms.
 SERVING_GC_FREEZE_AFTER = envint("SERVING_GC_FREEZE_AFTER", 0 if DEBUG else 500)
 # Training precomputes each recently active customer's candidates (recommend/candidates.py).

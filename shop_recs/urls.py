@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from shop_recs import health
+from shop_recs.platform import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -27,12 +27,12 @@ urlpatterns = [
         name="api-redoc",
     ),
     # Store-scoped areas owned by other apps, mounted under the dashboard's /s/<store_slug>/ prefix.
-    path("s/<slug:store_slug>/jobs/", include("shop_recs.recommend.urls")),
+    path("s/<slug:store_slug>/jobs/", include("shop_recs.training.urls")),
     path("s/<slug:store_slug>/imports/", include("shop_recs.imports.urls")),
     path("s/<slug:store_slug>/search/", include("shop_recs.search.urls")),
     path("s/<slug:store_slug>/insights/", include("analytics.urls")),
-    path("s/<slug:store_slug>/recommendations/", include("shop_recs.recommend.dashboard_urls")),
-    path("s/<slug:store_slug>/ads/", include("analytics.ads.urls")),
+    path("s/<slug:store_slug>/recommendations/", include("shop_recs.serving.urls")),
+    path("s/<slug:store_slug>/ads/", include("shop_recs.ads.urls")),
     path("s/<slug:store_slug>/evaluation/", include("analytics.evaluation.urls")),
     path("s/<slug:store_slug>/experiments/", include("analytics.experiments.urls")),
     path("", include("shop_recs.dashboard.urls")),

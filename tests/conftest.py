@@ -77,10 +77,10 @@ def _default_language():
 def _fresh_process_caches():
     """Serving's in-process caches (API keys, active versions, customer activity) start empty in every
     test: store and key ids are reused across tests on SQLite."""
-    from shop_recs import logbuffer
-    from shop_recs.recommend import live_activity
-    from shop_recs.recommend.serving import forget_active_version
-    from shop_recs.stores.auth import forget_api_key
+    from shop_recs.api.auth import forget_api_key
+    from shop_recs.platform import logbuffer
+    from shop_recs.serving import live_activity
+    from shop_recs.serving.services import forget_active_version
 
     def clear():
         forget_api_key()

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from analytics.evaluation.models import (
-    EvaluationRun,
-    EvaluationSettings,
-    StoreTrainingConfig,
-    TuningJob,
-    TuningTrial,
-)
+from analytics.evaluation.models import EvaluationRun, TuningJob, TuningTrial
 from shop_recs.stores.admin_base import StoreScopedAdmin
+from shop_recs.training.models import EvaluationSettings, StoreTrainingConfig
 
 
 @admin.register(EvaluationRun)

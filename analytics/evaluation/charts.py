@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from analytics.charts import _base_layout
+from shop_recs.platform.charts import base_layout
 
 PALETTE = ["#4f6bed", "#10b981", "#f59e0b", "#ec4899", "#06b6d4", "#8b5cf6", "#ef4444", "#84cc16", "#64748b"]
 REFERENCE_COLORS = {"catalog": "#cbd5e1", "test": "#334155"}
@@ -57,7 +57,7 @@ def metric_bars_figure(results: Mapping[str, Any], metric: str = "ndcg@10") -> g
             meta=metric,
         )
     )
-    _base_layout(fig, height=320)
+    base_layout(fig, height=320)
     fig.update_layout(hovermode="closest", showlegend=False, yaxis_title=metric)
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -78,7 +78,7 @@ def k_curves_figure(results: Mapping[str, Any], metric: str = "recall") -> go.Fi
                 meta=name,
             )
         )
-    _base_layout(fig, height=320)
+    base_layout(fig, height=320)
     fig.update_layout(xaxis_title="k", yaxis_title=f"{metric}@k")
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -102,7 +102,7 @@ def tradeoff_figure(results: Mapping[str, Any], metric: str = "ndcg@10", beyond:
                 meta=name,
             )
         )
-    _base_layout(fig, height=320)
+    base_layout(fig, height=320)
     fig.update_layout(hovermode="closest", showlegend=False, xaxis_title=f"{beyond}@{main_k}", yaxis_title=metric)
     fig.update_yaxes(gridcolor="#eef0f4")
     return fig
@@ -130,7 +130,7 @@ def popularity_bias_figure(results: Mapping[str, Any], labels: Mapping[str, str]
                 meta=name,
             )
         )
-    _base_layout(fig, height=340)
+    base_layout(fig, height=340)
     fig.update_layout(barmode="group", xaxis_title=_label(labels, "axis"), yaxis_tickformat=".0%")
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -167,7 +167,7 @@ def slices_figure(
                 meta=name,
             )
         )
-    _base_layout(fig, height=320)
+    base_layout(fig, height=320)
     fig.update_layout(barmode="group", hovermode="closest", yaxis_title=metric)
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -197,7 +197,7 @@ def versions_figure(rows: Sequence[Mapping[str, Any]], metric: str = "ndcg@10") 
                 meta=algo,
             )
         )
-    _base_layout(fig, height=300)
+    base_layout(fig, height=300)
     fig.update_layout(hovermode="closest", yaxis_title=metric)
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -226,7 +226,7 @@ def compare_figure(left: Mapping[str, Any], right: Mapping[str, Any], metric: st
                 meta=run_name,
             )
         )
-    _base_layout(fig, height=320)
+    base_layout(fig, height=320)
     fig.update_layout(barmode="group", hovermode="closest", yaxis_title=metric)
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     return fig
@@ -256,7 +256,7 @@ def tuning_figure(trials: Sequence[Mapping[str, Any]], metric: str) -> go.Figure
                 meta=algo,
             )
         )
-    _base_layout(fig, height=300)
+    base_layout(fig, height=300)
     fig.update_layout(hovermode="closest", showlegend=False, yaxis_title=metric)
     fig.update_yaxes(gridcolor="#eef0f4")
     return fig

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from shop_recs.jobs import FINISHED_STATUSES, JobRun, JobStatus  # noqa: F401 - re-exported
+from shop_recs.platform.jobs import FINISHED_STATUSES, JobRun, JobStatus  # noqa: F401 - re-exported
 from shop_recs.stores.scoping import StoreOwned
 
 
@@ -109,52 +109,3 @@ class TuningTrial(StoreOwned):
 
     def __str__(self) -> str:
         return f"{self.algorithm} {self.params}"
-
-
-class EvaluationSettings(StoreOwned):
-    """Per-store monitoring settings (one row per store).
-
-    ``max_metric_drop`` is the store's default for the training activation gate: a new model whose
-    NDCG@10 is more than this fraction below the active model's is not activated.
-    """
-
-    max_metric_drop = models.FloatField(
-        _("maximum metric drop"),
-        default=0.2,
-        help_text=_("A fraction between 0 and 1 of the active model's NDCG@10."),
-    )
-    updated_at = models.DateTimeField(_("updated"), auto_now=True)
-
-    class Meta:
-        verbose_name = _("evaluation settings")
-        verbose_name_plural = _("evaluation settings")
-        constraints = [models.UniqueConstraint(fields=["store"], name="evaluationsettings_one_per_store")]
-
-    def __str__(self) -> str:
-        return f"evaluation settings of store {self.store_id}"
-
-
-class StoreTrainingConfig(StoreOwned):
-    """The algorithms and hyperparameters the store's training should use (one row per store).
-
-    Written by "promote" on a tuning job; ``params`` maps an algorithm name to its keyword arguments,
-    the same shape as ``TrainingRun.params``. ``source_job`` says which tuning job it came from.
-    """
-
-    algorithms = models.JSONField(_("algorithms"), default=list, blank=True)
-    params = models.JSONField(_("parameters"), default=dict, blank=True)
-    source_job = models.ForeignKey(
-        TuningJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("from job")
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    updated_at = models.DateTimeField(_("updated"), auto_now=True)
-
-    class Meta:
-        verbose_name = _("training configuration")
-        verbose_name_plural = _("training configurations")
-        constraints = [models.UniqueConstraint(fields=["store"], name="storetrainingconfig_one_per_store")]
-
-    def __str__(self) -> str:
-        return f"training configuration of store {self.store_id}"

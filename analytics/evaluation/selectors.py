@@ -60,7 +60,7 @@ def tuning_status_payload(job: TuningJob) -> dict[str, Any]:
 
 def version_history(limit: int = 200) -> list[dict[str, Any]]:
     """Model versions' holdout metrics, oldest first (the "metrics over time" chart)."""
-    from shop_recs.recommend.models import ModelVersion
+    from shop_recs.training.models import ModelVersion
 
     rows = ModelVersion.objects.order_by("-created_at", "-pk").values("pk", "algorithm", "created_at", "metrics")[
         :limit

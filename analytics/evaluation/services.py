@@ -34,14 +34,12 @@ from django.utils import timezone
 from analytics.evaluation.models import (
     FINISHED_STATUSES,
     EvaluationRun,
-    EvaluationSettings,
     JobStatus,
     Protocol,
-    StoreTrainingConfig,
     TuningJob,
     TuningTrial,
 )
-from shop_recs.jobs import JobProgress
+from shop_recs.platform.jobs import JobProgress
 from shop_recs.recsys import metrics as mx
 from shop_recs.recsys import registry
 from shop_recs.recsys.evaluate import evaluate
@@ -49,6 +47,7 @@ from shop_recs.recsys.splits import Split, make_split, pair_timestamps, validati
 from shop_recs.recsys.tuning import accepted_fit_kwargs, candidate_configs, tune
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training.models import StoreTrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +55,6 @@ logger = logging.getLogger(__name__)
 CURVE_MAX_K = 50
 #: Metrics with a bootstrap confidence interval and a k-curve.
 CI_METRICS = mx.RANKING_METRICS
-#: The gate's default when a store has no :class:`EvaluationSettings` row (same as recommend's).
-DEFAULT_MAX_DROP = 0.2
 #: Upper bound of resampled values per bootstrap (n_resamples x n_users): keeps memory ~ 40 MB.
 BOOTSTRAP_BUDGET = 5_000_000
 DEFAULT_PROTOCOL_PARAMS: dict[str, dict[str, Any]] = {
@@ -105,44 +102,6 @@ def _enqueue(task: Any, model: type, pk: int) -> None:
 
 
 # --- settings and training configuration ---------------------------------------------------------
-
-
-def evaluation_settings(store: Store) -> EvaluationSettings:
-    """The store's settings row (an unsaved default when it has none)."""
-    with store_scope(store):
-        row = EvaluationSettings.objects.filter(store=store).first()
-    return row or EvaluationSettings(store=store, max_metric_drop=DEFAULT_MAX_DROP)
-
-
-def update_settings(store: Store, max_metric_drop: float) -> EvaluationSettings:
-    if not 0.0 <= float(max_metric_drop) <= 1.0:
-        raise ValueError("max_metric_drop must be between 0 and 1")
-    with store_scope(store):
-        row, _ = EvaluationSettings.objects.update_or_create(
-            store=store, defaults={"max_metric_drop": float(max_metric_drop)}
-        )
-    return row
-
-
-def store_gate_config(store: Store) -> dict[str, Any]:
-    """The ``params["_gate"]`` a training run of ``store`` should use by default: ``{"max_drop": x}``."""
-    return {"max_drop": float(evaluation_settings(store).max_metric_drop)}
-
-
-def training_config(store: Store) -> tuple[list[str], dict[str, Any]]:
-    """``(algorithms, params)`` for ``recommend.services.start_training`` of ``store``.
-
-    The promoted configuration when there is one, else recommend's defaults; ``params["_gate"]``
-    always carries the store's :func:`store_gate_config` unless the configuration sets its own.
-    """
-    from shop_recs.recommend.services import DEFAULT_ALGORITHMS
-
-    with store_scope(store):
-        row = StoreTrainingConfig.objects.filter(store=store).first()
-    algorithms = list(row.algorithms) if row and row.algorithms else list(DEFAULT_ALGORITHMS)
-    params = dict(row.params) if row else {}
-    params.setdefault("_gate", store_gate_config(store))
-    return algorithms, params
 
 
 def promote_tuning(job: TuningJob, user: Any = None, algorithm: str | None = None) -> StoreTrainingConfig:
@@ -210,7 +169,7 @@ def json_safe(value: Any) -> Any:
 
 def _load_split(store: Store, protocol: str, protocol_params: dict[str, Any]) -> tuple[Any, Split]:
     """The store's interactions and the outer split; ``EvaluationError`` when there is nothing to score."""
-    from shop_recs.recommend.matrix import build_interactions
+    from shop_recs.training.matrix import build_interactions
 
     data = build_interactions(store)
     if data.matrix.nnz == 0:

@@ -18,8 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from analytics.evaluation import charts, selectors, services
 from analytics.evaluation.forms import EvaluationSettingsForm, StartEvaluationForm, StartTuningForm
-from analytics.evaluation.models import EvaluationRun, JobStatus, StoreTrainingConfig, TuningJob
+from analytics.evaluation.models import EvaluationRun, JobStatus, TuningJob
 from shop_recs.stores.access import store_view
+from shop_recs.training import config as training_config_module
+from shop_recs.training.models import StoreTrainingConfig
 
 SECTION = "evaluation"
 BIAS_LABELS = {
@@ -48,7 +50,7 @@ def _json_fig(fig: Any) -> Any:
 def _index_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
     store = request.store
     history = selectors.version_history()
-    settings_row = services.evaluation_settings(store)
+    settings_row = training_config_module.evaluation_settings(store)
     config = StoreTrainingConfig.objects.filter(store=store).select_related("source_job").first()
     return {
         "section": SECTION,
@@ -63,7 +65,7 @@ def _index_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
         "active_runs": [r for r in selectors.recent_runs(5) if not r.is_finished],
         "active_jobs": [j for j in selectors.recent_tuning_jobs(5) if not j.is_finished],
         "training_config": config,
-        "gate": services.store_gate_config(store),
+        "gate": training_config_module.store_gate_config(store),
         "figures": {"versions": _json_fig(charts.versions_figure(history))} if history else {},
     }
 
@@ -284,6 +286,6 @@ def update_settings(request: HttpRequest) -> HttpResponse:
     form = EvaluationSettingsForm(request.POST)
     if not form.is_valid():
         return render(request, "evaluation/index.html", _index_context(request, settings_form=form), status=400)
-    services.update_settings(request.store, form.cleaned_data["max_metric_drop"])
+    training_config_module.update_settings(request.store, form.cleaned_data["max_metric_drop"])
     messages.success(request, _("Monitoring settings saved."))
     return redirect(_index_url(request))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from analytics.experiments.models import Attribution, AttributionSettings, Experiment, Variant
+from analytics.experiments.models import Attribution, AttributionSettings
+from shop_recs.serving.models import Experiment, Variant
 from shop_recs.stores.admin_base import StoreScopedAdmin
 
 

@@ -7,7 +7,7 @@ import json
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from analytics.experiments.models import VariantKind
+from shop_recs.serving.models import VariantKind
 
 MAX_VARIANTS = 4
 

@@ -7,99 +7,10 @@ renamed variant keeps its history). No second table is needed on the hot path.
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.validators import MaxValueValidator
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from shop_recs.stores.scoping import StoreOwned
-
-
-class ExperimentStatus(models.TextChoices):
-    DRAFT = "draft", _("Draft")
-    RUNNING = "running", _("Running")
-    STOPPED = "stopped", _("Stopped")
-
-
-class VariantKind(models.TextChoices):
-    MODEL_VERSION = "model_version", _("Model version")
-    ALGORITHM = "algorithm", _("Algorithm of the active run")
-    RULES = "rules", _("Rule-set override")
-
-
-class Experiment(StoreOwned):
-    """An A/B test on one placement: its variants split the traffic of that placement.
-
-    At most one experiment per store and placement may be running (partial unique constraint), so a
-    request's placement names its experiment without ambiguity.
-    """
-
-    name = models.CharField(_("name"), max_length=200)
-    placement = models.CharField(_("placement"), max_length=64)
-    description = models.TextField(_("hypothesis"), blank=True, default="")
-    status = models.CharField(
-        _("status"), max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(_("created"), default=timezone.now)
-    started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    stopped_at = models.DateTimeField(_("stopped"), null=True, blank=True)
-    promoted_variant = models.ForeignKey(
-        "Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("promoted")
-    )
-    promoted_at = models.DateTimeField(_("promoted"), null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        verbose_name = _("experiment")
-        verbose_name_plural = _("experiments")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["store", "placement"],
-                condition=models.Q(status="running"),
-                name="experiment_one_running_per_placement",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.name} ({self.placement}, {self.status})"
-
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        from analytics.experiments.assignment import invalidate
-
-        invalidate(self.store_id)
-
-
-class Variant(StoreOwned):
-    """One arm of an experiment: a model version, an algorithm of the active run, or a rule override."""
-
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
-    name = models.CharField(_("name"), max_length=64)
-    position = models.PositiveSmallIntegerField(_("position"), default=0)
-    kind = models.CharField(_("kind"), max_length=16, choices=VariantKind.choices)
-    model_version = models.ForeignKey(
-        "recommend.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    algorithm = models.CharField(_("algorithm"), max_length=64, blank=True, default="")
-    rule_overrides = models.JSONField(_("rule overrides"), default=dict, blank=True)
-    traffic = models.PositiveSmallIntegerField(_("traffic (%)"), validators=[MaxValueValidator(100)])
-
-    class Meta:
-        ordering = ["experiment", "position", "pk"]
-        verbose_name = _("variant")
-        verbose_name_plural = _("variants")
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.traffic}%)"
-
-    @property
-    def tag(self) -> str:
-        """What served lists of this variant carry in ``RecommendationList.variant``."""
-        return f"{self.experiment_id}:{self.pk}"
 
 
 class AttributionSettings(StoreOwned):

@@ -11,14 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.experiments.models import (
-    Attribution,
-    AttributionSettings,
-    Experiment,
-    ExperimentStatus,
-    Variant,
-    VariantKind,
-)
+from analytics.experiments.models import Attribution, AttributionSettings
+from shop_recs.serving.models import Experiment, ExperimentStatus, Variant, VariantKind
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 
@@ -31,7 +25,7 @@ def settle_delay() -> timedelta:
     """``ATTRIBUTION_SETTLE_SECONDS`` (default 10 when list rows are buffered, else 0): events received
     more recently wait for the next run.
 
-    Web workers write served-list rows in batches (``shop_recs.logbuffer``, up to
+    Web workers write served-list rows in batches (``shop_recs.platform.logbuffer``, up to
     ``SERVING_LOG_FLUSH_MS`` late); a click that arrives right after its list was served must not be
     judged before that list's row is in the table, or it would be passed over for good.
     """
@@ -102,9 +96,10 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
     A model version is activated; an algorithm activates that algorithm's version of the active
     run and becomes the store's training configuration; a rule override is written to the rules.
     """
-    from analytics.experiments.assignment import resolve_version
-    from shop_recs.recommend import services as rec_services
-    from shop_recs.recommend.models import ModelVersion, StoreRules
+    from shop_recs.serving.experiments import resolve_version
+    from shop_recs.serving.models import StoreRules
+    from shop_recs.training import services as rec_services
+    from shop_recs.training.models import ModelVersion
 
     if variant.experiment_id != exp.pk:
         raise ExperimentError("That variant belongs to another experiment.")
@@ -126,7 +121,7 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
             rec_services.activate_version(version, user=user)
         outcome = f"model version {version.pk} ({version.algorithm}) active"
         if variant.kind == VariantKind.ALGORITHM:
-            from analytics.evaluation.models import StoreTrainingConfig
+            from shop_recs.training.models import StoreTrainingConfig
 
             config, _ = StoreTrainingConfig.objects.get_or_create(store=store)
             config.algorithms = [variant.algorithm]
@@ -141,7 +136,7 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
 
 
 def _spec(variant: Variant) -> Any:
-    from analytics.experiments.assignment import VariantSpec
+    from shop_recs.serving.experiments import VariantSpec
 
     return VariantSpec(
         variant.pk,
@@ -182,7 +177,7 @@ def attribute_events(store: Store, *, batch_size: int = 20_000) -> int:
     ``click_window_hours``, purchases ``purchase_window_days``. Returns the rows written.
     """
     from shop_recs.activity.models import Event
-    from shop_recs.recommend.models import RecommendationList
+    from shop_recs.serving.models import RecommendationList
 
     cfg = attribution_settings(store)
     written = 0

@@ -6,7 +6,6 @@ revenue per customer uses Welch's t-test (unequal variances) and a percentile bo
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,25 +114,3 @@ def srm_chisquare(observed: Sequence[int], split: Sequence[float]) -> tuple[floa
     expected = total * weights / weights.sum()
     stat = float(((obs - expected) ** 2 / expected).sum())
     return stat, float(sps.chi2.sf(stat, len(obs) - 1))
-
-
-def unit_hash(experiment_id: int, key: str) -> float:
-    """sha256 of ``"<experiment id>:<key>"`` mapped to a uniform number in [0, 1)."""
-    digest = hashlib.sha256(f"{experiment_id}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def assign_bucket(experiment_id: int, key: str, splits: Sequence[float]) -> int:
-    """The index of the bucket ``key`` falls in, for traffic shares ``splits`` (any positive scale).
-
-    Deterministic, so sticky without storing anything: the same experiment and key always give the
-    same bucket; a different experiment reshuffles everyone independently.
-    """
-    total = float(sum(splits))
-    u = unit_hash(experiment_id, key) * total
-    acc = 0.0
-    for i, share in enumerate(splits):
-        acc += share
-        if u < acc:
-            return i
-    return len(splits) - 1

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_POST
 
 from analytics.experiments import charts, selectors, services
 from analytics.experiments.forms import ExperimentForm
-from analytics.experiments.models import Experiment, Variant
-from shop_recs.recommend.models import ModelVersion
+from shop_recs.serving.models import Experiment, Variant
 from shop_recs.stores.access import store_view
+from shop_recs.training.models import ModelVersion
 
 SECTION = "experiments"
 

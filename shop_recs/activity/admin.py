@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from shop_recs.activity.models import Customer, Event, IdempotencyRecord
+from shop_recs.activity.models import Customer, Event
+from shop_recs.api.models import IdempotencyRecord
 from shop_recs.stores.admin_base import StoreScopedAdmin
 
 

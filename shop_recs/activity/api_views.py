@@ -8,7 +8,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop_recs.activity.idempotency import run_idempotent
 from shop_recs.activity.models import Customer
 from shop_recs.activity.serializers import (
     CustomerBulkRowSerializer,
@@ -19,10 +18,11 @@ from shop_recs.activity.serializers import (
     IngestResultSerializer,
 )
 from shop_recs.activity.services import InvalidRows, ingest_events, upsert_customers
+from shop_recs.api.errors import error_response
+from shop_recs.api.idempotency import run_idempotent
+from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS, IDEMPOTENCY_PARAM, invalid_rows_response, not_found
 from shop_recs.catalog.serializers import ErrorSerializer
-from shop_recs.stores.api import StoreScopedAPIMixin
-from shop_recs.stores.api_errors import error_response
 
 EVENT_TAG = ["events"]
 CUSTOMER_TAG = ["customers"]

@@ -1,6 +1,6 @@
 """Announce that customers' activity changed, to this process at once and to the others via Redis.
 
-Serving keeps each customer's latest events in process memory (``shop_recs.recommend.live_activity``)
+Serving keeps each customer's latest events in process memory (``shop_recs.serving.live_activity``)
 so a recommendation request needs no database round trip. Every write that changes what that cache
 holds calls one of the functions here:
 

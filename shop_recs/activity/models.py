@@ -107,25 +107,3 @@ class Event(StoreOwned):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.timestamp:%Y-%m-%d %H:%M}"
-
-
-class IdempotencyRecord(StoreOwned):
-    """The first answer to a request that carried an ``Idempotency-Key``, replayed on retries."""
-
-    key = models.CharField(max_length=200)
-    endpoint = models.CharField(max_length=100)
-    request_hash = models.CharField(max_length=64)
-    response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        verbose_name = _("idempotency record")
-        verbose_name_plural = _("idempotency records")
-        constraints = [
-            models.UniqueConstraint(fields=["store", "endpoint", "key"], name="idempotency_store_endpoint_key_unique")
-        ]
-        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.endpoint}:{self.key}"

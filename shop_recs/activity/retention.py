@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from shop_recs.activity.models import IdempotencyRecord
+from shop_recs.api.models import IdempotencyRecord
 from shop_recs.stores.scoping import unscoped
 
 

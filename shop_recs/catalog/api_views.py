@@ -11,7 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop_recs.activity.idempotency import IDEMPOTENCY_HEADER, run_idempotent
+from shop_recs.api.errors import error_response
+from shop_recs.api.idempotency import IDEMPOTENCY_HEADER, run_idempotent
+from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Product
 from shop_recs.catalog.serializers import (
     ErrorSerializer,
@@ -21,8 +23,6 @@ from shop_recs.catalog.serializers import (
     UpsertResultSerializer,
 )
 from shop_recs.catalog.services import InvalidRows, deactivate_product, upsert_products
-from shop_recs.stores.api import StoreScopedAPIMixin
-from shop_recs.stores.api_errors import error_response
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
 IDEMPOTENCY_PARAM = OpenApiParameter(

@@ -16,11 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from shop_recs.api.errors import error_response
+from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
-from shop_recs.recommend.api_views import FastGetMixin, json_response
 from shop_recs.search.services import MAX_QUERY_LENGTH, MAX_RESULTS, SearchOutcome, search_products
-from shop_recs.stores.api import StoreScopedAPIMixin
-from shop_recs.stores.api_errors import error_response
+from shop_recs.serving.api_views import FastGetMixin, json_response
 
 TAG = ["search"]
 MAX_OFFSET = 1000

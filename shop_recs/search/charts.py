@@ -7,7 +7,7 @@ from datetime import date
 
 import plotly.graph_objects as go
 
-from analytics.charts import _base_layout  # one look for every dashboard chart
+from shop_recs.platform.charts import base_layout  # one look for every dashboard chart
 
 SEARCH_COLOR = "#8b5cf6"  # the "search" colour of analytics.charts.EVENT_COLORS
 ZERO_COLOR = "#ef4444"
@@ -24,7 +24,7 @@ def queries_per_day_figure(
     fig = go.Figure()
     fig.add_trace(go.Bar(x=x, y=list(searches), name=str(labels[0]), marker_color=SEARCH_COLOR, meta="searches"))
     fig.add_trace(go.Bar(x=x, y=list(zero_results), name=str(labels[1]), marker_color=ZERO_COLOR, meta="zero"))
-    _base_layout(fig, height=300)
+    base_layout(fig, height=300)
     fig.update_layout(barmode="overlay")
     fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
     fig.update_xaxes(showgrid=False)

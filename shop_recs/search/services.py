@@ -15,7 +15,7 @@ The per-process index cache
 Database round trips per search
     None for an anonymous query in the common case: the index, the store rules and the catalog
     snapshot are per-process caches with the freshness rules above, and both log rows (the query
-    log and the served-list log) go through ``shop_recs.logbuffer`` (written at once when
+    log and the served-list log) go through ``shop_recs.platform.logbuffer`` (written at once when
     ``SERVING_LOG_BUFFER_ROWS`` is 0, else buffered and written by the flusher thread). A query that
     names a ``customer`` reads the customer's pk (one round trip) and, when the active model knows
     them and there is something to re-rank, their latest events (a second). The active model comes
@@ -44,11 +44,11 @@ from django.utils import timezone
 
 from shop_recs.activity.models import Customer, Event
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
-from shop_recs.logbuffer import LogTable
-from shop_recs.recommend.matrix import DEFAULT_EVENT_WEIGHTS
+from shop_recs.platform.logbuffer import LogTable
 from shop_recs.search.index import SearchIndex, tokenize, tokenize_with_surface
 from shop_recs.search.models import SearchQuery
 from shop_recs.stores.models import Store
+from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def get_store_index(store: Store) -> StoreIndex:
         # The catalog changed (possibly by a bulk upsert, which sends no signals): the rules'
         # catalog snapshot must see the same products, or it would drop the new ones.
         try:
-            from shop_recs.recommend.rules import invalidate_catalog
+            from shop_recs.serving.rules import invalidate_catalog
         except ImportError:  # pragma: no cover
             pass
         else:
@@ -262,7 +262,7 @@ def personal_scores(store: Store, customer_pk: int, product_ids: np.ndarray) -> 
     The model is the serving layer's (``serving_state``): no query while the active version id is
     trusted (``SERVING_ACTIVE_VERSION_TTL``), and an activation in this process is seen at once.
     """
-    from shop_recs.recommend.serving import serving_state
+    from shop_recs.serving.services import serving_state
 
     try:
         loaded = serving_state(store).loaded
@@ -326,7 +326,7 @@ def apply_store_rules(
     re-ranking (relevance order is the point of a search page).
     """
     try:
-        from shop_recs.recommend.rules import Candidate, RuleContext, apply_rules
+        from shop_recs.serving.rules import Candidate, RuleContext, apply_rules
     except ImportError:  # pragma: no cover - rules ship with the recommend app
         return list(product_ids), list(scores), False
     candidates = [
@@ -479,8 +479,8 @@ def _did_you_mean(index: SearchIndex, query: str, n_found: int) -> str | None:
 def log_search_list(store: Store, outcome: SearchOutcome, *, customer_id: int | None, version: Any) -> str:
     """Record the served page in the serving layer's list log so clicks and purchases that carry
     ``context.list_id`` are attributed to search. The id is made here, so the row may be written
-    later (``serving.LIST_LOG``: at once or buffered, see ``shop_recs.logbuffer``)."""
-    from shop_recs.recommend.serving import LIST_LOG
+    later (``serving.LIST_LOG``: at once or buffered, see ``shop_recs.platform.logbuffer``)."""
+    from shop_recs.serving.services import LIST_LOG
 
     list_id = uuid.uuid4()
     LIST_LOG.write(

@@ -128,7 +128,7 @@ class ApiKey(models.Model):
         if self.revoked_at is None:
             self.revoked_at = dj_timezone.now()
             self.save(update_fields=["revoked_at"])
-        from shop_recs.stores.auth import forget_api_key
+        from shop_recs.api.auth import forget_api_key
 
         # This process refuses the key from now on; others within API_KEY_CACHE_SECONDS.
         forget_api_key(self.prefix)

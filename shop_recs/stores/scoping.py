@@ -7,7 +7,7 @@ automatically. Forgetting the scope is therefore a loud error, not a silent data
 
 Where the scope is activated:
 
-* REST API: ``StoreScopedAPIMixin`` (from the API key's store) — see ``shop_recs.stores.api``;
+* REST API: ``StoreScopedAPIMixin`` (from the API key's store) — see ``shop_recs.api.scope``;
 * dashboard: ``store_view`` / ``StoreViewMixin`` (from the URL's store and the user's membership);
 * admin: ``StoreScopedAdmin`` (all stores the staff user belongs to);
 * Celery tasks and management commands: ``with store_scope(store):`` explicitly.

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from analytics.ads import charts
-from analytics.ads.models import Campaign, Impression
+from shop_recs.ads import charts
+from shop_recs.ads.models import Campaign, Impression
 from shop_recs.stores.models import Role
 from shop_recs.stores.scoping import unscoped
 

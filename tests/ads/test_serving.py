@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from analytics.ads import services
-from analytics.ads.models import Campaign, CampaignStatus, Impression
+from shop_recs.ads import services
+from shop_recs.ads.models import Campaign, CampaignStatus, Impression
 from shop_recs.stores.scoping import store_scope, unscoped
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from analytics.ads import selectors, services
-from analytics.ads.models import AttributionBasis, Campaign, DailyCap, Impression
 from shop_recs.activity.models import Event
+from shop_recs.ads import selectors, services
+from shop_recs.ads.models import AttributionBasis, Campaign, DailyCap, Impression
 from shop_recs.stores.scoping import store_scope, unscoped
 from tests.conftest import require_postgres
 

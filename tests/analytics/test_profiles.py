@@ -114,7 +114,7 @@ def test_incremental_touches_only_changed(shop, add_event):
 
 
 def test_predicted_interests_come_from_the_active_model(shop):
-    from shop_recs.recommend.services import train_store
+    from shop_recs.training.services import train_store
 
     store = shop["store"]
     train_store(store, algorithms=["item_knn"])

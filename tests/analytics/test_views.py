@@ -127,8 +127,8 @@ def test_profile_run_task_and_status(client, shop, merchant, django_capture_on_c
 
 @pytest.mark.django_db
 def test_profile_page_shows_the_served_recommendations_with_reasons(client, built, merchant):
-    from shop_recs.recommend.services import train_store
-    from shop_recs.recommend.serving import recommend_for_customer
+    from shop_recs.serving.services import recommend_for_customer
+    from shop_recs.training.services import train_store
 
     store = built["store"]
     train_store(store, algorithms=["item_knn", "popularity"])

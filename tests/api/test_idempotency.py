@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from shop_recs.activity.models import Customer, Event, IdempotencyRecord
+from shop_recs.activity.models import Customer, Event
+from shop_recs.api.models import IdempotencyRecord
 from shop_recs.catalog.models import Product
 from tests.api.helpers import count, event
 
@@ -80,7 +81,7 @@ def test_bad_key(store, api_client, make_product):
 
 def test_concurrent_duplicate_replays_instead_of_double_writing(store, api_client, make_product, monkeypatch):
     """Simulate the race: the record appears (committed by a twin request) after our lookup."""
-    from shop_recs.activity import idempotency
+    from shop_recs.api import idempotency
 
     make_product(store, "SKU-1")
     body = [event()]

@@ -148,8 +148,8 @@ def test_overview_renders_plotly_charts_from_local_assets(live_server, browser_p
 def test_schedule_form_keeps_one_cadence(live_server, browser_page, store, make_user):
     """Typing a daily hour empties the interval (and back), so a merchant never meets the "not both"
     error in a browser; the saved schedule is what the page then shows."""
-    from shop_recs.recommend.models import TrainingSchedule
     from shop_recs.stores.scoping import store_scope
+    from shop_recs.training.models import TrainingSchedule
 
     make_user("merchant", store)
     page = browser_page

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from analytics.evaluation import charts, services, views
-from analytics.evaluation.models import EvaluationRun, JobStatus, StoreTrainingConfig, TuningJob
+from analytics.evaluation.models import EvaluationRun, JobStatus, TuningJob
 from shop_recs.stores.scoping import store_scope, unscoped
+from shop_recs.training import config as training_config_module
+from shop_recs.training.models import StoreTrainingConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +130,7 @@ def test_compare_two_runs(finished_run, store, analyst, login, django_capture_on
 def test_versions_and_tuning_charts_draw_the_stored_numbers(
     store, popularity_puzzle, django_capture_on_commit_callbacks
 ):
-    from shop_recs.recommend.models import ModelVersion
+    from shop_recs.training.models import ModelVersion
 
     with unscoped():
         for i, (algo, ndcg) in enumerate([("popularity", 0.1), ("item_knn", 0.3), ("item_knn", 0.35)]):
@@ -199,7 +201,7 @@ def test_tuning_page_promote_for_merchants_only(
     with store_scope(store):
         assert StoreTrainingConfig.objects.get().params["popularity"] == {"count": "weight"}
     assert client.post("/s/alpha/evaluation/settings/", {"max_metric_drop": "0.1"}).status_code == 302
-    assert services.store_gate_config(store) == {"max_drop": 0.1}
+    assert training_config_module.store_gate_config(store) == {"max_drop": 0.1}
     html = client.get("/s/alpha/evaluation/").content.decode()
     assert "from tuning job" in html
 

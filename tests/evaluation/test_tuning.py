@@ -7,10 +7,12 @@ import math
 import pytest
 
 from analytics.evaluation import services
-from analytics.evaluation.models import JobStatus, StoreTrainingConfig, TuningJob, TuningTrial
+from analytics.evaluation.models import JobStatus, TuningJob, TuningTrial
 from shop_recs.recsys import registry
 from shop_recs.recsys.tuning import candidate_configs
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training import config as training_config_module
+from shop_recs.training.models import StoreTrainingConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -75,17 +77,17 @@ def test_group_fallback_without_result_backend_finalises_on_the_last_trial(store
 def test_promote_writes_the_training_config_and_training_config_reads_it(
     store, popularity_puzzle, merchant, django_capture_on_commit_callbacks
 ):
-    algorithms, params = services.training_config(store)
+    algorithms, params = training_config_module.training_config(store)
     assert algorithms == ["hybrid"] and params == {"_gate": {"max_drop": 0.2}}
-    services.update_settings(store, 0.05)
-    assert services.store_gate_config(store) == {"max_drop": 0.05}
+    training_config_module.update_settings(store, 0.05)
+    assert training_config_module.store_gate_config(store) == {"max_drop": 0.05}
     job = _tune(store, django_capture_on_commit_callbacks)
     services.promote_tuning(job, merchant)
     with store_scope(store):
         config = StoreTrainingConfig.objects.get()
     assert config.algorithms == ["popularity"] and config.params["popularity"] == {"count": "weight"}
     assert config.source_job_id == job.pk and config.updated_by == merchant
-    algorithms, params = services.training_config(store)
+    algorithms, params = training_config_module.training_config(store)
     assert algorithms == ["popularity"]
     assert params == {"popularity": {"count": "weight"}, "_gate": {"max_drop": 0.05}}
     job.refresh_from_db()

@@ -9,7 +9,7 @@ from tests.serving.conftest import _fresh_serving, add_events, shop  # noqa: F40
 
 @pytest.fixture(autouse=True)
 def _fresh_experiments():
-    from analytics.experiments.assignment import invalidate
+    from shop_recs.serving.experiments import invalidate
 
     invalidate()
     yield

@@ -10,15 +10,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from analytics.experiments import selectors, services, stats
-from analytics.experiments.models import Attribution, AttributionSettings, Experiment, ExperimentStatus
+from analytics.experiments.models import Attribution, AttributionSettings
 from shop_recs.activity.models import Event
-from shop_recs.recommend.models import ModelVersion, RecommendationList
+from shop_recs.serving.experiments import assign_bucket
+from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList
 from shop_recs.stores.scoping import store_scope, unscoped
+from shop_recs.training.models import ModelVersion
 
 
 @pytest.fixture
 def versions(shop, store):
-    from shop_recs.recommend.services import activate_version, train_store
+    from shop_recs.training.services import activate_version, train_store
 
     with store_scope(store):
         knn = ModelVersion.objects.get(is_active=True)
@@ -55,7 +57,7 @@ def test_serving_reports_variant_and_routes_to_its_model(api_client, store, expe
         assert first["variant"] == again["variant"]  # sticky
         with store_scope(store):
             variants = list(experiment.variants.all())
-        expected = variants[stats.assign_bucket(experiment.pk, cid, [50, 50])]
+        expected = variants[assign_bucket(experiment.pk, cid, [50, 50])]
         assert first["variant"] == expected.name
         version = versions[expected.name]
         assert first["model_version"] == version.pk

@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from analytics.experiments import selectors, services
-from shop_recs.recommend.management.commands.simulate_traffic import TasteModel, examine_probability
-from shop_recs.recommend.models import ModelVersion
+from analytics.experiments.management.commands.simulate_traffic import TasteModel, examine_probability
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training.models import ModelVersion
 
 
 def test_click_model_follows_taste_and_position_not_popularity():
@@ -43,7 +43,7 @@ def test_click_model_follows_taste_and_position_not_popularity():
 @pytest.mark.django_db
 def test_simulated_traffic_favours_the_personalized_model(settings, tmp_path, store, client, merchant):
     from shop_recs.imports.demo import DemoConfig, seed_demo_store
-    from shop_recs.recommend.services import activate_version, train_store
+    from shop_recs.training.services import activate_version, train_store
 
     settings.VAR_DIR = tmp_path
     seed_demo_store(store, DemoConfig(seed=3, customers=500, products=600, events=30000))

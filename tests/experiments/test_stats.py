@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from analytics.experiments import stats
+from shop_recs.serving.experiments import assign_bucket
 
 
 def test_ztest_matches_hand_computation():
@@ -57,18 +58,14 @@ def test_bootstrap_ci_contains_mean_and_is_deterministic():
 
 
 def test_assignment_sticky_and_independent_per_experiment():
-    assert all(
-        stats.assign_bucket(3, f"c{i}", [50, 50]) == stats.assign_bucket(3, f"c{i}", [50, 50]) for i in range(50)
-    )
-    same = sum(
-        stats.assign_bucket(3, f"c{i}", [50, 50]) == stats.assign_bucket(4, f"c{i}", [50, 50]) for i in range(2000)
-    )
+    assert all(assign_bucket(3, f"c{i}", [50, 50]) == assign_bucket(3, f"c{i}", [50, 50]) for i in range(50))
+    same = sum(assign_bucket(3, f"c{i}", [50, 50]) == assign_bucket(4, f"c{i}", [50, 50]) for i in range(2000))
     assert 800 < same < 1200  # another experiment reshuffles
 
 
 @pytest.mark.parametrize("split", [[50, 50], [70, 30]])
 def test_split_accuracy(split):
-    counts = np.bincount([stats.assign_bucket(11, f"cust-{i}", split) for i in range(10_000)], minlength=2)
+    counts = np.bincount([assign_bucket(11, f"cust-{i}", split) for i in range(10_000)], minlength=2)
     shares = counts / counts.sum()
     assert abs(shares[0] - split[0] / 100) < 0.02
     assert abs(shares[1] - split[1] / 100) < 0.02

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from shop_recs.recommend import services
+from shop_recs.training import services
 from tests.conftest import ROOT, require_postgres, require_redis
 
 # The serving fixtures (a small trained store, cleared in-process caches) are shared with tests/serving.

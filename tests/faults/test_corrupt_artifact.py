@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from shop_recs.recommend import services
-from shop_recs.recommend.models import ModelVersion
-from shop_recs.recommend.serving import clear_serving_cache
+from shop_recs.serving.services import clear_serving_cache
 from shop_recs.stores.scoping import unscoped
+from shop_recs.training import services
+from shop_recs.training.models import ModelVersion
 from tests.conftest import require_postgres, require_redis
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -44,7 +44,7 @@ def test_corrupt_active_artifact_falls_back(damage, shop, store, api_client, cap
     # A new process (or a restarted web worker) has nothing in memory: the next load reads the file.
     services.clear_model_cache()
     clear_serving_cache()
-    with caplog.at_level(logging.ERROR, logger="shop_recs.recommend.services"):
+    with caplog.at_level(logging.ERROR, logger="shop_recs.training.services"):
         r = api_client.get(f"{API}/recommendations/customer/C0?n=3")
     assert r.status_code == 200, r.content
     body = r.json()

@@ -10,11 +10,11 @@ import pytest
 from django.test import override_settings
 
 from shop_recs.activity.models import Event
-from shop_recs.recommend import services
-from shop_recs.recommend.fbt import clear_fbt
-from shop_recs.recommend.models import RunStatus
-from shop_recs.recommend.serving import clear_serving_cache
+from shop_recs.serving.fbt import clear_fbt
+from shop_recs.serving.services import clear_serving_cache
 from shop_recs.stores.scoping import unscoped
+from shop_recs.training import services
+from shop_recs.training.models import RunStatus
 from tests.api.helpers import event
 from tests.conftest import require_postgres, require_redis
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from django.utils import timezone
 
-from shop_recs.recommend import services
-from shop_recs.recommend.models import ModelVersion, RunStatus, TrainingRun
 from shop_recs.stores.scoping import unscoped
+from shop_recs.training import services
+from shop_recs.training.models import ModelVersion, RunStatus, TrainingRun
 from tests.faults.conftest import wait_until
 
 pytestmark = pytest.mark.services
@@ -76,7 +76,7 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
 
 def test_beat_tick_fails_orphaned_runs(worker_var_dir, start_worker, shop, store, settings):
     """The beat task's housekeeping releases a dead worker's lock even if nobody starts a new run."""
-    from shop_recs.recommend.tasks import enqueue_due_trainings
+    from shop_recs.training.tasks import enqueue_due_trainings
 
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity"])

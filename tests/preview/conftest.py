@@ -16,11 +16,11 @@ T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _fresh_serving(settings, tmp_path):
     settings.MODEL_DIR = tmp_path / "models"
-    from shop_recs.recommend.fbt import clear_fbt
-    from shop_recs.recommend.preview import clear_preview_cache
-    from shop_recs.recommend.rules import invalidate_catalog, invalidate_rules
-    from shop_recs.recommend.services import clear_model_cache
-    from shop_recs.recommend.serving import clear_serving_cache
+    from shop_recs.serving.fbt import clear_fbt
+    from shop_recs.serving.preview import clear_preview_cache
+    from shop_recs.serving.rules import invalidate_catalog, invalidate_rules
+    from shop_recs.serving.services import clear_serving_cache
+    from shop_recs.training.services import clear_model_cache
 
     def clear():
         clear_model_cache()
@@ -86,7 +86,7 @@ def catalog(store, make_product, make_customer):
 @pytest.fixture
 def shop(store, catalog):
     """``catalog`` plus one training run of two algorithms; one of them is active."""
-    from shop_recs.recommend.services import train_store
+    from shop_recs.training.services import train_store
 
     run = train_store(store, algorithms=["item_knn", "popularity"])
     return {**catalog, "run": run}

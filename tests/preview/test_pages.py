@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from shop_recs.recommend.models import ModelVersion, RecommendationList, StoreRules
-from shop_recs.recommend.serving import recommend_for_customer
+from shop_recs.serving.models import RecommendationList, StoreRules
+from shop_recs.serving.services import recommend_for_customer
 from shop_recs.stores.models import Role
 from shop_recs.stores.scoping import store_scope, unscoped
+from shop_recs.training.models import ModelVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -18,10 +18,10 @@ def _fresh_caches(settings, tmp_path):
     """Per-process caches are keyed by store pk, which a rolled-back test may reuse: start clean."""
     settings.MODEL_DIR = tmp_path / "models"
     settings.SEARCH_INDEX_CHECK_SECONDS = 0  # check the catalog fingerprint on every search
-    from shop_recs.recommend.rules import invalidate_catalog, invalidate_rules
-    from shop_recs.recommend.services import clear_model_cache
-    from shop_recs.recommend.serving import clear_serving_cache
     from shop_recs.search.services import invalidate_search_index
+    from shop_recs.serving.rules import invalidate_catalog, invalidate_rules
+    from shop_recs.serving.services import clear_serving_cache
+    from shop_recs.training.services import clear_model_cache
 
     def clear() -> None:
         invalidate_search_index()
@@ -62,7 +62,7 @@ def catalog(store, make_product):
 @pytest.fixture
 def bose_fan(store, catalog, make_customer):
     """Train item kNN on a store where Bose buyers co-buy Bose items and Sony buyers Sony items."""
-    from shop_recs.recommend.services import train_store
+    from shop_recs.training.services import train_store
 
     customers = {f"C{i}": make_customer(store, f"C{i}") for i in range(12)}
     fan = make_customer(store, "fan")

@@ -69,7 +69,7 @@ def test_pagination(api_client, catalog):
 
 
 def test_store_rules_apply(api_client, store, catalog):
-    from shop_recs.recommend.models import StoreRules
+    from shop_recs.serving.models import StoreRules
 
     with store_scope(store):
         StoreRules.objects.create(
@@ -149,7 +149,8 @@ def test_signal_drops_the_cached_index_at_once(api_client, store, catalog, setti
 
 
 def test_served_page_is_logged_as_a_list_for_attribution(api_client, store, catalog, bose_fan):
-    from shop_recs.recommend.models import ModelVersion, RecommendationList
+    from shop_recs.serving.models import RecommendationList
+    from shop_recs.training.models import ModelVersion
 
     body = api_client.get(URL, {"q": "bose", "n": 2, "customer": "fan"}).json()
     with store_scope(store):
@@ -169,8 +170,8 @@ def test_logs_commit_outside_a_transaction_on_postgres(store, make_product):
     """The log INSERTs' no-WAL-wait form (only used in autocommit) writes the same rows."""
     from django.db import connection
 
-    from shop_recs.recommend.models import RecommendationList
     from shop_recs.search.services import SearchOutcome, log_query, log_search_list
+    from shop_recs.serving.models import RecommendationList
     from tests.conftest import require_postgres
 
     require_postgres()

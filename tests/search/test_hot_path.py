@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from shop_recs import logbuffer
-from shop_recs.recommend.models import RecommendationList
+from shop_recs.platform import logbuffer
 from shop_recs.search.models import SearchQuery
 from shop_recs.search.services import QUERY_LOG, search_products
+from shop_recs.serving.models import RecommendationList
 from shop_recs.stores.scoping import store_scope, unscoped
 
 URL = "/api/v1/search"

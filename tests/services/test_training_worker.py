@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from shop_recs.recommend import services
-from shop_recs.recommend.models import ModelVersion, RunStatus, TrainingRun
 from shop_recs.stores.scoping import unscoped
+from shop_recs.training import services
+from shop_recs.training.models import ModelVersion, RunStatus, TrainingRun
 from tests.conftest import require_postgres
 from tests.recommend.conftest import T0
 from tests.services.conftest import wait_for

@@ -16,10 +16,10 @@ T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _fresh_serving(settings, tmp_path):
     settings.MODEL_DIR = tmp_path / "models"
-    from shop_recs.recommend.fbt import clear_fbt
-    from shop_recs.recommend.rules import invalidate_catalog, invalidate_rules
-    from shop_recs.recommend.services import clear_model_cache
-    from shop_recs.recommend.serving import clear_serving_cache
+    from shop_recs.serving.fbt import clear_fbt
+    from shop_recs.serving.rules import invalidate_catalog, invalidate_rules
+    from shop_recs.serving.services import clear_serving_cache
+    from shop_recs.training.services import clear_model_cache
 
     def clear():
         clear_model_cache()
@@ -81,7 +81,7 @@ def shop(store, make_product, make_customer, add_events):
                 (cust, products[sku], kind, T0 + timedelta(hours=c, minutes=step), f"o{c}" if step == 0 else "")
             )
     add_events(store, rows)
-    from shop_recs.recommend.services import train_store
+    from shop_recs.training.services import train_store
 
     train_store(store, algorithms=["item_knn"])
     return {"products": products, "customers": customers, "categories": {"mugs": mugs, "shirts": shirts}}

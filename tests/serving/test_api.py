@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from shop_recs.recommend.models import RecommendationList, StoreRules
+from shop_recs.serving.models import RecommendationList, StoreRules
 from shop_recs.stores.scoping import unscoped
 
 pytestmark = pytest.mark.django_db
@@ -175,7 +175,7 @@ def test_realtime_view_moves_similar_up_and_purchase_disappears(api_client, shop
 
 
 def test_fbt_lift_ranking_with_min_support(api_client, shop, add_events, make_customer, settings):
-    from shop_recs.recommend.fbt import build_fbt, compute_fbt
+    from shop_recs.serving.fbt import build_fbt, compute_fbt
 
     # Hand-computed: 6 baskets. A=1,B=2,C=3. count A=4, B=3, C=4, D=1.
     baskets = [{1, 2}, {1, 2}, {1, 3}, {1, 3, 2}, {3}, {3, 4}]
@@ -202,7 +202,7 @@ def test_fbt_lift_ranking_with_min_support(api_client, shop, add_events, make_cu
 
 
 def test_log_inserts_can_skip_the_wal_wait_without_changing_the_statement():
-    from shop_recs.logbuffer import without_wal_wait
+    from shop_recs.platform.logbuffer import without_wal_wait
 
     assert without_wal_wait("INSERT INTO t (a, b) VALUES (%s, %s::jsonb) RETURNING id") == (
         "WITH _async AS (SELECT set_config('synchronous_commit', 'off', true)) "

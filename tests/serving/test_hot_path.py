@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from shop_recs import logbuffer
 from shop_recs.activity import changes
-from shop_recs.recommend import live_activity, serving
-from shop_recs.recommend.models import ModelVersion, RecommendationList
-from shop_recs.stores import auth
+from shop_recs.api import auth
+from shop_recs.platform import logbuffer
+from shop_recs.serving import live_activity
+from shop_recs.serving import services as serving
+from shop_recs.serving.models import RecommendationList
 from shop_recs.stores.models import ApiKey
 from shop_recs.stores.scoping import unscoped
+from shop_recs.training.models import ModelVersion
 from tests.conftest import require_postgres, require_redis
 
 API = "/api/v1"
@@ -76,7 +78,7 @@ def test_revoked_elsewhere_is_refused_within_the_cache_window(api_client, store,
 
 @pytest.mark.django_db
 def test_activation_here_serves_the_new_version_at_once(api_client, shop, store):
-    from shop_recs.recommend.services import activate_version, train_store
+    from shop_recs.training.services import activate_version, train_store
 
     first = api_client.get(f"{API}/recommendations/customer/C0").json()["model_version"]
     train_store(store, algorithms=["popularity"])
@@ -299,7 +301,7 @@ def test_one_refused_row_does_not_hold_the_others_back(shop, settings):
 @pytest.mark.django_db
 def test_expired_catalog_snapshot_is_kept_while_the_catalog_is_unchanged(shop, store, settings):
     from shop_recs.catalog.models import Product
-    from shop_recs.recommend.rules import catalog_snapshot
+    from shop_recs.serving.rules import catalog_snapshot
 
     settings.SERVING_CATALOG_TTL = 0  # every call re-checks
     first = catalog_snapshot(store)
@@ -314,7 +316,7 @@ def test_expired_catalog_snapshot_is_kept_while_the_catalog_is_unchanged(shop, s
 def test_gc_freeze_after_the_warm_up_and_then_ever_more_rarely(settings, monkeypatch):
     import gc
 
-    from shop_recs import gcfreeze
+    from shop_recs.platform import gcfreeze
 
     calls = []
     monkeypatch.setattr(gcfreeze, "_pid", 0)
@@ -336,7 +338,7 @@ def test_fast_path_json_equals_drf_rendering(api_client, shop):
     """The hot path encodes with orjson; the values must be what DRF's renderer would send."""
     from rest_framework.renderers import JSONRenderer
 
-    from shop_recs.recommend.api_views import json_response
+    from shop_recs.serving.api_views import json_response
 
     payload = api_client.get(f"{API}/recommendations/customer/C0?n=5").json()
     payload["items"][0]["title"] = "白色 mug \u2028 “quoted”"
@@ -353,8 +355,8 @@ def test_fast_path_json_equals_drf_rendering(api_client, shop):
 def test_page_memo_repeats_a_page_and_follows_rules_language_and_params(shop, store, monkeypatch):
     from django.utils import translation
 
-    from shop_recs.recommend import realtime
-    from shop_recs.recommend.models import StoreRules
+    from shop_recs.serving import realtime
+    from shop_recs.serving.models import StoreRules
 
     customer, _ = realtime.customer_activity(store.pk, "C0")  # what the activity cache holds
     ranked = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from shop_recs.recommend.candidates import build_serving_arrays, recent_users
+from shop_recs.training.precompute import build_serving_arrays, recent_users
 
 DAY = 86_400
 
@@ -48,8 +48,8 @@ def test_only_the_chosen_rows_are_precomputed():
 def test_a_customer_left_out_is_served_from_live_history(api_client, shop, settings, store):
     """Train with a 0-customer budget: nobody has precomputed candidates, everyone still gets
     history-based recommendations with "because you viewed" reasons, not just trending."""
-    from shop_recs.recommend.services import train_store
-    from shop_recs.recommend.serving import clear_serving_cache, serving_state
+    from shop_recs.serving.services import clear_serving_cache, serving_state
+    from shop_recs.training.services import train_store
 
     settings.SERVING_PRECOMPUTE_MAX_CUSTOMERS = 0
     train_store(store, algorithms=["item_knn"])

@@ -14,12 +14,19 @@ import numpy as np
 import pytest
 
 from shop_recs.catalog.models import Product
-from shop_recs.recommend import candidates as precomputed
-from shop_recs.recommend import rules as rules_mod
-from shop_recs.recommend import serving
-from shop_recs.recommend.rules import Candidate, RuleContext, Rules, apply_rules, catalog_snapshot, invalidate_catalog
-from shop_recs.recommend.serving import recommend_for_customer, similar_products
+from shop_recs.serving import rules as rules_mod
+from shop_recs.serving import services as serving
+from shop_recs.serving.rules import (
+    Candidate,
+    RuleContext,
+    Rules,
+    apply_rules,
+    catalog_snapshot,
+    invalidate_catalog,
+)
+from shop_recs.serving.services import recommend_for_customer, similar_products
 from shop_recs.stores.scoping import store_scope, unscoped
+from shop_recs.training import precompute as precomputed
 
 
 def _reference_apply_rules(snap, rules: Rules, candidates: list[Candidate], ctx: RuleContext, purchased: set[int]):

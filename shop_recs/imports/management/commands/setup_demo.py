@@ -93,12 +93,12 @@ class Command(BaseCommand):
     def _train(self, stores: list[Store], seeded: list[Store]) -> None:
         """Train what exists so far; the training service arrives in a later issue."""
         try:
-            services = importlib.import_module("shop_recs.recommend.services")
+            services = importlib.import_module("shop_recs.training.services")
         except ImportError:
             services = None
         train_store = getattr(services, "train_store", None)
         if train_store is None:
-            self.stdout.write("Note: shop_recs.recommend.services.train_store does not exist yet; skipping training.")
+            self.stdout.write("Note: shop_recs.training.services.train_store does not exist yet; skipping training.")
             return
         for store in stores:
             if store not in seeded and _has_active_model(store):

@@ -1,0 +1,90 @@
+"""Ad serving REST API v1: ``GET /ads`` and ``POST /ads/impressions/<id>/click``.
+
+Hot path like the recommendation views: the query is validated by hand and plain dicts are
+returned; the serializers below only document the shapes in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from shop_recs.ads import services
+from shop_recs.api.errors import error_response
+from shop_recs.api.scope import StoreScopedAPIMixin
+from shop_recs.catalog.serializers import ErrorSerializer
+from shop_recs.serving.api_views import BadInput, _bad, _int
+
+TAG = ["ads"]
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
+
+
+class AdSerializer(serializers.Serializer):
+    impression_id = serializers.UUIDField(help_text="Send it back with the click and in purchase context.")
+    campaign_id = serializers.IntegerField()
+    title = serializers.CharField()
+    image_url = serializers.CharField()
+    landing_url = serializers.CharField()
+    score = serializers.FloatField(help_text="weight x (0.1 + 0.9 x predicted affinity)")
+
+
+class AdResponseSerializer(serializers.Serializer):
+    slot = serializers.CharField()
+    customer_known = serializers.BooleanField()
+    ads = AdSerializer(many=True)
+
+
+class ClickResponseSerializer(serializers.Serializer):
+    impression_id = serializers.UUIDField()
+    counted = serializers.BooleanField(help_text="False when this impression had already been clicked.")
+
+
+class AdsView(StoreScopedAPIMixin, APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Ads for a visitor",
+        description="Active campaigns within their dates and budget, targeted at one of the customer's segments "
+        "(or untargeted) and under the customer's daily frequency cap, ranked by the customer's predicted affinity "
+        "for the promoted products times the campaign weight. Each returned ad is a recorded impression. Anonymous "
+        "or unknown customers get untargeted campaigns only. Fewer than n ads (possibly none) is a normal answer.",
+        parameters=[
+            OpenApiParameter("customer", str, description="The shop's customer id; omit for anonymous visitors."),
+            OpenApiParameter("slot", str, description="Where the ad is shown (home_banner, sidebar, ...)."),
+            OpenApiParameter("n", int, description=f"How many ads (1..{services.MAX_ADS}, default 1)."),
+        ],
+        responses={200: AdResponseSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        try:
+            n = _int(params, "n", 1, 1, services.MAX_ADS)
+        except BadInput as exc:
+            return _bad(exc)
+        slot = params.get("slot", "")[:100]
+        result = services.serve_ads(self.store, params.get("customer") or None, slot=slot, n=n)
+        return Response(result.as_dict())
+
+
+class AdClickView(StoreScopedAPIMixin, APIView):
+    @extend_schema(
+        tags=TAG,
+        summary="Record a click on an ad",
+        description="Idempotent: a repeated click on the same impression is acknowledged but not counted again.",
+        request=None,
+        responses={200: ClickResponseSerializer, 404: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request, impression_id: uuid.UUID) -> Response:
+        found, first = services.record_click(impression_id)
+        if not found:
+            return error_response(
+                "not_found",
+                "No such impression in this store.",
+                {"impression_id": str(impression_id)},
+                http_status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response({"impression_id": str(impression_id), "counted": first})

@@ -1,0 +1,99 @@
+"""Ads dashboard: campaign list, report (with charts), create/edit and status changes.
+
+Everyone with a membership reads (``store_view``); only merchants write (``merchant_only`` on the
+write views, and ``require_merchant`` is not needed because no read view accepts POST).
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from shop_recs.ads import charts, selectors, services
+from shop_recs.ads.forms import CampaignForm
+from shop_recs.ads.models import Campaign, CampaignStatus
+from shop_recs.stores.access import store_view
+
+
+def _fig(fig) -> dict:
+    return json.loads(fig.to_json())
+
+
+@store_view
+@require_GET
+def campaigns(request: HttpRequest) -> HttpResponse:
+    return render(request, "ads/campaigns.html", {"section": "ads", "rows": selectors.campaign_rows()})
+
+
+@store_view
+@require_GET
+def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(
+        Campaign.objects.prefetch_related("products", "categories", "segments"), pk=campaign_id
+    )
+    report = selectors.campaign_report(campaign)
+    figures = {}
+    if report["days"]:
+        figures["daily"] = _fig(
+            charts.daily_performance_figure(
+                report["days"],
+                report["series"],
+                {"impressions": _("Impressions"), "clicks": _("Clicks"), "conversions": _("Conversions")},
+            )
+        )
+        figures["pacing"] = _fig(
+            charts.pacing_figure(
+                report["days"],
+                report["series"]["cumulative"],
+                campaign.budget,
+                {"served": _("Impressions served"), "even": _("Even pace")},
+            )
+        )
+    return render(
+        request,
+        "ads/campaign_detail.html",
+        {"section": "ads", "campaign": campaign, "report": report, "figures": figures, "statuses": CampaignStatus},
+    )
+
+
+@store_view(merchant_only=True)
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    form = CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        campaign = form.save(commit=False)
+        campaign.store = request.store
+        campaign.created_by = request.user
+        campaign.save()
+        form.save_relations(campaign)
+        messages.success(request, _("Campaign created."))
+        return redirect("ads:campaign_detail", store_slug=request.store.slug, campaign_id=campaign.pk)
+    return render(request, "ads/campaign_form.html", {"section": "ads", "form": form, "campaign": None})
+
+
+@store_view(merchant_only=True)
+def campaign_edit(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    form = CampaignForm(request.POST or None, instance=campaign)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Campaign saved."))
+        return redirect("ads:campaign_detail", store_slug=request.store.slug, campaign_id=campaign.pk)
+    return render(request, "ads/campaign_form.html", {"section": "ads", "form": form, "campaign": campaign})
+
+
+@store_view(merchant_only=True)
+@require_POST
+def campaign_status(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = get_object_or_404(Campaign, pk=campaign_id)
+    status = request.POST.get("status", "")
+    if status not in CampaignStatus.values:
+        messages.error(request, _("Unknown status."))
+    else:
+        services.set_campaign_status(campaign, status)
+        messages.success(request, _("Campaign is now %(status)s.") % {"status": campaign.get_status_display()})
+    return redirect("ads:campaign_detail", store_slug=request.store.slug, campaign_id=campaign.pk)

@@ -1,0 +1,66 @@
+"""Celery tasks of the training lifecycle. Thin: ids in, one service call, the outcome is on the row.
+
+Crash safety: ``acks_late`` + ``reject_on_worker_lost`` mean a worker killed mid-run gets the task
+redelivered; ``run_training`` then restarts the run (at most ``MAX_ATTEMPTS`` in total) or fails it.
+The active model is only changed at the very end of a successful run, so a crash never touches it.
+On worker start-up, runs left "running" by a dead worker (no heartbeat for longer than the hard
+time limit) are failed, which also releases the per-store training lock.
+
+``enqueue_due_trainings`` is the beat task of scheduled retraining (``schedule.py``); every tick it
+also fails runs of dead workers, so a killed worker releases its store's lock within
+``services.stale_after()`` plus one tick.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from shop_recs.training import services
+
+logger = logging.getLogger(__name__)
+
+#: Hard limit kills the process; the soft limit raises SoftTimeLimitExceeded inside the run first,
+#: so the run is marked failed with a clear message instead of vanishing.
+TRAINING_TIME_LIMIT = int(getattr(settings, "TRAINING_TIME_LIMIT", 60 * 60))
+TRAINING_SOFT_TIME_LIMIT = int(getattr(settings, "TRAINING_SOFT_TIME_LIMIT", TRAINING_TIME_LIMIT - 5 * 60))
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=TRAINING_TIME_LIMIT,
+    soft_time_limit=TRAINING_SOFT_TIME_LIMIT,
+    # Only connection-level database errors are retried: training failures are recorded on the run
+    # by the service and retrying them would just fail again.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    max_retries=2,
+)
+def train_model(run_id: int) -> str:
+    run = services.run_training(run_id)
+    return run.status
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
+def enqueue_due_trainings() -> dict[str, int]:
+    from shop_recs.training import schedule
+
+    try:
+        services.fail_stale_runs()
+    except Exception:  # noqa: BLE001 - housekeeping must not stop the schedule
+        logger.exception("could not check for stale training runs")
+    result = schedule.enqueue_due_trainings()
+    return {k: result.count(k) for k in ("started", "locked", "no_new_events")}
+
+
+@worker_ready.connect
+def _fail_runs_of_dead_workers(**kwargs) -> None:
+    try:
+        services.fail_stale_runs()
+    except Exception:  # noqa: BLE001 - never keep a worker from starting over housekeeping
+        logger.exception("could not check for stale training runs")
