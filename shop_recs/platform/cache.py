@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import caches
@@ -64,3 +65,32 @@ def cache_delete(key: str, *, alias: str = "default") -> bool:
         _log_failure("delete", key, exc)
         return False
     return True
+
+
+# --- the registry of in-process caches ---------------------------------------------------------------
+#
+# Serving keeps per-process state (the active model, catalog snapshots, rules, API keys, campaigns,
+# ...). Each module that holds such a cache registers the one function that empties it, so there is a
+# single answer to "what does this process remember, and how do I drop it": invalidate_process_caches().
+# Tests call it around every test; writes that change what a cache holds call the module's own
+# invalidation (or this one with the store id).
+
+Invalidator = Callable[[int | None], None]
+_process_caches: dict[str, Invalidator] = {}
+
+
+def register_process_cache(name: str, invalidate: Invalidator) -> Invalidator:
+    """Register ``invalidate(store_id | None)`` under ``name`` (``None`` empties every store). Returns it."""
+    _process_caches[name] = invalidate
+    return invalidate
+
+
+def registered_process_caches() -> list[str]:
+    """The names of the registered in-process caches, sorted."""
+    return sorted(_process_caches)
+
+
+def invalidate_process_caches(store_id: int | None = None) -> None:
+    """Empty every registered in-process cache (for one store, or all of them)."""
+    for invalidate in list(_process_caches.values()):
+        invalidate(store_id)
