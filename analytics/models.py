@@ -12,10 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from shop_recs.platform.jobs import JobRun, JobStatus
+from shop_recs.platform.jobs import JobRun
 from shop_recs.stores.scoping import StoreOwned
-
-RunStatus = JobStatus  # the name this app's code uses
 
 
 class PriceBand(models.TextChoices):

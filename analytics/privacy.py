@@ -40,13 +40,6 @@ def noisy_count(count: int, epsilon: float | None, k: int, rng: np.random.Genera
     return max(int(k), int(round(noisy)))
 
 
-def noisy_sum(total: float, n: int, clip: float, epsilon: float | None, k: int, rng: np.random.Generator):
-    """A sum of per-customer values already clipped to ``[0, clip]``: sensitivity is ``clip``."""
-    if suppress(n, k) is None:
-        return None
-    return max(0.0, laplace_noise(total, clip, epsilon, rng))
-
-
 def display(value, k: int, fmt: str = "{:,}") -> str:
     """Render a possibly-suppressed cell."""
     if value is None:

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 EVENT_TYPES: tuple[str, ...] = ("view", "search", "click", "add_to_cart", "remove_from_cart", "purchase", "rating")
 _CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
@@ -110,7 +111,7 @@ def read_events(customer_ids: np.ndarray | None = None, chunk: int = 250_000) ->
     Chunks keep peak memory at one chunk of Python tuples plus the numpy arrays, instead of millions
     of tuples at once. ``customer_ids`` restricts the read (incremental runs).
     """
-    from shop_recs.activity.models import Event
+    from shop_recs.activity.models import Event  # why: the module stays importable without Django (pure math)
 
     base = Event.objects.filter(customer__isnull=False).order_by("pk")
     frames: list[pd.DataFrame] = []
@@ -135,7 +136,7 @@ def read_events(customer_ids: np.ndarray | None = None, chunk: int = 250_000) ->
 
 def read_products() -> pd.DataFrame:
     """product id → category path, brand and price (one query over the catalog)."""
-    from shop_recs.catalog.models import Product
+    from shop_recs.catalog.models import Product  # why: the module stays importable without Django (pure math)
 
     rows = list(Product.objects.values_list("id", "category__path", "brand", "price"))
     if not rows:
@@ -220,7 +221,18 @@ def compute_profiles(
     out = pd.DataFrame(index=idx)
     ev = events[events["customer"].isin(idx)]
 
-    # --- activity span, habits, sessions
+    _activity(out, ev, idx, cfg, tz)
+    pur, median_gap = _rfm(out, ev, idx, now)
+    buyers = out["frequency"] > 0
+    _rfm_scores(out, idx, buyers, population)
+    _churn(out, median_gap, idx, buyers, now, cfg, population)
+    _affinities(out, ev, products, idx, now, cfg)
+    _price_band(out, ev, pur, products, idx, cfg)
+    return out
+
+
+def _activity(out: pd.DataFrame, ev: pd.DataFrame, idx: pd.Index, cfg: ProfileConfig, tz: str) -> None:
+    """Activity span, weekly and daily habits, sessions."""
     grp = ev.groupby("customer")["ts"]
     out["events"] = ev.groupby("customer").size().reindex(idx, fill_value=0).astype(np.int64)
     out["first_seen"] = grp.min().reindex(idx)
@@ -249,7 +261,9 @@ def compute_profiles(
     n_purchase_events = (ev["etype"] == PURCHASE).groupby(ev["customer"]).sum().reindex(idx, fill_value=0)
     out["views_per_purchase"] = (views / n_purchase_events.replace(0, np.nan)).round(4)
 
-    # --- RFM
+
+def _rfm(out: pd.DataFrame, ev: pd.DataFrame, idx: pd.Index, now: float) -> tuple[pd.DataFrame, pd.Series]:
+    """Recency, frequency, monetary, AOV and the gaps between orders; (purchase events, median gap)."""
     pur = ev[ev["etype"] == PURCHASE]
     revenue = pur["value"].fillna(0.0) * pur["qty"].fillna(1.0)
     has_order = pur["order"].to_numpy() != ""
@@ -271,8 +285,11 @@ def compute_profiles(
     median_gap = gap_series.groupby(level=0).median().reindex(idx)
     out["median_gap_days"] = median_gap.round(3)
 
+    return pur, median_gap
+
+
+def _rfm_scores(out: pd.DataFrame, idx: pd.Index, buyers: pd.Series, population: pd.DataFrame | None) -> None:
     # Scores: among buyers, against the population when given (incremental runs).
-    buyers = out["frequency"] > 0
     rfm = out.loc[buyers, ["recency_days", "frequency", "monetary"]]
     if population is not None and len(population):
         others = population.drop(index=rfm.index, errors="ignore")
@@ -288,7 +305,17 @@ def compute_profiles(
         scores = quintile_scores(rfm_all[col], higher_is_better=better)
         out[score] = scores.reindex(idx).where(buyers, 1).fillna(1).astype(np.int64)
 
-    # --- churn
+
+def _churn(
+    out: pd.DataFrame,
+    median_gap: pd.Series,
+    idx: pd.Index,
+    buyers: pd.Series,
+    now: float,
+    cfg: ProfileConfig,
+    population: pd.DataFrame | None,
+) -> None:
+    """Churn risk from the customer's (or the population's) typical gap, and lifetime value."""
     if population is not None and "median_gap_days" in population and population["median_gap_days"].notna().any():
         prior_pool = pd.concat([median_gap.dropna(), population["median_gap_days"].drop(index=idx, errors="ignore")])
     else:
@@ -302,7 +329,11 @@ def compute_profiles(
     expected = out["aov"].fillna(0.0) * (365.0 / gap_used) * (1.0 - out["churn_risk"])
     out["lifetime_value"] = (out["monetary"] + np.where(buyers, expected, 0.0)).round(2)
 
-    # --- affinities
+
+def _affinities(
+    out: pd.DataFrame, ev: pd.DataFrame, products: pd.DataFrame, idx: pd.Index, now: float, cfg: ProfileConfig
+) -> None:
+    """Time-decayed, event-weighted top categories and brands."""
     weights = np.zeros(len(EVENT_TYPES))
     for t, w in cfg.event_weights.items():
         weights[_CODE[t]] = w
@@ -319,7 +350,11 @@ def compute_profiles(
     out["category_affinity"] = [cat_aff.get(int(c), {}) for c in idx]
     out["brand_affinity"] = [brand_aff.get(int(c), {}) for c in idx]
 
-    # --- price band
+
+def _price_band(
+    out: pd.DataFrame, ev: pd.DataFrame, pur: pd.DataFrame, products: pd.DataFrame, idx: pd.Index, cfg: ProfileConfig
+) -> None:
+    """Price paid (or else viewed) relative to the category median, and its band."""
     priced = products[products["price"].notna() & (products["category"] != "")]
     cat_median = priced.groupby("category")["price"].median()
     pur_cat = products["category"].reindex(pur["product"].to_numpy()).to_numpy()
@@ -333,7 +368,6 @@ def compute_profiles(
     vratio = vratio.groupby(level=0).mean()
     out["price_ratio"] = ratio.reindex(idx).fillna(vratio.reindex(idx)).round(4)
     out["price_band"] = [price_band(r, cfg) for r in out["price_ratio"].to_numpy()]
-    return out
 
 
 def predict_interests(
@@ -350,8 +384,6 @@ def predict_interests(
     Each recommended item adds ``1 / (rank + 1)`` to its category; the shares are normalised to 1.
     Customers the model does not know are left out. ``loaded`` is a ``recommend.services.LoadedModel``.
     """
-    import scipy.sparse as sp
-
     rows = [(int(c), loaded.row_of(int(c))) for c in np.unique(customer_ids)]
     rows = [(c, r) for c, r in rows if r is not None]
     if not rows:

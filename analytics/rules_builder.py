@@ -26,6 +26,8 @@ from django.db.models.lookups import Exact, GreaterThan, GreaterThanOrEqual, Les
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from shop_recs.activity.models import Event
+
 MAX_DEPTH = 6
 MAX_CONDITIONS = 50
 MAX_STRING = 200
@@ -79,10 +81,6 @@ def compile_rules(tree: Any) -> Q:
     if not isinstance(tree, dict) or not tree:
         raise RuleError("", "the conditions must be a non-empty JSON object")
     return _node(tree, "", 0, counter)
-
-
-def validate_rules(tree: Any) -> None:
-    compile_rules(tree)
 
 
 def _node(node: Any, path: str, depth: int, counter: dict[str, int]) -> Q:
@@ -208,8 +206,6 @@ def _condition(node: dict, path: str) -> Q:
 
 def _behaviour(event_type: str, category: str, days: int) -> Q:
     """Customers with an event of this type in the category (or its subtree) within the last ``days``."""
-    from shop_recs.activity.models import Event
-
     since = timezone.now() - timedelta(days=days)
     events = Event.objects.filter(
         Q(product__category__path=category) | Q(product__category__path__startswith=f"{category} > "),

@@ -27,6 +27,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from analytics.models import CustomerProfile, Segment, StoreAnalyticsSettings
+from analytics.rules_builder import compile_rules
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 
@@ -34,7 +35,6 @@ SEED = 42
 K_RANGE = (3, 8)
 SILHOUETTE_SAMPLE = 3_000
 TOP_CATEGORIES = 8
-BASE_FEATURES = ("recency", "frequency", "monetary", "churn_risk", "price_ratio")
 
 
 @dataclass
@@ -280,8 +280,6 @@ def build_auto_segments(store: Store, k: int | None = None, seed: int = SEED) ->
 
 def segment_queryset(segment: Segment) -> QuerySet:
     """The segment's profiles (inside store_scope): auto members, or the rule evaluated live."""
-    from analytics.rules_builder import compile_rules
-
     if segment.kind == Segment.Kind.AUTO:
         return CustomerProfile.objects.filter(auto_segment=segment)
     return CustomerProfile.objects.filter(compile_rules(segment.rules))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
-import time
-import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,10 +24,15 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from analytics.models import CustomerProfile, ProfileRun, RunStatus, Segment, SegmentExport, StoreAnalyticsSettings
+from analytics import segments as seg
+from analytics.models import CustomerProfile, ProfileRun, Segment, SegmentExport, StoreAnalyticsSettings
 from analytics.profiles import ProfileConfig, compute_profiles, predict_interests, read_events, read_products
+from shop_recs.activity.models import Customer, Event
+from shop_recs.platform import jobs
+from shop_recs.platform.jobs import JobProgress, JobStatus
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training.artifacts import load_active_model
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +109,11 @@ def start_profile_run(
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         if enqueue:
+            # tasks.py imports this module for its task bodies: importing it at the top would be a cycle.
             from analytics.tasks import compute_profiles_task
 
-            run_id = run.pk
-            transaction.on_commit(lambda: compute_profiles_task.delay(run_id))
+            jobs.enqueue_on_commit(compute_profiles_task, run)
     return run
-
-
-def _progress(run: ProfileRun, stage: str, percent: int, timings: dict[str, float]) -> None:
-    ProfileRun.all_stores.filter(pk=run.pk).update(
-        stage=stage, progress=percent, heartbeat_at=timezone.now(), timings=timings
-    )
 
 
 def run_profiles(run_id: int) -> ProfileRun:
@@ -123,27 +121,20 @@ def run_profiles(run_id: int) -> ProfileRun:
     run = ProfileRun.all_stores.select_related("store").get(pk=run_id)
     if run.is_finished:
         return run
-    claimed = ProfileRun.all_stores.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), error=""
-    )
-    if not claimed:
-        run.refresh_from_db()
+    # A "running" run is claimed again too: its worker died and this is the redelivery.
+    if not jobs.claim(run, statuses=(JobStatus.QUEUED, JobStatus.RUNNING)):
         return run
     try:
         build_profiles(run.store, run.mode, run=run, segment=run.segment)
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the run row
         logger.exception("profile run %s failed", run.pk)
-        ProfileRun.all_stores.filter(pk=run.pk).update(
-            status=RunStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-4000:]}",
-        )
+        jobs.fail(run, exc)
     run.refresh_from_db()
     return run
 
 
 def _last_watermark(store: Store, exclude: int | None) -> int | None:
-    qs = ProfileRun.objects.filter(status=RunStatus.SUCCEEDED, max_event_id__isnull=False)
+    qs = ProfileRun.objects.filter(status=JobStatus.SUCCEEDED, max_event_id__isnull=False)
     if exclude:
         qs = qs.exclude(pk=exclude)
     return qs.aggregate(m=Max("max_event_id"))["m"]
@@ -173,10 +164,6 @@ def build_profiles(
     cfg: ProfileConfig | None = None,
 ) -> ProfileRun:
     """Compute and upsert profiles of every customer (full) or of those with new events (incremental)."""
-    from analytics import segments as seg
-    from shop_recs.activity.models import Customer, Event
-
-    timings: dict[str, float] = {}
     with store_scope(store):
         # Recency, churn and decay are measured from the store's latest event, not the wall clock:
         # an imported history (UCI Online Retail ends in 2011) then profiles as it stood at its end
@@ -186,10 +173,10 @@ def build_profiles(
             as_of = min(latest, timezone.now()) if latest else timezone.now()
         if run is None:
             run = ProfileRun.objects.create(
-                store=store, mode=mode, segment=segment, status=RunStatus.RUNNING, started_at=timezone.now()
+                store=store, mode=mode, segment=segment, status=JobStatus.RUNNING, started_at=timezone.now()
             )
-        t = time.perf_counter()
-        _progress(run, gettext_noop("reading events"), 5, timings)
+        progress = JobProgress(run)
+        progress.stage(gettext_noop("reading events"), 5)
         max_id = Event.objects.aggregate(m=Max("id"))["m"]
         watermark = _last_watermark(store, run.pk) if mode == ProfileRun.Mode.INCREMENTAL else None
         population = None
@@ -209,41 +196,26 @@ def build_profiles(
             customer_ids = np.array(list(Customer.objects.values_list("id", flat=True)), dtype=np.int64)
             events = read_events()
         products = read_products()
-        timings["read"] = round(time.perf_counter() - t, 3)
 
-        t = time.perf_counter()
-        _progress(run, gettext_noop("computing profiles"), 40, timings)
+        progress.stage(gettext_noop("computing profiles"), 40)
         frame = compute_profiles(
             events, customer_ids, products, as_of, cfg, tz=store.timezone or "UTC", population=population
         )
-        timings["compute"] = round(time.perf_counter() - t, 3)
-
-        t = time.perf_counter()
-        _progress(run, gettext_noop("predicting interests"), 60, timings)
+        progress.stage(gettext_noop("predicting interests"), 60)
         interests = _interests(store, events, customer_ids, products)
-        timings["interests"] = round(time.perf_counter() - t, 3)
-
-        t = time.perf_counter()
-        _progress(run, gettext_noop("saving profiles"), 70, timings)
+        progress.stage(gettext_noop("saving profiles"), 70)
         n = _save(store, run, frame, interests, as_of)
-        timings["save"] = round(time.perf_counter() - t, 3)
 
         if segment:
-            t = time.perf_counter()
-            _progress(run, gettext_noop("segmenting"), 85, timings)
+            progress.stage(gettext_noop("segmenting"), 85)
             if mode == ProfileRun.Mode.FULL or not Segment.objects.filter(kind=Segment.Kind.AUTO).exists():
                 seg.build_auto_segments(store)
             else:
                 seg.refresh_segment_memberships(store)
-            timings["segments"] = round(time.perf_counter() - t, 3)
 
-        ProfileRun.all_stores.filter(pk=run.pk).update(
-            status=RunStatus.SUCCEEDED,
-            stage=gettext_noop("done"),
-            progress=100,
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-            timings=timings,
+        jobs.succeed(
+            run,
+            timings=progress.finish(),
             n_customers=n,
             n_events=len(events),
             max_event_id=max_id if max_id is not None else watermark,
@@ -255,8 +227,6 @@ def build_profiles(
 def _interests(store: Store, events: pd.DataFrame, customer_ids: np.ndarray, products: pd.DataFrame) -> dict:
     """Predicted next categories from the active recommender; empty (not an error) without one."""
     try:
-        from shop_recs.training.services import load_active_model
-
         loaded = load_active_model(store)
     except Exception:  # noqa: BLE001 - profiles must not fail because serving has a problem
         logger.exception("store %s: could not load the active model; skipping predicted interests", store.pk)
@@ -343,8 +313,6 @@ def _flush(batch: list[CustomerProfile]) -> int:
 
 def export_segment_csv(store: Store, segment: Segment, fields: list[str], user: Any) -> tuple[str, int]:
     """The segment's customers as CSV (external id + the chosen whitelisted fields), logged."""
-    from analytics.segments import segment_queryset
-
     unknown = [f for f in fields if f not in EXPORT_FIELDS]
     if unknown:
         raise ValueError(f"unknown export field(s): {', '.join(unknown)}")
@@ -353,7 +321,7 @@ def export_segment_csv(store: Store, segment: Segment, fields: list[str], user: 
     writer.writerow(["external_id", *fields])
     n = 0
     with store_scope(store):
-        qs = segment_queryset(segment).order_by("customer__external_id")
+        qs = seg.segment_queryset(segment).order_by("customer__external_id")
         for row in qs.values_list("customer__external_id", *fields).iterator(chunk_size=5_000):
             writer.writerow([_csv_cell(v) for v in row])
             n += 1
@@ -364,8 +332,6 @@ def export_segment_csv(store: Store, segment: Segment, fields: list[str], user: 
 
 
 def _csv_cell(value: Any) -> Any:
-    import json
-
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, datetime):

@@ -21,6 +21,8 @@ from analytics.models import CustomerProfile, ProfileRun, Segment
 from analytics.rules_builder import RuleError, compile_rules, field_catalogue
 from analytics.segments import build_auto_segments, refresh_segment_memberships, segment_queryset
 from shop_recs.activity.models import Customer, Event, EventType
+from shop_recs.dashboard import selectors as activity_selectors
+from shop_recs.serving.services import recommend_for_customer
 from shop_recs.stores.access import require_merchant, store_view
 
 logger = logging.getLogger(__name__)
@@ -204,13 +206,11 @@ def segment_export(request: HttpRequest, segment_id: int) -> HttpResponse:
 
 @store_view
 def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
-    from analytics.selectors import customer_activity_per_day, daily_series
-
     customer = get_object_or_404(Customer, external_id=external_id)
     profile = CustomerProfile.objects.filter(customer=customer).select_related("auto_segment").first()
     labels = {v: str(lab) for v, lab in EventType.choices}
     figures = {}
-    days, series = daily_series(customer_activity_per_day(customer))
+    days, series = activity_selectors.daily_series(activity_selectors.customer_activity_per_day(customer))
     if days:
         figures["timeline"] = _fig(charts.customer_activity_figure(days, series, labels))
     segs = []
@@ -238,7 +238,6 @@ def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
 
 def _recommendations(store, customer) -> list[dict]:
     """The customer's current recommendations exactly as the API serves them (not logged)."""
-    from shop_recs.serving.services import recommend_for_customer
 
     result = recommend_for_customer(store, customer, n=10, log=False)
     return [{"title": item["title"], "sku": item["sku"], "reason": item["reason"]["text"]} for item in result.items]

@@ -339,7 +339,7 @@ def main() -> None:
     cols = ", ".join(("store_id",) + EVENT_COLUMNS + ("received_at",))
     from psycopg.types.json import Jsonb
 
-    from shop_recs.activity.ingest import _COPY_TYPES
+    from shop_recs.activity.sql import _COPY_TYPES
 
     floor = 0.0
     for label, fmt in (("binary", " (FORMAT BINARY)"), ("text", "")):

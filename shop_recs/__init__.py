@@ -9,6 +9,7 @@ from __future__ import annotations
 
 def __getattr__(name: str):
     if name == "celery_app":
+        # Lazy on purpose: importing the engine must not load Django or Celery.
         from shop_recs.celery import app
 
         return app

@@ -42,6 +42,16 @@ def envint(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
 
 
+def envfloat(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from exc
+
+
 def envstr(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
@@ -192,6 +202,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
+AUTH_USER_MODEL = "auth.User"  # Django's default, declared because models and migrations read it
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -213,6 +224,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 def _plotly_js_dir() -> str:
     """plotly.min.js ships inside the plotly wheel; serve it from there instead of a CDN."""
+    # Only to find plotly's bundled JS; settings stay cheap to import otherwise.
     import plotly
 
     return str(Path(plotly.__file__).resolve().parent / "package_data")
@@ -256,6 +268,10 @@ SPECTACULAR_SETTINGS = {
 EVENT_BATCH_MAX = envint("EVENT_BATCH_MAX", 10_000)
 PRODUCT_BATCH_MAX = envint("PRODUCT_BATCH_MAX", 5_000)
 IDEMPOTENCY_TTL_HOURS = envint("IDEMPOTENCY_TTL_HOURS", 48)
+# Events timestamped further than this in the future are rejected (shop_recs.activity.services).
+EVENT_FUTURE_TOLERANCE_SECONDS = envint("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
+# Largest dashboard import upload, in MB (shop_recs.imports.forms).
+IMPORT_UPLOAD_MAX_MB = envint("IMPORT_UPLOAD_MAX_MB", 50)
 
 # --- Serving hot path (docs/serving.md) ------------------------------------------------------
 # Served-list and search-query log rows: 0 = one INSERT on the request (development and tests read
@@ -264,22 +280,68 @@ IDEMPOTENCY_TTL_HOURS = envint("IDEMPOTENCY_TTL_HOURS", 48)
 SERVING_LOG_BUFFER_ROWS = envint("SERVING_LOG_BUFFER_ROWS", 0 if DEBUG else 500)
 SERVING_LOG_FLUSH_MS = envint("SERVING_LOG_FLUSH_MS", 200)
 # Attribution leaves events this recent for its next run, so their buffered lists are written first.
-ATTRIBUTION_SETTLE_SECONDS = envint("ATTRIBUTION_SETTLE_SECONDS", 10 if SERVING_LOG_BUFFER_ROWS else 0)
+ATTRIBUTION_SETTLE_SECONDS = envfloat("ATTRIBUTION_SETTLE_SECONDS", 10.0 if SERVING_LOG_BUFFER_ROWS else 0.0)
 # Customers' latest activity cached in each web process, kept fresh by Redis pub/sub
 # (shop_recs.serving.live_activity); off without Redis.
 SERVING_ACTIVITY_CACHE = envbool("SERVING_ACTIVITY_CACHE", bool(REDIS_URL))
-SERVING_ACTIVITY_TTL = envint("SERVING_ACTIVITY_TTL", 300)
+SERVING_ACTIVITY_TTL = envfloat("SERVING_ACTIVITY_TTL", 300.0)
 SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 20_000)
 # How long a process trusts an API key row and a store's active model version it has read
 # (a revocation/activation in the same process applies at once).
-API_KEY_CACHE_SECONDS = envint("API_KEY_CACHE_SECONDS", 5)
-SERVING_ACTIVE_VERSION_TTL = envint("SERVING_ACTIVE_VERSION_TTL", 5)
+API_KEY_CACHE_SECONDS = envfloat("API_KEY_CACHE_SECONDS", 5.0)
+SERVING_ACTIVE_VERSION_TTL = envfloat("SERVING_ACTIVE_VERSION_TTL", 5.0)
+# Per-process caches of a store's merchandising rules, catalog snapshot and popularity lists, in
+# seconds (shop_recs.serving; a save in the same process drops the entry at once).
+SERVING_RULES_TTL = envfloat("SERVING_RULES_TTL", 30.0)
+SERVING_CATALOG_TTL = envfloat("SERVING_CATALOG_TTL", 60.0)
+SERVING_POPULARITY_TTL = envfloat("SERVING_POPULARITY_TTL", 600.0)
+# Memory budget (MB) of the per-process item-similarity row cache.
+SERVING_SIMILARITY_CACHE_MB = envfloat("SERVING_SIMILARITY_CACHE_MB", 64.0)
+# BLAS threads used for scoring one request (1: requests are parallel across processes instead).
+SERVING_BLAS_THREADS = envint("SERVING_BLAS_THREADS", 1)
 # After this many hot-path requests a web process freezes its long-lived heap once (shop_recs.platform.gcfreeze;
 # 0 = never): full garbage-collector passes over it paused requests for ~100 ms.
 SERVING_GC_FREEZE_AFTER = envint("SERVING_GC_FREEZE_AFTER", 0 if DEBUG else 500)
-# Training precomputes each recently active customer's candidates (recommend/candidates.py).
-SERVING_PRECOMPUTE_DAYS = envint("SERVING_PRECOMPUTE_DAYS", 90)
+# Training precomputes each recently active customer's candidates (shop_recs.training.precompute).
+SERVING_PRECOMPUTE_DAYS = envfloat("SERVING_PRECOMPUTE_DAYS", 90.0)
 SERVING_PRECOMPUTE_MAX_CUSTOMERS = envint("SERVING_PRECOMPUTE_MAX_CUSTOMERS", 50_000)
+# "Frequently bought together": a pair needs this many shared baskets (shop_recs.serving.fbt).
+FBT_MIN_SUPPORT = envint("FBT_MIN_SUPPORT", 2)
+# How long a process trusts a store's running experiments (shop_recs.serving.experiments), seconds.
+EXPERIMENTS_CACHE_TTL = envfloat("EXPERIMENTS_CACHE_TTL", 10.0)
+
+# --- Search (shop_recs.search) ---------------------------------------------------------------
+# Weight of the customer's personal scores when re-ranking text matches (0 = text only).
+SEARCH_PERSONAL_WEIGHT = envfloat("SEARCH_PERSONAL_WEIGHT", 0.3)
+# How often (seconds) a process checks whether a store's search index is stale.
+SEARCH_INDEX_CHECK_SECONDS = envfloat("SEARCH_INDEX_CHECK_SECONDS", 5.0)
+# Keyword arguments of SearchIndex (shop_recs.search.index); code only, no environment variable.
+SEARCH_INDEX_PARAMS: dict = {}
+
+# --- Ads (shop_recs.ads) ---------------------------------------------------------------------
+# How long a process trusts a store's eligible campaigns, seconds.
+ADS_CAMPAIGN_CACHE_TTL = envfloat("ADS_CAMPAIGN_CACHE_TTL", 5.0)
+# A conversion is credited to an ad shown this many days before it.
+ADS_ATTRIBUTION_WINDOW_DAYS = envint("ADS_ATTRIBUTION_WINDOW_DAYS", 7)
+
+# --- Training and evaluation (shop_recs.training, analytics.evaluation) -------------------------
+# Trained model artifacts (<MODEL_DIR>/<store_slug>/<file>.npz) and tuning job outputs.
+MODEL_DIR = Path(envstr("SHOP_RECS_MODEL_DIR", str(VAR_DIR / "models")))
+TUNING_DIR = Path(envstr("SHOP_RECS_TUNING_DIR", str(VAR_DIR / "tuning")))
+# Hard and soft Celery time limits of one training run, seconds (the soft one fails the run cleanly).
+TRAINING_TIME_LIMIT = envint("TRAINING_TIME_LIMIT", 60 * 60)
+TRAINING_SOFT_TIME_LIMIT = envint("TRAINING_SOFT_TIME_LIMIT", TRAINING_TIME_LIMIT - 5 * 60)
+# A running run whose heartbeat is older than this lost its worker; 0 = automatic (300 s on
+# PostgreSQL, elsewhere TRAINING_TIME_LIMIT + 5 min).
+TRAINING_STALE_SECONDS = envint("TRAINING_STALE_SECONDS", 0)
+# Background jobs (shop_recs.platform.jobs: imports, evaluations, tuning) whose heartbeat is older than
+# this lost their worker; jobs without a heartbeat thread only beat per stage, hence 6 hours.
+JOB_STALE_SECONDS = envfloat("JOB_STALE_SECONDS", 6 * 3600.0)
+# Offline evaluation of a trained model samples at most this many customers.
+TRAINING_EVAL_MAX_USERS = envint("TRAINING_EVAL_MAX_USERS", 5_000)
+# Test hook only (tests/faults): the training data stage sleeps this many seconds so a worker can be
+# killed mid-run. Never set in production; 0 = off.
+TRAINING_TEST_DELAY_SECONDS = envfloat("SHOP_RECS_TEST_TRAINING_DELAY", 0.0)
 
 LOGGING = {
     "version": 1,

@@ -75,17 +75,19 @@ def _default_language():
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
-    """Serving's in-process caches (API keys, active versions, customer activity) start empty in every
-    test: store and key ids are reused across tests on SQLite."""
-    from shop_recs.api.auth import forget_api_key
+    """Every in-process cache (API keys, models, serving state, search indexes, campaigns, ...) and the
+    Django cache start empty in every test: store and key ids are reused across tests on SQLite.
+
+    The one registry (``shop_recs.platform.cache.invalidate_process_caches``) knows every cache of the
+    modules imported so far; a module not imported yet has nothing cached."""
+    from django.core.cache import cache
+
     from shop_recs.platform import logbuffer
-    from shop_recs.serving import live_activity
-    from shop_recs.serving.services import forget_active_version
+    from shop_recs.platform.cache import invalidate_process_caches
 
     def clear():
-        forget_api_key()
-        forget_active_version()
-        live_activity.clear()
+        invalidate_process_caches()
+        cache.clear()
 
     clear()
     yield

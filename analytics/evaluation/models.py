@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from shop_recs.platform.jobs import FINISHED_STATUSES, JobRun, JobStatus  # noqa: F401 - re-exported
+from shop_recs.platform.jobs import JobRun, JobStatus
 from shop_recs.stores.scoping import StoreOwned
 
 

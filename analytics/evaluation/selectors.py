@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from analytics.evaluation.models import EvaluationRun, JobStatus, TuningJob, TuningTrial
+from shop_recs.training.models import ModelVersion
 
 
 def recent_runs(limit: int = 25) -> list[EvaluationRun]:
@@ -60,7 +61,6 @@ def tuning_status_payload(job: TuningJob) -> dict[str, Any]:
 
 def version_history(limit: int = 200) -> list[dict[str, Any]]:
     """Model versions' holdout metrics, oldest first (the "metrics over time" chart)."""
-    from shop_recs.training.models import ModelVersion
 
     rows = ModelVersion.objects.order_by("-created_at", "-pk").values("pk", "algorithm", "created_at", "metrics")[
         :limit

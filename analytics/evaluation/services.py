@@ -1,3 +1,5 @@
+# Long on purpose: evaluation runs and tuning jobs share their split and scoring helpers; about 20
+# lines over the limit, to be split when tuning moves to time-based validation.
 """Writes of the evaluation app: evaluation runs, tuning jobs (parallel trials), promotion, settings.
 
 * :func:`start_evaluation` / :func:`run_evaluation`: split the store's interactions with the chosen
@@ -18,28 +20,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-import traceback
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from celery import chord, group
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from analytics.evaluation.models import (
-    FINISHED_STATUSES,
-    EvaluationRun,
-    JobStatus,
-    Protocol,
-    TuningJob,
-    TuningTrial,
-)
-from shop_recs.platform.jobs import JobProgress
+from analytics.evaluation.models import EvaluationRun, Protocol, TuningJob, TuningTrial
+from analytics.models import CustomerProfile, Segment
+from shop_recs.catalog.models import Product
+from shop_recs.platform import jobs
+from shop_recs.platform.jobs import JobProgress, JobStatus, json_safe
 from shop_recs.recsys import metrics as mx
 from shop_recs.recsys import registry
 from shop_recs.recsys.evaluate import evaluate
@@ -47,6 +43,7 @@ from shop_recs.recsys.splits import Split, make_split, pair_timestamps, validati
 from shop_recs.recsys.tuning import accepted_fit_kwargs, candidate_configs, tune
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training.matrix import build_interactions
 from shop_recs.training.models import StoreTrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -88,19 +85,6 @@ def _user(user: Any) -> Any:
     return user if getattr(user, "is_authenticated", False) else None
 
 
-def _enqueue(task: Any, model: type, pk: int) -> None:
-    """Send the task; an unreachable broker fails the row at once instead of leaving it queued."""
-    try:
-        task.delay(pk)
-    except Exception as exc:  # noqa: BLE001 - kombu raises several connection error types
-        logger.error("%s %s: could not enqueue (%s)", model.__name__, pk, exc)
-        model.all_stores.filter(pk=pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"Could not reach the task queue ({type(exc).__name__}: {exc}); start it again later.",
-        )
-
-
 # --- settings and training configuration ---------------------------------------------------------
 
 
@@ -132,45 +116,8 @@ def promote_tuning(job: TuningJob, user: Any = None, algorithm: str | None = Non
     return row
 
 
-# --- shared job plumbing ----------------------------------------------------------------------------
-
-
-def _claim(model: type, pk: int) -> bool:
-    """Queued -> running, once (a redelivered task finds the row already claimed or finished)."""
-    return bool(
-        model.all_stores.filter(pk=pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(), stage="starting"
-        )
-    )
-
-
-def _fail(model: type, pk: int, exc: BaseException, timings: dict[str, float] | None = None) -> None:
-    message = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()[-4000:]}"
-    values: dict[str, Any] = {"status": JobStatus.FAILED, "finished_at": timezone.now(), "error": message}
-    if timings is not None:
-        values["timings"] = timings
-    model.all_stores.filter(pk=pk).exclude(status__in=FINISHED_STATUSES).update(**values)
-
-
-def json_safe(value: Any) -> Any:
-    """NaN/inf -> None, numpy -> Python (PostgreSQL's jsonb refuses NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _load_split(store: Store, protocol: str, protocol_params: dict[str, Any]) -> tuple[Any, Split]:
     """The store's interactions and the outer split; ``EvaluationError`` when there is nothing to score."""
-    from shop_recs.training.matrix import build_interactions
-
     data = build_interactions(store)
     if data.matrix.nnz == 0:
         raise EvaluationError("The store has no usable interactions yet; nothing to evaluate.")
@@ -231,45 +178,32 @@ def start_evaluation(
             created_by=_user(user),
         )
         if enqueue:
+            # tasks.py imports this module for its task bodies: importing it at the top would be a cycle.
             from analytics.evaluation.tasks import run_evaluation_task
 
-            run_id = run.pk
-            transaction.on_commit(lambda: _enqueue(run_evaluation_task, EvaluationRun, run_id))
+            jobs.enqueue_on_commit(run_evaluation_task, run)
     return run
 
 
 def run_evaluation(run_id: int, on_progress: Callable[[str, int], None] | None = None) -> EvaluationRun:
     """The body of the evaluation task. Records success or failure on the row; never raises for it."""
     run = EvaluationRun.all_stores.select_related("store").get(pk=run_id)
-    if not _claim(EvaluationRun, run.pk):
-        run.refresh_from_db()
+    if not jobs.claim(run):
         return run
     progress = JobProgress(run, on_progress)
     try:
         with store_scope(run.store):
             results, split_info = _evaluate_run(run, progress)
-        timings = progress.finish()
-        EvaluationRun.all_stores.filter(pk=run.pk).update(
-            status=JobStatus.SUCCEEDED,
-            stage="done",
-            progress=100,
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-            timings=timings,
-            results=json_safe(results),
-            split_info=json_safe(split_info),
-        )
+        jobs.succeed(run, timings=progress.finish(), results=json_safe(results), split_info=json_safe(split_info))
     except Exception as exc:  # noqa: BLE001 - any failure of the evaluation fails the run, visibly
         logger.exception("evaluation run %s failed", run.pk)
-        _fail(EvaluationRun, run.pk, exc, progress.finish())
+        jobs.fail(run, exc, timings=progress.finish())
     run.refresh_from_db()
     return run
 
 
 def _segment_slices(split: Split) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Boolean user masks per automatic segment (from customer profiles), and the segments' names."""
-    from analytics.models import CustomerProfile, Segment
-
     rows = CustomerProfile.objects.filter(auto_segment__isnull=False).values_list("customer_id", "auto_segment_id")
     by_customer = dict(rows)
     if not by_customer:
@@ -303,8 +237,6 @@ def _shares(counts: np.ndarray) -> list[float]:
 
 
 def _evaluate_run(run: EvaluationRun, progress: JobProgress) -> tuple[dict[str, Any], dict[str, Any]]:
-    from shop_recs.catalog.models import Product
-
     store = run.store
     ks = sorted({int(k) for k in run.ks}) or [10]
     main_k = ks[-1]
@@ -455,7 +387,7 @@ def _evaluate_algorithm(
 
 def tuning_dir() -> Path:
     """Where a job's validation split waits for its trial tasks (shared by web and workers, like MODEL_DIR)."""
-    return Path(getattr(settings, "TUNING_DIR", Path(settings.VAR_DIR) / "tuning"))
+    return Path(settings.TUNING_DIR)
 
 
 def _split_path(job_id: int) -> Path:
@@ -495,10 +427,10 @@ def start_tuning(
             created_by=_user(user),
         )
         if enqueue:
+            # tasks.py imports this module for its task bodies: importing it at the top would be a cycle.
             from analytics.evaluation.tasks import prepare_tuning_task
 
-            job_id = job.pk
-            transaction.on_commit(lambda: _enqueue(prepare_tuning_task, TuningJob, job_id))
+            jobs.enqueue_on_commit(prepare_tuning_task, job)
     return job
 
 
@@ -510,7 +442,7 @@ def prepare_tuning(job_id: int) -> list[int]:
     with ``auto_tune`` is the unbiased way to measure tuned models: it tunes on train only).
     """
     job = TuningJob.all_stores.select_related("store").get(pk=job_id)
-    if not _claim(TuningJob, job.pk):
+    if not jobs.claim(job):
         return []
     progress = JobProgress(job)
     try:
@@ -538,7 +470,7 @@ def prepare_tuning(job_id: int) -> list[int]:
             return [t.pk for t in trials]
     except Exception as exc:  # noqa: BLE001
         logger.exception("tuning job %s failed while preparing", job.pk)
-        _fail(TuningJob, job.pk, exc, progress.finish())
+        jobs.fail(job, exc, timings=progress.finish())
         _split_path(job.pk).unlink(missing_ok=True)
         return []
 
@@ -586,8 +518,7 @@ def dispatch_trials(job_id: int, trial_ids: list[int]) -> str:
     A chord needs a result backend to know when the group is done. Without one (and not eager) the
     trials run as a plain ``group`` and the last trial to finish finalises the job instead.
     """
-    from celery import chord, group
-
+    # tasks.py imports this module for its task bodies: importing it at the top would be a cycle.
     from analytics.evaluation import tasks
 
     if not trial_ids:
@@ -676,26 +607,16 @@ def finalise_tuning(job_id: int) -> TuningJob:
         return job
     trials = list(TuningTrial.all_stores.filter(job_id=job_id))
     board = leaderboard(trials, list(job.algorithms))
-    now = timezone.now()
     timings = dict(job.timings or {})
     if job.started_at:
-        timings["total"] = round((now - job.started_at).total_seconds(), 4)
-    values: dict[str, Any] = {"finished_at": now, "progress": 100, "leaderboard": json_safe(board), "timings": timings}
+        timings["total"] = round((timezone.now() - job.started_at).total_seconds(), 4)
     if board:
         best = max(board, key=lambda a: (board[a]["score"], -job.algorithms.index(a) if a in job.algorithms else 0))
-        values.update(status=JobStatus.SUCCEEDED, stage="done", best=best)
+        jobs.succeed(job, timings=timings, leaderboard=json_safe(board), best=best)
     else:
         errors = sorted({t.error.splitlines()[0] for t in trials if t.error})[:3]
-        values.update(status=JobStatus.FAILED, stage="", error="Every trial failed. " + "; ".join(errors))
-    TuningJob.all_stores.filter(pk=job_id, status=JobStatus.RUNNING).update(**values)
+        message = "Every trial failed. " + "; ".join(errors)
+        jobs.fail(job, message, timings=timings, leaderboard=json_safe(board), stage="", progress=100)
     _split_path(job_id).unlink(missing_ok=True)
     job.refresh_from_db()
     return job
-
-
-def fail_stale_jobs(older_than_seconds: float = 6 * 3600) -> int:
-    """Fail evaluation runs and tuning jobs whose worker vanished (no heartbeat for a long time)."""
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = Q(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    values = {"status": JobStatus.FAILED, "finished_at": timezone.now(), "error": "The worker stopped reporting."}
-    return EvaluationRun.all_stores.filter(stale).update(**values) + TuningJob.all_stores.filter(stale).update(**values)

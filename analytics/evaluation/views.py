@@ -6,6 +6,7 @@ trains (promote a configuration) or its monitoring settings.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -42,7 +43,6 @@ def _fig(fig: Any) -> dict:
 
 
 def _json_fig(fig: Any) -> Any:
-    import json
 
     return json.loads(fig.to_json())
 

@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from analytics.experiments import stats
 from analytics.experiments.models import Attribution
-from shop_recs.serving.models import Experiment
+from shop_recs.activity.models import Event
+from shop_recs.catalog.models import Product
+from shop_recs.serving.models import Experiment, RecommendationList
 
 
 def online_metrics(days: int = 30) -> dict[str, Any]:
@@ -20,8 +22,6 @@ def online_metrics(days: int = 30) -> dict[str, Any]:
     Impressions are the items of served lists; attributed events are counted on the day their list
     was served, so a day's rates compare like with like. Clicks count distinct (list, product) pairs.
     """
-    from shop_recs.serving.models import RecommendationList
-
     since = timezone.now() - timedelta(days=days)
     zero = {"impressions": 0, "lists": 0, "clicks": 0, "carts": 0, "purchases": 0, "revenue": 0.0}
     daily: dict[tuple, dict[str, float]] = defaultdict(lambda: dict(zero))
@@ -83,10 +83,6 @@ def _rates(row: dict[str, float]) -> dict[str, float]:
 
 def catalog_exposure(days: int = 30, limit: int = 20) -> dict[str, Any]:
     """Active products never recommended in the period, and products viewed often but rarely bought."""
-    from shop_recs.activity.models import Event
-    from shop_recs.catalog.models import Product
-    from shop_recs.serving.models import RecommendationList
-
     since = timezone.now() - timedelta(days=days)
     shown: set[int] = set()
     for pids in RecommendationList.objects.filter(created_at__gte=since).values_list("product_ids", flat=True):
@@ -125,8 +121,6 @@ def experiment_results(exp: Experiment, *, mde: float = 0.1, alpha: float = 0.05
     Units: customers exposed to a variant (lists without a known customer add impressions only).
     ``mde`` is the relative minimum detectable effect for the sample-size estimate.
     """
-    from shop_recs.serving.models import RecommendationList
-
     variants = list(exp.variants.all())
     tags = {v.tag: v for v in variants}
     impressions: dict[str, int] = defaultdict(int)

@@ -12,9 +12,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.experiments.models import Attribution, AttributionSettings
-from shop_recs.serving.models import Experiment, ExperimentStatus, Variant, VariantKind
+from shop_recs.activity.models import Event
+from shop_recs.serving.experiments import VariantSpec, resolve_version
+from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, StoreRules, Variant, VariantKind
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training.activation import activate_version
+from shop_recs.training.models import ModelVersion, StoreTrainingConfig
 
 ATTRIBUTED_TYPES = ("click", "add_to_cart", "purchase")
 #: An event may carry a timestamp a little before the list's (client clock skew).
@@ -29,7 +33,7 @@ def settle_delay() -> timedelta:
     ``SERVING_LOG_FLUSH_MS`` late); a click that arrives right after its list was served must not be
     judged before that list's row is in the table, or it would be passed over for good.
     """
-    return timedelta(seconds=float(getattr(settings, "ATTRIBUTION_SETTLE_SECONDS", 0)))
+    return timedelta(seconds=settings.ATTRIBUTION_SETTLE_SECONDS)
 
 
 class ExperimentError(Exception):
@@ -96,11 +100,6 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
     A model version is activated; an algorithm activates that algorithm's version of the active
     run and becomes the store's training configuration; a rule override is written to the rules.
     """
-    from shop_recs.serving.experiments import resolve_version
-    from shop_recs.serving.models import StoreRules
-    from shop_recs.training import services as rec_services
-    from shop_recs.training.models import ModelVersion
-
     if variant.experiment_id != exp.pk:
         raise ExperimentError("That variant belongs to another experiment.")
     store = exp.store
@@ -118,11 +117,9 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
         if version is None:
             raise ExperimentError("The variant has no usable model version.")
         if not version.is_active:
-            rec_services.activate_version(version, user=user)
+            activate_version(version, user=user, reason=f"promoted from experiment #{exp.pk}, variant {variant.pk}")
         outcome = f"model version {version.pk} ({version.algorithm}) active"
         if variant.kind == VariantKind.ALGORITHM:
-            from shop_recs.training.models import StoreTrainingConfig
-
             config, _ = StoreTrainingConfig.objects.get_or_create(store=store)
             config.algorithms = [variant.algorithm]
             config.updated_by = user
@@ -136,8 +133,6 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
 
 
 def _spec(variant: Variant) -> Any:
-    from shop_recs.serving.experiments import VariantSpec
-
     return VariantSpec(
         variant.pk,
         variant.name,
@@ -176,106 +171,23 @@ def attribute_events(store: Store, *, batch_size: int = 20_000) -> int:
     contained the product within the window before the event. Windows: clicks and carts
     ``click_window_hours``, purchases ``purchase_window_days``. Returns the rows written.
     """
-    from shop_recs.activity.models import Event
-    from shop_recs.serving.models import RecommendationList
-
     cfg = attribution_settings(store)
     written = 0
     with store_scope(store):
         click_window = timedelta(hours=cfg.click_window_hours)
         purchase_window = timedelta(days=cfg.purchase_window_days)
         while True:
-            events = list(
-                Event.objects.filter(pk__gt=cfg.last_event_id, event_type__in=ATTRIBUTED_TYPES, product__isnull=False)
-                .order_by("pk")
-                .values(
-                    "pk",
-                    "event_type",
-                    "customer_id",
-                    "product_id",
-                    "timestamp",
-                    "context",
-                    "value",
-                    "quantity",
-                    "received_at",
-                )[:batch_size]
-            )
-            # Stop at the first event received too recently (in id order, so the watermark never
-            # passes an event that has not been judged).
-            settled_before = timezone.now() - settle_delay()
-            settled = next((i for i, e in enumerate(events) if e["received_at"] > settled_before), len(events))
-            unsettled = settled < len(events)
-            events = events[:settled]
+            events, unsettled = _settled_events(cfg.last_event_id, batch_size)
             if not events:
                 break
-            explicit = {e["pk"]: _parse_list_id(e["context"]) for e in events}
-            fields = ("list_id", "customer_id", "created_at", "product_ids", "placement", "model_version_id")
-            fields += ("algorithm", "variant")
-            named = {
-                row["list_id"]: row
-                for row in RecommendationList.objects.filter(list_id__in={v for v in explicit.values() if v}).values(
-                    *fields
-                )
-            }
-            # Candidates for window attribution: the same customers' lists since the earliest window start.
-            customers = {e["customer_id"] for e in events if e["customer_id"] is not None}
-            by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            if customers:
-                start = min(e["timestamp"] for e in events) - max(click_window, purchase_window)
-                end = max(e["timestamp"] for e in events) + CLOCK_SKEW
-                for row in (
-                    RecommendationList.objects.filter(
-                        created_at__gte=start, created_at__lte=end, customer_id__in=customers
-                    )
-                    .order_by("-created_at")
-                    .values(*fields)
-                ):
-                    by_customer[row["customer_id"]].append(row)
+            explicit, named, by_customer = _candidate_lists(events, max(click_window, purchase_window))
             rows = []
             for e in events:
                 window = purchase_window if e["event_type"] == "purchase" else click_window
-                ts = e["timestamp"]
-
-                def fits(lst: dict[str, Any], e: dict[str, Any] = e, ts: Any = ts, window: timedelta = window) -> bool:
-                    age = ts - lst["created_at"]
-                    return -CLOCK_SKEW <= age <= window
-
-                chosen, via = None, ""
-                lst = named.get(explicit[e["pk"]]) if explicit[e["pk"]] else None
-                if (
-                    lst is not None
-                    and (lst["customer_id"] is None or lst["customer_id"] == e["customer_id"])
-                    and fits(lst)
-                ):
-                    chosen, via = lst, "list_id"
-                elif e["customer_id"] is not None:
-                    for cand in by_customer.get(e["customer_id"], ()):
-                        if fits(cand) and e["product_id"] in cand["product_ids"]:
-                            chosen, via = cand, "window"
-                            break
-                if chosen is None:
-                    continue
-                revenue = 0.0
-                if e["event_type"] == "purchase":
-                    revenue = float(e["value"] or 0.0) * float(e["quantity"] or 1)
-                rows.append(
-                    Attribution(
-                        store=store,
-                        event_id=e["pk"],
-                        event_type=e["event_type"],
-                        list_id=chosen["list_id"],
-                        list_created_at=chosen["created_at"],
-                        timestamp=ts,
-                        customer_id=e["customer_id"],
-                        product_id=e["product_id"],
-                        revenue=revenue,
-                        placement=chosen["placement"],
-                        model_version_id=chosen["model_version_id"],
-                        algorithm=chosen["algorithm"],
-                        variant=chosen["variant"],
-                        via=via,
-                    )
-                )
+                named_list = named.get(explicit[e["pk"]]) if explicit[e["pk"]] else None
+                chosen, via = _choose_list(e, window, named_list, by_customer)
+                if chosen is not None:
+                    rows.append(_attribution(store, e, chosen, via))
             with transaction.atomic():
                 Attribution.objects.bulk_create(rows, ignore_conflicts=True)
                 cfg.last_event_id = events[-1]["pk"]
@@ -284,6 +196,112 @@ def attribute_events(store: Store, *, batch_size: int = 20_000) -> int:
             if unsettled or len(events) < batch_size:
                 break
     return written
+
+
+_LIST_FIELDS = (
+    "list_id",
+    "customer_id",
+    "created_at",
+    "product_ids",
+    "placement",
+    "model_version_id",
+    "algorithm",
+    "variant",
+)
+
+
+def _settled_events(last_event_id: int, batch_size: int) -> tuple[list[dict[str, Any]], bool]:
+    """The next events after ``last_event_id`` to attribute, and whether an unsettled one was left out."""
+    events = list(
+        Event.objects.filter(pk__gt=last_event_id, event_type__in=ATTRIBUTED_TYPES, product__isnull=False)
+        .order_by("pk")
+        .values(
+            "pk",
+            "event_type",
+            "customer_id",
+            "product_id",
+            "timestamp",
+            "context",
+            "value",
+            "quantity",
+            "received_at",
+        )[:batch_size]
+    )
+    # Stop at the first event received too recently (in id order, so the watermark never
+    # passes an event that has not been judged).
+    settled_before = timezone.now() - settle_delay()
+    settled = next((i for i, e in enumerate(events) if e["received_at"] > settled_before), len(events))
+    return events[:settled], settled < len(events)
+
+
+def _candidate_lists(
+    events: list[dict[str, Any]], longest_window: timedelta
+) -> tuple[dict[int, str | None], dict[str, dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """(list id named by each event, those lists by id, each customer's lists newest first)."""
+    explicit = {e["pk"]: _parse_list_id(e["context"]) for e in events}
+    named = {
+        row["list_id"]: row
+        for row in RecommendationList.objects.filter(list_id__in={v for v in explicit.values() if v}).values(
+            *_LIST_FIELDS
+        )
+    }
+    # Candidates for window attribution: the same customers' lists since the earliest window start.
+    customers = {e["customer_id"] for e in events if e["customer_id"] is not None}
+    by_customer: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if customers:
+        start = min(e["timestamp"] for e in events) - longest_window
+        end = max(e["timestamp"] for e in events) + CLOCK_SKEW
+        for row in (
+            RecommendationList.objects.filter(created_at__gte=start, created_at__lte=end, customer_id__in=customers)
+            .order_by("-created_at")
+            .values(*_LIST_FIELDS)
+        ):
+            by_customer[row["customer_id"]].append(row)
+    return explicit, named, by_customer
+
+
+def _choose_list(
+    e: dict[str, Any],
+    window: timedelta,
+    named: dict[str, Any] | None,
+    by_customer: dict[int, list[dict[str, Any]]],
+) -> tuple[dict[str, Any] | None, str]:
+    """The list ``e`` is credited to and how (``list_id`` or ``window``); ``(None, "")`` if none."""
+    ts = e["timestamp"]
+
+    def fits(lst: dict[str, Any]) -> bool:
+        age = ts - lst["created_at"]
+        return -CLOCK_SKEW <= age <= window
+
+    if named is not None and (named["customer_id"] is None or named["customer_id"] == e["customer_id"]) and fits(named):
+        return named, "list_id"
+    if e["customer_id"] is not None:
+        for cand in by_customer.get(e["customer_id"], ()):
+            if fits(cand) and e["product_id"] in cand["product_ids"]:
+                return cand, "window"
+    return None, ""
+
+
+def _attribution(store: Store, e: dict[str, Any], chosen: dict[str, Any], via: str) -> Attribution:
+    revenue = 0.0
+    if e["event_type"] == "purchase":
+        revenue = float(e["value"] or 0.0) * float(e["quantity"] or 1)
+    return Attribution(
+        store=store,
+        event_id=e["pk"],
+        event_type=e["event_type"],
+        list_id=chosen["list_id"],
+        list_created_at=chosen["created_at"],
+        timestamp=e["timestamp"],
+        customer_id=e["customer_id"],
+        product_id=e["product_id"],
+        revenue=revenue,
+        placement=chosen["placement"],
+        model_version_id=chosen["model_version_id"],
+        algorithm=chosen["algorithm"],
+        variant=chosen["variant"],
+        via=via,
+    )
 
 
 def reset_attribution(store: Store) -> None:

@@ -18,10 +18,10 @@ from shop_recs.activity.serializers import (
     IngestResultSerializer,
 )
 from shop_recs.activity.services import InvalidRows, ingest_events, upsert_customers
-from shop_recs.api.errors import error_response
-from shop_recs.api.idempotency import run_idempotent
+from shop_recs.api.errors import error_response, invalid_rows_response, not_found
+from shop_recs.api.idempotency import IDEMPOTENCY_PARAM, run_idempotent
 from shop_recs.api.scope import StoreScopedAPIMixin
-from shop_recs.catalog.api_views import ERRORS, IDEMPOTENCY_PARAM, invalid_rows_response, not_found
+from shop_recs.catalog.api_views import ERRORS
 from shop_recs.catalog.serializers import ErrorSerializer
 
 EVENT_TAG = ["events"]

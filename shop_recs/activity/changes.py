@@ -74,7 +74,7 @@ def store_changed(store_id: int) -> None:
 def _announce(store_id: int, ids: frozenset[int] | None) -> None:
     for listener in _listeners:
         listener(store_id, ids)
-    if not getattr(settings, "REDIS_URL", ""):
+    if not settings.REDIS_URL:
         return
     message = {"store": store_id, "all": True} if ids is None else {"store": store_id, "customers": sorted(ids)}
     payload = json.dumps(message, separators=(",", ":"))
@@ -85,6 +85,7 @@ def redis_client() -> Any:
     """A Redis client for ``settings.REDIS_URL`` with short timeouts (shared by this process)."""
     global _client
     if _client is None:
+        # Only processes configured with Redis load the client library.
         import redis
 
         with _client_lock:
@@ -128,6 +129,7 @@ def connect_signals() -> None:
     events in bulk (the collector fetches every instance when a model has delete receivers). Code
     that deletes events directly calls :func:`customers_changed` / :func:`store_changed` itself.
     """
+    # Called from ActivityConfig.ready(): the models exist only once the app registry is loaded.
     from django.db.models.signals import post_delete
 
     from shop_recs.activity.models import Customer

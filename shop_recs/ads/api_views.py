@@ -16,9 +16,9 @@ from rest_framework.views import APIView
 
 from shop_recs.ads import services
 from shop_recs.api.errors import error_response
+from shop_recs.api.params import BadInput, bad_input_response, int_param
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.serializers import ErrorSerializer
-from shop_recs.serving.api_views import BadInput, _bad, _int
 
 TAG = ["ads"]
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
@@ -62,9 +62,9 @@ class AdsView(StoreScopedAPIMixin, APIView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         try:
-            n = _int(params, "n", 1, 1, services.MAX_ADS)
+            n = int_param(params, "n", 1, 1, services.MAX_ADS)
         except BadInput as exc:
-            return _bad(exc)
+            return bad_input_response(exc)
         slot = params.get("slot", "")[:100]
         result = services.serve_ads(self.store, params.get("customer") or None, slot=slot, n=n)
         return Response(result.as_dict())

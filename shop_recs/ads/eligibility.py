@@ -21,6 +21,8 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from shop_recs.ads.models import Campaign, CampaignStatus
+from shop_recs.catalog.models import Category, Product
+from shop_recs.platform.cache import register_process_cache
 from shop_recs.stores.scoping import store_scope
 
 
@@ -67,13 +69,15 @@ def invalidate_campaigns(store_id: int | None = None) -> None:
             _cache.pop(store_id, None)
 
 
+register_process_cache("ads.campaigns", invalidate_campaigns)
+
+
 def _ttl() -> float:
-    return float(getattr(settings, "ADS_CAMPAIGN_CACHE_TTL", 5.0))
+    return settings.ADS_CAMPAIGN_CACHE_TTL
 
 
 def promoted_product_ids(campaign: Campaign) -> frozenset[int]:
     """Explicit products plus every product in (or below) a promoted category (inside store_scope)."""
-    from shop_recs.catalog.models import Category, Product
 
     ids = set(campaign.products.values_list("pk", flat=True))
     paths = list(campaign.categories.values_list("path", flat=True))

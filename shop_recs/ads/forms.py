@@ -6,7 +6,6 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from analytics.models import Segment
 from shop_recs.ads.models import Campaign, CampaignStatus
 from shop_recs.catalog.models import Category, Product
 
@@ -48,7 +47,9 @@ class CampaignForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["categories"].queryset = Category.objects.order_by("path")
-        self.fields["segments"].queryset = Segment.objects.order_by("kind", "name")
+        # Segments are built by analytics; ads reaches them through its own relation (no import up).
+        segment_model = Campaign.segments.field.related_model
+        self.fields["segments"].queryset = segment_model.objects.order_by("kind", "name")
         self.fields["segments"].help_text = _("None: untargeted (shown to everyone, including anonymous visitors).")
         self.fields["starts_at"].input_formats = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
         self.fields["ends_at"].input_formats = self.fields["starts_at"].input_formats

@@ -26,16 +26,15 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from shop_recs.activity.models import Event, EventType
 from shop_recs.ads.eligibility import promoted_product_ids
 from shop_recs.ads.models import AttributionBasis, Campaign, Impression
-
-DEFAULT_WINDOW_DAYS = 7
 
 
 def window_of(campaign: Campaign) -> timedelta:
     days = campaign.attribution_window_days
     if days is None:
-        days = int(getattr(settings, "ADS_ATTRIBUTION_WINDOW_DAYS", DEFAULT_WINDOW_DAYS))
+        days = settings.ADS_ATTRIBUTION_WINDOW_DAYS
     return timedelta(days=days)
 
 
@@ -58,7 +57,6 @@ def _revenue(value: float | None, quantity: int | None) -> float:
 
 def attributed_conversions(campaign: Campaign, until: datetime | None = None) -> list[Conversion]:
     """Every purchase attributed to ``campaign`` (see the module docstring for the rules)."""
-    from shop_recs.activity.models import Event, EventType
 
     until = until or timezone.now()
     window = window_of(campaign)

@@ -24,8 +24,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from shop_recs.activity.models import Customer
 from shop_recs.ads.eligibility import CampaignSpec, eligible_campaigns, running_campaigns
 from shop_recs.ads.models import Campaign, CampaignStatus, DailyCap, Impression
+from shop_recs.serving import realtime
+from shop_recs.serving import scoring as serving
+from shop_recs.serving.runtime import serving_state
+from shop_recs.stores.scoping import store_scope
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
@@ -50,7 +55,6 @@ class AdResult:
 
 def customer_targeting(external_id: str | None) -> tuple[int | None, frozenset[int] | None]:
     """(customer pk, segment ids) — (None, None) for anonymous or unknown visitors. One query."""
-    from shop_recs.activity.models import Customer
 
     if not external_id:
         return None, None
@@ -81,14 +85,12 @@ def predicted_affinities(store: Store, customer_pk: int | None, specs: list[Camp
     """
     if customer_pk is None or not specs:
         return {}
-    from shop_recs.serving import realtime
-    from shop_recs.serving import services as serving
 
     activity = realtime.recent_activity(store.pk, customer_pk)
     weights = activity.weights()
     if not weights:
         return {}
-    state = serving.serving_state(store)
+    state = serving_state(store)
     lookup = serving.candidate_affinities(state, customer_pk, weights, activity.recent_products)
     if lookup is not None:
         # The precomputed path: the customer's candidates (a few hundred products) are scored, and a
@@ -207,7 +209,6 @@ def set_campaign_status(campaign: Campaign, status: str) -> Campaign:
 
 def end_expired_campaigns(store: Store, now: datetime | None = None) -> int:
     """Mark running campaigns past their end date as ended (inside or outside a scope)."""
-    from shop_recs.stores.scoping import store_scope
 
     now = now or timezone.now()
     with store_scope(store):

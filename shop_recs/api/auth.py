@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import enum
 import hmac
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from shop_recs.platform.conf import setting
+from shop_recs.api import sql as api_sql
+from shop_recs.platform.cache import register_process_cache
 from shop_recs.stores.models import ApiKey, Store, hash_api_key
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ApiKeyIdentity:
+    """Which key authenticated a request (DRF's ``request.auth``): its id and lookup prefix."""
+
+    pk: int
+    prefix: str
 
 
 class StoreClient:
@@ -31,7 +41,7 @@ class StoreClient:
     is_staff = False
     is_superuser = False
 
-    def __init__(self, store: Store, api_key: ApiKey):
+    def __init__(self, store: Store, api_key: ApiKeyIdentity):
         self.store = store
         self.api_key = api_key
         self.pk = None
@@ -49,18 +59,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw = self._raw_key(request)
         if raw is None:
             return None
-        prefix = ApiKey.prefix_of(raw)
-        if prefix is None:
-            raise exceptions.AuthenticationFailed(_("Malformed API key."))
-        key = ApiKey.objects.select_related("store").filter(prefix=prefix).first()
-        if key is None or not key.matches(raw):
-            raise exceptions.AuthenticationFailed(_("Invalid API key."))
-        if not key.is_active:
-            raise exceptions.AuthenticationFailed(_("This API key has been revoked."))
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return StoreClient(key.store, key), key
+        # The same check (and cache) the serving hot path uses: one lookup, one hash comparison,
+        # one revocation rule.
+        result = check_api_key(raw)
+        if result.status is not KeyStatus.OK:
+            raise exceptions.AuthenticationFailed(_REFUSALS[result.status])
+        assert result.store is not None and result.key is not None
+        return StoreClient(result.store, result.key), result.key
 
     def authenticate_header(self, request) -> str:
         return self.keyword
@@ -93,17 +98,39 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 # --- the serving hot path's key check: in process, refreshed every few seconds -------------------
 
 
+class KeyStatus(enum.Enum):
+    OK = "ok"
+    MALFORMED = "malformed"
+    INVALID = "invalid"  # unknown prefix, or the secret does not match
+    REVOKED = "revoked"
+
+
+_REFUSALS = {
+    KeyStatus.MALFORMED: _("Malformed API key."),
+    KeyStatus.INVALID: _("Invalid API key."),
+    KeyStatus.REVOKED: _("This API key has been revoked."),
+}
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """The outcome of :func:`check_api_key`: ``store`` and ``key`` are set only when ``status`` is OK."""
+
+    status: KeyStatus
+    store: Store | None = None
+    key: ApiKeyIdentity | None = None
+
+
 @dataclass
 class _KnownKey:
     key_id: int
     key_hash: str
+    revoked: bool
     store_values: list[Any]
     read_at: float
     last_used_at: datetime | None
 
 
-_STORE_FIELDS = [f.attname for f in Store._meta.concrete_fields]
-_STORE_DATETIMES = {f.attname for f in Store._meta.concrete_fields if f.get_internal_type() == "DateTimeField"}
 _known_keys: dict[str, _KnownKey] = {}
 _known_lock = threading.Lock()
 
@@ -115,11 +142,12 @@ def api_key_cache_seconds() -> float:
     processes refuse it within this many seconds. Stored data never changes that: only the hash is
     kept, here as in the database.
     """
-    return float(setting("API_KEY_CACHE_SECONDS", 5.0))
+    return settings.API_KEY_CACHE_SECONDS
 
 
-def forget_api_key(prefix: str | None = None) -> None:
-    """Drop one cached key (by prefix) or all of them; the next request reads it again."""
+def forget_api_key(prefix: str | None = None, store_id: int | None = None) -> None:
+    """Drop one cached key (by prefix) or all of them (also for a ``store_id``: keys are cheap to
+    re-read); the next request reads it again."""
     with _known_lock:
         if prefix is None:
             _known_keys.clear()
@@ -127,58 +155,56 @@ def forget_api_key(prefix: str | None = None) -> None:
             _known_keys.pop(prefix, None)
 
 
-def _as_datetime(value: Any) -> Any:
-    """Aware datetime from what a raw cursor returns (SQLite: naive datetime or text; PostgreSQL: aware)."""
-    parsed = parse_datetime(value) if isinstance(value, str) else value
-    if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, UTC)
-    return parsed
+register_process_cache("api.keys", lambda store_id=None: forget_api_key(store_id=store_id))
+
+
+def forget_saved_api_key(sender: type[ApiKey], instance: ApiKey, **kwargs: Any) -> None:
+    """``post_save``/``post_delete`` receiver for ``ApiKey`` (connected in ``ApiConfig.ready``): a
+    revoked, edited or deleted key is re-read on its next use in this process."""
+    forget_api_key(instance.prefix)
 
 
 def _read_key(prefix: str) -> _KnownKey | None:
-    """The live key with this prefix and its store's row, in one raw query (``None``: none or revoked)."""
-    qn = connection.ops.quote_name
-    sql = (
-        f"SELECT k.id, k.key_hash, k.revoked_at, k.last_used_at, "  # noqa: S608 - quoted identifiers only
-        f"{', '.join('s.' + qn(f) for f in _STORE_FIELDS)} FROM {qn(ApiKey._meta.db_table)} k "
-        f"JOIN {qn(Store._meta.db_table)} s ON s.id = k.store_id WHERE k.prefix = %s"
-    )
-    with connection.cursor() as cur:
-        cur.execute(sql, [prefix])
-        row = cur.fetchone()
-    if row is None or row[2] is not None:
+    """The key with this prefix (live or revoked) and its store's row (``None``: no such key)."""
+    row = api_sql.read_api_key(prefix)
+    if row is None:
         return None
-    values = [
-        _as_datetime(v) if v is not None and f in _STORE_DATETIMES else v
-        for f, v in zip(_STORE_FIELDS, row[4:], strict=True)
-    ]
-    last_used = _as_datetime(row[3]) if row[3] is not None else None
-    return _KnownKey(int(row[0]), row[1], values, time.monotonic(), last_used)
+    return _KnownKey(row.key_id, row.key_hash, row.revoked, row.store_values, time.monotonic(), row.last_used_at)
 
 
-def store_for_raw_key(raw: str | None) -> Store | None:
-    """The store a raw API key belongs to, or ``None`` for a malformed, unknown or revoked key.
+def check_api_key(raw: str | None) -> KeyCheck:
+    """The one API key check, for DRF (:class:`ApiKeyAuthentication`) and the serving hot path.
 
-    The same checks as :class:`ApiKeyAuthentication` (prefix lookup, constant-time hash comparison,
-    revoked, ``last_used_at`` written at most once a minute) without a query on most requests: the
-    key row is re-read every :func:`api_key_cache_seconds`. Each call returns a fresh ``Store``
-    instance, so nothing a request caches on it leaks into the next request.
+    Prefix lookup, constant-time hash comparison (before anything about the key is revealed),
+    revocation, and ``last_used_at`` written at most once a minute, without a query on most
+    requests: the key row (live or revoked) is re-read every :func:`api_key_cache_seconds`, and
+    ``ApiKey.revoke`` drops it from this process's cache at once. Each OK result carries a fresh
+    ``Store`` instance, so nothing a request caches on it leaks into the next request.
     """
     prefix = ApiKey.prefix_of(raw) if raw else None
     if prefix is None:
-        return None
+        return KeyCheck(KeyStatus.MALFORMED)
     known = _known_keys.get(prefix)
     if known is None or time.monotonic() - known.read_at >= api_key_cache_seconds():
         known = _read_key(prefix)
         with _known_lock:
             if known is None:
                 _known_keys.pop(prefix, None)
-                return None
+                return KeyCheck(KeyStatus.INVALID)
             _known_keys[prefix] = known
     if not hmac.compare_digest(known.key_hash, hash_api_key(raw)):  # type: ignore[arg-type]
-        return None
+        return KeyCheck(KeyStatus.INVALID)
+    if known.revoked:
+        return KeyCheck(KeyStatus.REVOKED)
     now = timezone.now()
     if known.last_used_at is None or now - known.last_used_at > _LAST_USED_RESOLUTION:
         known.last_used_at = now
         ApiKey.objects.filter(pk=known.key_id).update(last_used_at=now)
-    return Store.from_db(connection.alias, _STORE_FIELDS, known.store_values)
+    store = Store.from_db(connection.alias, api_sql.STORE_FIELDS, known.store_values)
+    return KeyCheck(KeyStatus.OK, store, ApiKeyIdentity(known.key_id, prefix))
+
+
+def store_for_raw_key(raw: str | None) -> Store | None:
+    """The store a raw API key belongs to, or ``None`` for a malformed, unknown or revoked key
+    (:func:`check_api_key`, for callers that need no reason)."""
+    return check_api_key(raw).store

@@ -28,6 +28,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,11 +37,26 @@ from rest_framework.response import Response
 from shop_recs.api.errors import error_response
 from shop_recs.api.models import IdempotencyRecord
 from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
 
-__all__ = ["IDEMPOTENCY_HEADER", "REPLAYED_HEADER", "run_idempotent", "purge_expired_idempotency_records"]
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "IDEMPOTENCY_PARAM",
+    "REPLAYED_HEADER",
+    "run_idempotent",
+    "purge_expired_idempotency_records",
+]
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+#: The OpenAPI description of the header, for ``extend_schema(parameters=[...])``.
+IDEMPOTENCY_PARAM = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Optional. A retry with the same key and body replays the first answer "
+    "(header Idempotent-Replayed: true); the same key with another body is a 422.",
+)
 _MAX_KEY_LENGTH = 200
 
 
@@ -61,11 +78,12 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> Response:
 
 def _find(store: Store, endpoint: str, key: str) -> IdempotencyRecord | None:
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
-    record = IdempotencyRecord.all_stores.filter(store=store, endpoint=endpoint, key=key).first()
-    if record is not None and record.created_at < cutoff:
-        # Expired: forget it so the key can be used again.
-        IdempotencyRecord.all_stores.filter(pk=record.pk).delete()
-        return None
+    with store_scope(store):
+        record = IdempotencyRecord.objects.filter(endpoint=endpoint, key=key).first()
+        if record is not None and record.created_at < cutoff:
+            # Expired: forget it so the key can be used again.
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            return None
     return record
 
 
@@ -92,9 +110,15 @@ def run_idempotent(request: Request, store: Store, endpoint: str, action: Callab
         return _replay(record, request_hash)
     try:
         with transaction.atomic():
-            record = IdempotencyRecord.all_stores.create(
-                store=store, endpoint=endpoint, key=key, request_hash=request_hash, response_status=0, response_body={}
-            )
+            with store_scope(store):
+                record = IdempotencyRecord.objects.create(
+                    store=store,
+                    endpoint=endpoint,
+                    key=key,
+                    request_hash=request_hash,
+                    response_status=0,
+                    response_body={},
+                )
             response = _atomic(action, savepoint=False)
             if not 200 <= response.status_code < 300:
                 raise _Rollback(response)
@@ -128,5 +152,6 @@ def _atomic(action: Callable[[], Response], savepoint: bool = True) -> Response:
 def purge_expired_idempotency_records(now=None) -> int:
     """Delete records older than ``IDEMPOTENCY_TTL_HOURS`` across all stores (a periodic task)."""
     cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+    # Genuinely cross-store maintenance (a periodic task, no store at hand): the unscoped manager.
     deleted, _ = IdempotencyRecord.all_stores.filter(created_at__lt=cutoff).delete()
     return deleted

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop_recs.api.errors import error_response
-from shop_recs.api.idempotency import IDEMPOTENCY_HEADER, run_idempotent
+from shop_recs.api.errors import error_response, invalid_rows_response, not_found
+from shop_recs.api.idempotency import IDEMPOTENCY_PARAM, run_idempotent
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Product
 from shop_recs.catalog.serializers import (
@@ -24,30 +23,10 @@ from shop_recs.catalog.serializers import (
 )
 from shop_recs.catalog.services import InvalidRows, deactivate_product, upsert_products
 
+# The schema's error responses; ErrorSerializer lives in catalog.serializers (error_response and
+# the other helpers are in shop_recs.api.errors).
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
-IDEMPOTENCY_PARAM = OpenApiParameter(
-    IDEMPOTENCY_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description="Optional. A retry with the same key and body replays the first answer "
-    "(header Idempotent-Replayed: true); the same key with another body is a 422.",
-)
 TAG = ["catalog"]
-
-
-def invalid_rows_response(exc: InvalidRows, single: bool = False) -> Response:
-    """The 400 answer for a rejected batch (``invalid_rows``) or a rejected single object."""
-    if exc.code != "invalid_rows":
-        return error_response(exc.code, exc.errors[0]["reason"], exc.errors)
-    if single:
-        details = [{"field": e["field"], "reason": e["reason"]} for e in exc.errors]
-        return error_response("invalid_input", "The request body is invalid.", details)
-    rows = len({e["index"] for e in exc.errors})
-    return error_response("invalid_rows", f"{rows} row(s) are invalid; nothing was written.", exc.errors)
-
-
-def not_found(what: str, key: str) -> Response:
-    return error_response("not_found", f"No {what} {key!r} in this store.", http_status=status.HTTP_404_NOT_FOUND)
 
 
 class ProductQuerysetMixin(StoreScopedAPIMixin):

@@ -10,14 +10,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from shop_recs.catalog.models import Product
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    """One bad row/field of a rejected request."""
-
-    index = serializers.IntegerField(required=False, help_text="Row index in the submitted list (-1: the body).")
-    field = serializers.CharField()
-    reason = serializers.CharField()
+from shop_recs.catalog.services import PRODUCT_FIELDS
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -41,22 +34,7 @@ class ProductSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Product
-        fields = [
-            "sku",
-            "title",
-            "description",
-            "category",
-            "brand",
-            "tags",
-            "price",
-            "currency",
-            "image_url",
-            "is_active",
-            "in_stock",
-            "attributes",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["sku", *PRODUCT_FIELDS, "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_category(self, obj: Product) -> str | None:

@@ -25,6 +25,7 @@ __all__ = [
     "InvalidRows",
     "UpsertResult",
     "PRODUCT_FIELDS",
+    "check_batch_shape",
     "clean_product_rows",
     "normalize_category_path",
     "ensure_category_path",
@@ -111,6 +112,18 @@ def _check_str(row: dict, name: str, max_len: int, errors: list, index: int, req
         errors.append({"index": index, "field": name, "reason": f"at most {max_len} characters"})
 
 
+def check_batch_shape(rows: object, max_rows: int | None, noun: str) -> None:
+    """``InvalidRows`` (with a body-level code) unless ``rows`` is a non-empty list of at most ``max_rows``."""
+    if not isinstance(rows, list):
+        raise InvalidRows([{"index": -1, "field": "body", "reason": f"expected a JSON list of {noun}"}], "invalid_body")
+    if not rows:
+        raise InvalidRows([{"index": -1, "field": "body", "reason": "the list is empty"}], "empty_batch")
+    if max_rows is not None and len(rows) > max_rows:
+        raise InvalidRows(
+            [{"index": -1, "field": "body", "reason": f"at most {max_rows} {noun} per request"}], "batch_too_large"
+        )
+
+
 def clean_product_rows(rows: object, *, max_rows: int | None = None) -> list[dict]:
     """Validate a list of product dicts as a whole and return them normalised.
 
@@ -118,103 +131,111 @@ def clean_product_rows(rows: object, *, max_rows: int | None = None) -> list[dic
     that is not about one field uses ``field="non_field_errors"``; a problem with the body itself
     uses index -1.
     """
-    if not isinstance(rows, list):
-        raise InvalidRows(
-            [{"index": -1, "field": "body", "reason": "expected a JSON list of products"}], "invalid_body"
-        )
-    if not rows:
-        raise InvalidRows([{"index": -1, "field": "body", "reason": "the list is empty"}], "empty_batch")
-    if max_rows is not None and len(rows) > max_rows:
-        raise InvalidRows(
-            [{"index": -1, "field": "body", "reason": f"at most {max_rows} products per request"}], "batch_too_large"
-        )
-
+    check_batch_shape(rows, max_rows, "products")
     errors: list[RowError] = []
     cleaned: list[dict] = []
     seen: dict[str, int] = {}
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows):  # type: ignore[arg-type]
         if not isinstance(row, dict):
             errors.append({"index": i, "field": "non_field_errors", "reason": "expected an object"})
             continue
-        n_before = len(errors)
-        for key in sorted(row.keys() - _ALLOWED_KEYS, key=str):
-            errors.append({"index": i, "field": str(key), "reason": "unknown field"})
-        sku = row.get("sku")
-        _check_str(row, "sku", 100, errors, i, required=True)
-        if isinstance(sku, str) and "/" in sku:
-            errors.append({"index": i, "field": "sku", "reason": "must not contain '/'"})
-        if isinstance(sku, str) and sku in seen:
-            errors.append({"index": i, "field": "sku", "reason": f"duplicate of row {seen[sku]}"})
-        elif isinstance(sku, str):
-            seen[sku] = i
-        _check_str(row, "title", 500, errors, i, required=True)
-        _check_str(row, "description", 100_000, errors, i)
-        _check_str(row, "brand", 200, errors, i)
-        _check_str(row, "image_url", 1000, errors, i)
-
-        out: dict[str, Any] = {"sku": sku}
-        category = row.get("category")
-        if category is not None:
-            if not isinstance(category, str):
-                errors.append({"index": i, "field": "category", "reason": "must be a path string like 'A > B'"})
-            elif category.strip():
-                try:
-                    category = normalize_category_path(category)
-                except ValueError as exc:
-                    errors.append({"index": i, "field": "category", "reason": str(exc)})
-            else:
-                category = None
-        tags = row.get("tags")
-        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
-            errors.append({"index": i, "field": "tags", "reason": "must be a list of strings"})
-        attributes = row.get("attributes")
-        if attributes is not None and not isinstance(attributes, dict):
-            errors.append({"index": i, "field": "attributes", "reason": "must be an object"})
-        price = row.get("price")
-        if price is not None:
-            if isinstance(price, bool) or not isinstance(price, (int, float, str)):
-                errors.append({"index": i, "field": "price", "reason": "must be a number"})
-                price = None
-            else:
-                try:
-                    price = Decimal(str(price))
-                    if not price.is_finite():
-                        raise InvalidOperation
-                except InvalidOperation:
-                    errors.append({"index": i, "field": "price", "reason": "must be a number"})
-                    price = None
-            if price is not None:
-                if price < 0:
-                    errors.append({"index": i, "field": "price", "reason": "must be >= 0"})
-                elif price > _PRICE_MAX:
-                    errors.append({"index": i, "field": "price", "reason": f"must be <= {_PRICE_MAX}"})
-                elif price != price.quantize(Decimal("0.01")):
-                    errors.append({"index": i, "field": "price", "reason": "at most 2 decimal places"})
-        currency = row.get("currency")
-        if currency is not None:
-            if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
-                errors.append({"index": i, "field": "currency", "reason": "must be a 3-letter code like 'EUR'"})
-            else:
-                currency = currency.upper()
-        image_url = row.get("image_url")
-        if isinstance(image_url, str) and image_url:
-            try:
-                _url_validator(image_url)
-            except ValidationError:
-                errors.append({"index": i, "field": "image_url", "reason": "must be a valid http(s) URL"})
-        for flag in ("is_active", "in_stock"):
-            if flag in row and not isinstance(row[flag], bool):
-                errors.append({"index": i, "field": flag, "reason": "must be true or false"})
-
-        if len(errors) == n_before:
-            for name, default in PRODUCT_FIELDS.items():
-                value = row.get(name)
-                out[name] = (default() if callable(default) else default) if value is None else value
-            out.update(category=category, price=price, currency=currency)
+        out = _clean_product_row(row, i, seen, errors)
+        if out is not None:
             cleaned.append(out)
     if errors:
         raise InvalidRows(errors)
     return cleaned
+
+
+def _clean_product_row(row: dict, i: int, seen: dict[str, int], errors: list[RowError]) -> dict | None:
+    """Append row ``i``'s problems to ``errors``; the normalised row if it has none."""
+    n_before = len(errors)
+    for key in sorted(row.keys() - _ALLOWED_KEYS, key=str):
+        errors.append({"index": i, "field": str(key), "reason": "unknown field"})
+    sku = row.get("sku")
+    _check_str(row, "sku", 100, errors, i, required=True)
+    if isinstance(sku, str) and "/" in sku:
+        errors.append({"index": i, "field": "sku", "reason": "must not contain '/'"})
+    if isinstance(sku, str) and sku in seen:
+        errors.append({"index": i, "field": "sku", "reason": f"duplicate of row {seen[sku]}"})
+    elif isinstance(sku, str):
+        seen[sku] = i
+    _check_str(row, "title", 500, errors, i, required=True)
+    _check_str(row, "description", 100_000, errors, i)
+    _check_str(row, "brand", 200, errors, i)
+    _check_str(row, "image_url", 1000, errors, i)
+
+    category = _clean_category(row.get("category"), errors, i)
+    tags = row.get("tags")
+    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+        errors.append({"index": i, "field": "tags", "reason": "must be a list of strings"})
+    attributes = row.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        errors.append({"index": i, "field": "attributes", "reason": "must be an object"})
+    price = _clean_price(row.get("price"), errors, i)
+    currency = row.get("currency")
+    if currency is not None:
+        if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
+            errors.append({"index": i, "field": "currency", "reason": "must be a 3-letter code like 'EUR'"})
+        else:
+            currency = currency.upper()
+    image_url = row.get("image_url")
+    if isinstance(image_url, str) and image_url:
+        try:
+            _url_validator(image_url)
+        except ValidationError:
+            errors.append({"index": i, "field": "image_url", "reason": "must be a valid http(s) URL"})
+    for flag in ("is_active", "in_stock"):
+        if flag in row and not isinstance(row[flag], bool):
+            errors.append({"index": i, "field": flag, "reason": "must be true or false"})
+
+    if len(errors) != n_before:
+        return None
+    out: dict[str, Any] = {"sku": sku}
+    for name, default in PRODUCT_FIELDS.items():
+        value = row.get(name)
+        out[name] = (default() if callable(default) else default) if value is None else value
+    out.update(category=category, price=price, currency=currency)
+    return out
+
+
+def _clean_category(category: Any, errors: list[RowError], i: int) -> Any:
+    """The normalised path (None when blank); the raw value, with an error, when it is not valid."""
+    if category is None:
+        return None
+    if not isinstance(category, str):
+        errors.append({"index": i, "field": "category", "reason": "must be a path string like 'A > B'"})
+        return category
+    if not category.strip():
+        return None
+    try:
+        return normalize_category_path(category)
+    except ValueError as exc:
+        errors.append({"index": i, "field": "category", "reason": str(exc)})
+        return category
+
+
+def _clean_price(price: Any, errors: list[RowError], i: int) -> Decimal | None:
+    """The price as a ``Decimal`` (None if absent or not a number); errors for bad values."""
+    if price is None:
+        return None
+    if isinstance(price, bool) or not isinstance(price, (int, float, str)):
+        errors.append({"index": i, "field": "price", "reason": "must be a number"})
+        return None
+    try:
+        price = Decimal(str(price))
+        if not price.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        errors.append({"index": i, "field": "price", "reason": "must be a number"})
+        return None
+    if price < 0:
+        errors.append({"index": i, "field": "price", "reason": "must be >= 0"})
+    elif price > _PRICE_MAX:
+        errors.append({"index": i, "field": "price", "reason": f"must be <= {_PRICE_MAX}"})
+    elif price != price.quantize(Decimal("0.01")):
+        errors.append({"index": i, "field": "price", "reason": "at most 2 decimal places"})
+    return price
 
 
 def ensure_category_path(store: Store, path: str) -> Category:
@@ -242,20 +263,7 @@ def _ensure_paths(store: Store, paths: list[str]) -> dict[str, Category]:
     return existing
 
 
-_UPDATE_FIELDS = [
-    "title",
-    "description",
-    "category",
-    "brand",
-    "tags",
-    "price",
-    "currency",
-    "image_url",
-    "is_active",
-    "in_stock",
-    "attributes",
-    "updated_at",
-]
+_UPDATE_FIELDS = [*PRODUCT_FIELDS, "updated_at"]
 
 
 def upsert_products(store: Store, rows: list[dict], *, max_rows: int | None = None) -> UpsertResult:

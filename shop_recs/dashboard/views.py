@@ -12,18 +12,18 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from analytics import charts, selectors
 from shop_recs.activity.models import Customer, Event, EventType
 from shop_recs.catalog.models import Category, Product
+from shop_recs.dashboard import charts, selectors
 from shop_recs.dashboard.forms import AddMemberForm, ApiKeyForm, CatalogFilterForm, CustomerFilterForm, RoleForm
+from shop_recs.stores import services as membership_services
 from shop_recs.stores.access import require_merchant, store_view
 from shop_recs.stores.models import ApiKey, Membership, Role
 
@@ -287,9 +287,13 @@ def members(request: HttpRequest) -> HttpResponse:
         require_merchant(request)
         form = AddMemberForm(request.POST, store=store)
         if form.is_valid():
-            Membership.objects.create(user=form.user, store=store, role=form.cleaned_data["role"])
-            messages.success(request, _("%(user)s has been added.") % {"user": form.user.get_username()})
-            return redirect("dashboard:members", store_slug=store.slug)
+            try:
+                membership_services.add_member(store, form.user, form.cleaned_data["role"])
+            except membership_services.MembershipError as exc:
+                form.add_error("username", str(exc))
+            else:
+                messages.success(request, _("%(user)s has been added.") % {"user": form.user.get_username()})
+                return redirect("dashboard:members", store_slug=store.slug)
     memberships = Membership.objects.filter(store=store).select_related("user").order_by("user__username")
     return render(
         request,
@@ -304,48 +308,36 @@ def members(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _is_last_merchant(membership: Membership) -> bool:
-    """Would demoting or removing this membership leave the store without a merchant?"""
-    if membership.role != Role.MERCHANT:
-        return False
-    # Lock the store's merchant rows so two concurrent demotions cannot both pass the check.
-    others = (
-        Membership.objects.select_for_update()
-        .filter(store_id=membership.store_id, role=Role.MERCHANT)
-        .exclude(pk=membership.pk)
-    )
-    return not list(others.values_list("pk", flat=True))
-
-
 @store_view(merchant_only=True)
 @require_POST
 def change_member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    # The rules (valid role, the store keeps a merchant) live in shop_recs.stores.services.
     form = RoleForm(request.POST)
-    with transaction.atomic():
-        membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, store=request.store)
-        if not form.is_valid():
-            messages.error(request, _("Choose a valid role."))
-        elif form.cleaned_data["role"] != Role.MERCHANT and _is_last_merchant(membership):
-            messages.error(request, _("A store needs at least one merchant."))
-        else:
-            membership.role = form.cleaned_data["role"]
-            membership.save(update_fields=["role"])
-            messages.success(
-                request,
-                _("%(user)s is now %(role)s.")
-                % {"user": membership.user.get_username(), "role": membership.get_role_display()},
-            )
+    role = form.cleaned_data["role"] if form.is_valid() else ""
+    try:
+        membership = membership_services.change_member_role(request.store, membership_id, role)
+    except Membership.DoesNotExist as exc:
+        raise Http404("No such member") from exc
+    except membership_services.MembershipError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("%(user)s is now %(role)s.")
+            % {"user": membership.user.get_username(), "role": membership.get_role_display()},
+        )
     return redirect("dashboard:members", store_slug=request.store.slug)
 
 
 @store_view(merchant_only=True)
 @require_POST
 def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
-    with transaction.atomic():
-        membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id, store=request.store)
-        if _is_last_merchant(membership):
-            messages.error(request, _("A store needs at least one merchant."))
-        else:
-            membership.delete()
-            messages.success(request, _("%(user)s has been removed.") % {"user": membership.user.get_username()})
+    try:
+        membership = membership_services.remove_member(request.store, membership_id)
+    except Membership.DoesNotExist as exc:
+        raise Http404("No such member") from exc
+    except membership_services.MembershipError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("%(user)s has been removed.") % {"user": membership.user.get_username()})
     return redirect("dashboard:members", store_slug=request.store.slug)

@@ -17,7 +17,7 @@ ALLOWED_SUFFIXES = {
 
 def upload_max_bytes() -> int:
     # Uploads are imported synchronously inside the request; bigger files belong to the CLI.
-    return int(getattr(settings, "IMPORT_UPLOAD_MAX_MB", 50)) * 1024 * 1024
+    return settings.IMPORT_UPLOAD_MAX_MB * 1024 * 1024
 
 
 class UploadForm(forms.Form):

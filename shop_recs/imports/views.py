@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from shop_recs.imports.forms import UploadForm
+from shop_recs.imports.forms import UploadForm, upload_max_bytes
 from shop_recs.imports.importers import import_catalog, import_events
 from shop_recs.imports.models import ImportJob, ImportKind, ImportStatus
 from shop_recs.stores.access import store_view
@@ -62,6 +62,4 @@ def detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 def _max_mb() -> int:
-    from shop_recs.imports.forms import upload_max_bytes
-
     return upload_max_bytes() // (1024 * 1024)

@@ -20,7 +20,7 @@ import gc
 import logging
 import os
 
-from shop_recs.platform.conf import setting
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def note_request() -> None:
     """
     global _served, _pid, _next_freeze
     if _pid != os.getpid():  # a forked worker counts its own requests
-        _pid, _served, _next_freeze = os.getpid(), 0, int(setting("SERVING_GC_FREEZE_AFTER", 500))
+        _pid, _served, _next_freeze = os.getpid(), 0, settings.SERVING_GC_FREEZE_AFTER
     if _next_freeze <= 0:
         return
     _served += 1

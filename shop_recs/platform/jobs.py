@@ -7,16 +7,24 @@ runs, evaluation runs and tuning jobs all inherit :class:`JobRun`.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections.abc import Callable
-from typing import Any
+import traceback
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, ClassVar
 
+import numpy as np
+from django.apps import apps
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from shop_recs.stores.scoping import StoreOwned
+
+logger = logging.getLogger(__name__)
 
 
 class JobStatus(models.TextChoices):
@@ -46,8 +54,19 @@ class JobRun(StoreOwned):
     # Bumped on every progress write; a "running" row whose heartbeat is old lost its worker.
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
+    #: The error :func:`fail_stale_jobs` records on a row whose worker is gone.
+    stale_error: ClassVar[str] = "The worker stopped reporting progress (killed or lost)."
+
     class Meta(StoreOwned.Meta):
         abstract = True
+
+    @classmethod
+    def stale_after(cls) -> timedelta:
+        """How old a running row's heartbeat may get before its worker counts as gone.
+
+        ``JOB_STALE_SECONDS`` (default 6 hours: jobs without a heartbeat thread only beat per stage).
+        """
+        return timedelta(seconds=settings.JOB_STALE_SECONDS)
 
     @property
     def is_finished(self) -> bool:
@@ -107,3 +126,118 @@ class JobProgress:
         self._close()
         self._stage = ""
         return self.timings
+
+
+# --- the lifecycle: enqueue, claim, progress (JobProgress), succeed or fail, the stale sweep --------
+
+
+def enqueue_on_commit(task: Any, row: JobRun) -> None:
+    """Send ``task.delay(row.pk)`` once the current transaction commits.
+
+    If the broker is unreachable the row is failed at once with a clear message, so a queued row
+    never waits forever (nor holds a per-store lock such as training's); the caller's request
+    still succeeds and shows the failed row.
+    """
+    model, pk = type(row), row.pk
+    transaction.on_commit(lambda: _enqueue_or_fail(task, model, pk))
+
+
+def _enqueue_or_fail(task: Any, model: type[JobRun], pk: int) -> None:
+    try:
+        task.delay(pk)
+    except Exception as exc:  # noqa: BLE001 - kombu raises several connection error types
+        logger.error("%s %s: could not enqueue the task (%s); marking it failed", model.__name__, pk, exc)
+        model.all_stores.filter(pk=pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"Could not reach the task queue ({type(exc).__name__}: {exc}); start it again later.",
+        )
+
+
+def claim(row: JobRun, *, statuses: Iterable[str] = (JobStatus.QUEUED,), **values: Any) -> bool:
+    """Move ``row`` from one of ``statuses`` to RUNNING in one UPDATE and reload it.
+
+    Returns ``False`` when the row is in none of ``statuses`` (another delivery has it, or it is
+    finished). ``values`` are further columns to set, e.g. an attempt counter.
+    """
+    now = timezone.now()
+    claimed = (
+        type(row)
+        .all_stores.filter(pk=row.pk, status__in=list(statuses))
+        .update(
+            status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, stage="starting", progress=0, error="", **values
+        )
+    )
+    row.refresh_from_db()
+    return bool(claimed)
+
+
+def succeed(row: JobRun, *, timings: dict[str, float] | None = None, **values: Any) -> bool:
+    """Mark an unfinished row SUCCEEDED (stage "done", 100 %), with ``values`` (its results) written too."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": JobStatus.SUCCEEDED,
+        "stage": "done",
+        "progress": 100,
+        "finished_at": now,
+        "heartbeat_at": now,
+        **values,
+    }
+    if timings is not None:
+        fields["timings"] = timings
+    return bool(type(row).all_stores.filter(pk=row.pk).exclude(status__in=FINISHED_STATUSES).update(**fields))
+
+
+def fail(row: JobRun, error: str | BaseException, *, timings: dict[str, float] | None = None, **values: Any) -> None:
+    """Mark an unfinished row FAILED with ``error`` and ``finished_at`` (also on the instance).
+
+    An exception is recorded as ``"Type: message"`` plus the current traceback (its last 4000 characters).
+    """
+    if isinstance(error, BaseException):
+        error = f"{type(error).__name__}: {error}\n\n{traceback.format_exc()[-4000:]}"
+    fields: dict[str, Any] = {"status": JobStatus.FAILED, "finished_at": timezone.now(), "error": error, **values}
+    if timings is not None:
+        fields["timings"] = timings
+    type(row).all_stores.filter(pk=row.pk).exclude(status__in=FINISHED_STATUSES).update(**fields)
+    for name, value in fields.items():
+        setattr(row, name, value)
+
+
+def job_models() -> list[type[JobRun]]:
+    """Every concrete job row model of the installed apps."""
+    return [m for m in apps.get_models() if issubclass(m, JobRun)]
+
+
+def fail_stale_jobs(store: Any = None, models: Iterable[type[JobRun]] | None = None) -> int:
+    """Fail running rows whose worker is gone: no heartbeat for longer than their model's ``stale_after()``.
+
+    Runs on worker start-up and on every beat tick (every job model, every store; see
+    ``training.tasks``) and before each ``start_training`` (that store's training runs), so a killed
+    worker never leaves a row "running" nor a store locked. Returns how many rows were failed.
+    """
+    total = 0
+    for model in job_models() if models is None else models:
+        now = timezone.now()
+        stale = model.all_stores.filter(status=JobStatus.RUNNING, heartbeat_at__lt=now - model.stale_after())
+        if store is not None:
+            stale = stale.filter(store=store)
+        n = stale.update(status=JobStatus.FAILED, finished_at=now, error=model.stale_error)
+        if n:
+            logger.warning("marked %d stale %s row(s) as failed", n, model.__name__)
+        total += n
+    return total
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON for a job row's JSON columns: NaN/inf -> None, numpy -> Python (jsonb refuses NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

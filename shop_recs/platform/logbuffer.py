@@ -33,9 +33,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from shop_recs.platform.conf import setting
+from shop_recs.platform import sql as platform_sql
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +48,11 @@ ROWS_PER_STATEMENT = 500
 
 def buffer_rows() -> int:
     """``SERVING_LOG_BUFFER_ROWS``: 0 writes each row on the request; N > 0 buffers (see module doc)."""
-    return int(setting("SERVING_LOG_BUFFER_ROWS", 0))
+    return settings.SERVING_LOG_BUFFER_ROWS
 
 
 def flush_interval() -> float:
-    return float(setting("SERVING_LOG_FLUSH_MS", 200)) / 1000.0
+    return settings.SERVING_LOG_FLUSH_MS / 1000.0
 
 
 def log_commit_may_skip_wal_wait() -> bool:
@@ -102,8 +103,7 @@ class LogTable:
         """Record one row: INSERTed now (buffering off) or appended to the buffer."""
         limit = buffer_rows()
         if limit <= 0:
-            with connection.cursor() as cur:
-                cur.execute(self.sql(async_commit=log_commit_may_skip_wal_wait()), row)
+            platform_sql.insert_rows(self.sql(async_commit=log_commit_may_skip_wal_wait()), row)
             return
         with self._lock:
             self._rows.append(row)
@@ -162,16 +162,12 @@ class LogTable:
         in ~0.5 ms of client CPU, against ~6 ms for a multi-row INSERT, whose parameters psycopg
         quotes one by one in Python while holding the GIL the serving thread needs), else INSERT."""
         if connection.vendor == "postgresql":
-            target = head.removeprefix("INSERT INTO ").strip()
-            with connection.cursor() as cur, cur.copy(f"COPY {target} FROM STDIN") as copy:
-                for row in chunk:
-                    copy.write_row(row)
+            platform_sql.copy_rows(head.removeprefix("INSERT INTO ").strip(), chunk)
             return
         self._execute(f"{head} VALUES " + ", ".join([values] * len(chunk)), [v for r in chunk for v in r])
 
     def _execute(self, sql: str, params: list[Any]) -> None:
-        with connection.cursor() as cur:
-            cur.execute(sql, params)
+        platform_sql.insert_rows(sql, params)
 
     def _rows_one_by_one(self, head: str, values: str, chunk: list[Sequence[Any]]) -> tuple[int, list[Sequence[Any]]]:
         good, bad = 0, []
@@ -238,9 +234,8 @@ class _Flusher:
             stopping = self._stopping
             try:
                 if not prepared and connection.vendor == "postgresql":
-                    with connection.cursor() as cur:
-                        # This thread's own connection only writes log rows: no WAL-flush wait on commit.
-                        cur.execute("SET synchronous_commit = off")
+                    # This thread's own connection only writes log rows: no WAL-flush wait on commit.
+                    platform_sql.skip_wal_wait_on_this_connection()
                     prepared = True
                 flush_all()
             except Exception:  # noqa: BLE001 - keep the thread alive; flush() already logged row errors

@@ -204,7 +204,7 @@ def knn_all_pairs(weighted: sp.csr_matrix, k: int, num_threads: int = 0) -> sp.c
     50k x 20k, see docs/benchmarks.md). It keeps the item itself among the ``k``, so we ask for
     ``k + 1`` and drop the diagonal.
     """
-    from implicit.nearest_neighbours import all_pairs_knn
+    from implicit.nearest_neighbours import all_pairs_knn  # why: implicit (and OpenMP) loads only when used
 
     n = weighted.shape[1]
     if n == 0 or k <= 0:

@@ -76,7 +76,7 @@ class ContentBased(Recommender):
         if sp.issparse(item_features):
             tfidf = sp.csr_matrix(item_features, dtype=np.float32)
         else:
-            from sklearn.feature_extraction.text import TfidfVectorizer
+            from sklearn.feature_extraction.text import TfidfVectorizer  # why: sklearn is slow to import
 
             docs = [item_document(doc) for doc in item_features]
             vectorizer = TfidfVectorizer(

@@ -227,16 +227,6 @@ def load_csv(path: str | Path) -> Interactions:
     return from_arrays(_ids_column(frame["user"]), _ids_column(frame["item"]), values, timestamps)
 
 
-def write_csv(inter: Interactions, path: str | Path) -> None:
-    """Write a log back out in the format :func:`load_csv` reads (used by tests and tooling)."""
-    frame = pd.DataFrame(
-        {"user": inter.user_ids[inter.users], "item": inter.item_ids[inter.items], "value": inter.values}
-    )
-    if inter.timestamps is not None:
-        frame["timestamp"] = inter.timestamps
-    frame.to_csv(path, index=False)
-
-
 def clean_online_retail(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep product purchases only: the filters the benchmark applies to the UCI Online Retail log.
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,8 +48,6 @@ class _quiet_nan:  # noqa: N801 - a tiny context manager, used like a function
     """Silence numpy's "All-NaN slice" warning for users whose scores are all -inf."""
 
     def __enter__(self) -> None:
-        import warnings
-
         self._ctx = warnings.catch_warnings()
         self._ctx.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -117,7 +116,7 @@ class Hybrid(Recommender):
         validation_user_items: sp.csr_matrix | None = None,
         **kwargs: Any,
     ) -> Hybrid:
-        from .registry import make
+        from .registry import make  # why: registry imports this module (cycle)
 
         x = as_csr(user_items)
         self.n_items_ = x.shape[1]
@@ -213,7 +212,7 @@ class Hybrid(Recommender):
         return arrays
 
     def _after_load(self, data: Any, prefix: str) -> None:
-        from .registry import ALGORITHMS
+        from .registry import ALGORITHMS  # why: registry imports this module (cycle)
 
         fitted = [label for label in self.components if f"{prefix}{label}.__meta__" in data.files]
         self.skipped_components_ = [label for label in self.components if label not in fitted]

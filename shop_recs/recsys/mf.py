@@ -5,13 +5,13 @@ The fitted factors are kept as plain arrays, so scoring (and ``load``) never nee
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from .base import Recommender, as_csr
+from .implicit_fit import fit_implicit
 
 
 class FactorRecommender(Recommender):
@@ -44,17 +44,6 @@ class FactorRecommender(Recommender):
         return q[item_ids] @ q.T
 
 
-def _fit_implicit(factory: Any, user_items: sp.csr_matrix, **params: Any) -> Any:
-    # implicit's own advice: BLAS threads fight its OpenMP threads, so pin BLAS to one thread
-    # (while constructing too, where implicit checks the BLAS configuration and warns).
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, "blas"):
-        model = factory(**params)
-        model.fit(user_items, show_progress=False)
-    return model
-
-
 class ImplicitFactorRecommender(FactorRecommender):
     """A factor model trained by one of implicit's CPU models; every hyperparameter of the subclass
     is passed to it by name, and only the learned factors are kept."""
@@ -63,10 +52,8 @@ class ImplicitFactorRecommender(FactorRecommender):
     _implicit_model: ClassVar[str]
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> ImplicitFactorRecommender:
-        module, class_name = self._implicit_model.split(":")
-        factory = getattr(importlib.import_module(module), class_name)
         x = as_csr(user_items)
-        model = _fit_implicit(factory, x, **self.get_params())
+        model = fit_implicit(self._implicit_model, x, self.get_params())
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.n_items_ = x.shape[1]
@@ -157,7 +144,7 @@ class PureSVD(Recommender):
         self.random_state = random_state
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> PureSVD:
-        from sklearn.utils.extmath import randomized_svd
+        from sklearn.utils.extmath import randomized_svd  # why: sklearn is slow to import; only fit needs it
 
         x = as_csr(user_items)
         k = max(1, min(int(self.factors), min(x.shape) - 1))

@@ -8,34 +8,28 @@ the built-in models get.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from .base import NEG_INF, Recommender, as_csr
+from .implicit_fit import fit_implicit
 from .metrics import hits_matrix
 
 
 class _ImplicitPeer(Recommender):
-    """Common plumbing: keep the fitted implicit model in ``model_`` and delegate ``recommend``."""
+    """Common plumbing: keep the fitted implicit model in ``model_`` and delegate ``recommend``.
+    Every hyperparameter of the subclass is passed by name to ``_implicit_model``."""
 
     model_: Any
-
-    def _build(self) -> Any:
-        raise NotImplementedError
+    #: "module:ClassName" of the implicit model, imported at fit time (implicit is optional at load).
+    _implicit_model: ClassVar[str]
 
     def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> _ImplicitPeer:
         user_items = as_csr(user_items)
         self.n_items_ = user_items.shape[1]
-        # implicit's solvers parallelise themselves; a threaded BLAS underneath only oversubscribes.
-        # Its cosine model converts an internal COO to CSR and warns about its own call: silence that.
-        with threadpool_limits(1, "blas"), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Method expects CSR input")
-            model = self._build()
-            model.fit(user_items, show_progress=False)
+        model = fit_implicit(self._implicit_model, user_items, self.get_params())
         self.model_ = model.to_cpu() if hasattr(model, "to_cpu") else model
         return self
 
@@ -91,6 +85,7 @@ class ImplicitALS(_ImplicitMF):
     """implicit's ``AlternatingLeastSquares`` (confidence ``1 + alpha * value``, conjugate gradient)."""
 
     name: ClassVar[str] = "implicit_als"
+    _implicit_model: ClassVar[str] = "implicit.cpu.als:AlternatingLeastSquares"
 
     def __init__(
         self,
@@ -106,22 +101,12 @@ class ImplicitALS(_ImplicitMF):
         self.iterations = iterations
         self.random_state = random_state
 
-    def _build(self) -> Any:
-        from implicit.cpu.als import AlternatingLeastSquares
-
-        return AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.random_state,
-        )
-
 
 class ImplicitBPR(_ImplicitMF):
     """implicit's ``BayesianPersonalizedRanking`` (SGD on sampled (user, positive, negative) triples)."""
 
     name: ClassVar[str] = "implicit_bpr"
+    _implicit_model: ClassVar[str] = "implicit.cpu.bpr:BayesianPersonalizedRanking"
 
     def __init__(
         self,
@@ -137,30 +122,15 @@ class ImplicitBPR(_ImplicitMF):
         self.iterations = iterations
         self.random_state = random_state
 
-    def _build(self) -> Any:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        return BayesianPersonalizedRanking(
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.random_state,
-        )
-
 
 class ImplicitCosine(_ImplicitPeer):
     """implicit's item-item ``CosineRecommender`` keeping the ``K`` nearest neighbours per item."""
 
     name: ClassVar[str] = "implicit_cosine"
+    _implicit_model: ClassVar[str] = "implicit.nearest_neighbours:CosineRecommender"
 
     def __init__(self, K: int = 20) -> None:  # noqa: N803 - implicit's name
         self.K = K
-
-    def _build(self) -> Any:
-        from implicit.nearest_neighbours import CosineRecommender
-
-        return CosineRecommender(K=self.K)
 
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         return np.asarray((as_csr(user_items) @ self.model_.similarity).todense())

@@ -97,7 +97,7 @@ def apply_confidence(
     elif confidence == "log":
         out.data = 1.0 + alpha * np.log1p(out.data / epsilon)
     elif confidence == "bm25":
-        from implicit.nearest_neighbours import bm25_weight
+        from implicit.nearest_neighbours import bm25_weight  # why: implicit loads only when bm25 is asked for
 
         out = sp.csr_matrix(bm25_weight(out, K1=bm25_k1, B=bm25_b))
     else:

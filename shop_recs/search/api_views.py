@@ -2,7 +2,7 @@
 
 The answer is built as plain dicts (no per-item serializer): this is a serving endpoint. The
 serializers below only document the schema. A GET with a valid API key and valid parameters is
-served without DRF (``recommend.api_views.fast_get_view``: same authentication, store scope and JSON
+served without DRF (``shop_recs.api.fastpath.fast_get_view``: same authentication, store scope and JSON
 bytes); anything else goes through the DRF view, so error responses are DRF's.
 """
 
@@ -17,10 +17,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop_recs.api.errors import error_response
+from shop_recs.api.fastpath import FastGetMixin, json_response
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
 from shop_recs.search.services import MAX_QUERY_LENGTH, MAX_RESULTS, SearchOutcome, search_products
-from shop_recs.serving.api_views import FastGetMixin, json_response
 
 TAG = ["search"]
 MAX_OFFSET = 1000

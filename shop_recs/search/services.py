@@ -40,13 +40,19 @@ import scipy.sparse as sp
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from shop_recs.activity.models import Customer, Event
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
+from shop_recs.platform.cache import register_process_cache
 from shop_recs.platform.logbuffer import LogTable
 from shop_recs.search.index import SearchIndex, tokenize, tokenize_with_surface
 from shop_recs.search.models import SearchQuery
+from shop_recs.serving.responses import LIST_LOG
+from shop_recs.serving.rules import Candidate, RuleContext, apply_rules
+from shop_recs.serving.runtime import serving_state
+from shop_recs.serving.snapshot import invalidate_catalog
 from shop_recs.stores.models import Store
 from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
 
@@ -63,11 +69,11 @@ HISTORY_EVENTS = 200
 
 
 def personal_weight_default() -> float:
-    return float(getattr(settings, "SEARCH_PERSONAL_WEIGHT", 0.3))
+    return settings.SEARCH_PERSONAL_WEIGHT
 
 
 def _check_seconds() -> float:
-    return float(getattr(settings, "SEARCH_INDEX_CHECK_SECONDS", 5.0))
+    return settings.SEARCH_INDEX_CHECK_SECONDS
 
 
 # --- the per-store index -------------------------------------------------------------------------
@@ -135,7 +141,7 @@ def build_store_index(store: Store, fingerprint: tuple[Any, ...] | None = None) 
         {"title": title, "description": desc, "brand": brand, "category": path or ""}
         for _, _, title, desc, brand, _, path in rows
     ]
-    index = SearchIndex(**getattr(settings, "SEARCH_INDEX_PARAMS", {})).build([r[0] for r in rows], docs)
+    index = SearchIndex(**settings.SEARCH_INDEX_PARAMS).build([r[0] for r in rows], docs)
     return StoreIndex(
         index=index,
         fingerprint=fingerprint,
@@ -187,12 +193,7 @@ def get_store_index(store: Store) -> StoreIndex:
             _cache[store.pk] = built
         # The catalog changed (possibly by a bulk upsert, which sends no signals): the rules'
         # catalog snapshot must see the same products, or it would drop the new ones.
-        try:
-            from shop_recs.serving.rules import invalidate_catalog
-        except ImportError:  # pragma: no cover
-            pass
-        else:
-            invalidate_catalog(store.pk)
+        invalidate_catalog(store.pk)
         return built
 
 
@@ -205,12 +206,14 @@ def invalidate_search_index(store_id: int | None = None) -> None:
             _cache.pop(int(store_id), None)
 
 
+register_process_cache("search.index", invalidate_search_index)
+
+
 def _on_catalog_change(sender, instance, **kwargs) -> None:
     invalidate_search_index(instance.store_id)
 
 
 def connect_signals() -> None:
-    from django.db.models.signals import post_delete, post_save
 
     for model in (Product, Category):
         post_save.connect(_on_catalog_change, sender=model, dispatch_uid=f"search-invalidate-{model.__name__}")
@@ -262,7 +265,6 @@ def personal_scores(store: Store, customer_pk: int, product_ids: np.ndarray) -> 
     The model is the serving layer's (``serving_state``): no query while the active version id is
     trusted (``SERVING_ACTIVE_VERSION_TTL``), and an activation in this process is seen at once.
     """
-    from shop_recs.serving.services import serving_state
 
     try:
         loaded = serving_state(store).loaded
@@ -325,10 +327,6 @@ def apply_store_rules(
     to the top only when they match the query (``insert_pinned=False``), and there is no diversity
     re-ranking (relevance order is the point of a search page).
     """
-    try:
-        from shop_recs.serving.rules import Candidate, RuleContext, apply_rules
-    except ImportError:  # pragma: no cover - rules ship with the recommend app
-        return list(product_ids), list(scores), False
     candidates = [
         Candidate(product_id=int(pid), score=float(score), reason_code="search", reason_text="")
         for pid, score in zip(product_ids, scores, strict=True)
@@ -370,6 +368,7 @@ def normalize_query(query: str) -> str:
     return " ".join(tokenize(query))[:MAX_QUERY_LENGTH]
 
 
+# Long on purpose: one request's pipeline (parse, retrieve, personalise, rules, log), read top to bottom.
 def search_products(
     store: Store,
     query: str,
@@ -480,7 +479,6 @@ def log_search_list(store: Store, outcome: SearchOutcome, *, customer_id: int | 
     """Record the served page in the serving layer's list log so clicks and purchases that carry
     ``context.list_id`` are attributed to search. The id is made here, so the row may be written
     later (``serving.LIST_LOG``: at once or buffered, see ``shop_recs.platform.logbuffer``)."""
-    from shop_recs.serving.services import LIST_LOG
 
     list_id = uuid.uuid4()
     LIST_LOG.write(

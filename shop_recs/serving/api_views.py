@@ -4,45 +4,35 @@ Hot path: views validate the query by hand (no serializers), call ``serving`` an
 The serializers in ``serializers.py`` exist only to document the shapes in the OpenAPI schema.
 
 The GET endpoints that shop frontends call on every page view (customer recommendations, similar
-items; search uses the same helper) are served by :func:`fast_get_view`: a plain Django view that
-checks the key like ``ApiKeyAuthentication`` (against a per-process copy, ``auth.store_for_raw_key``),
-enters the same store scope and renders the same JSON values as DRF would, without DRF's request
-wrapping, content negotiation and renderer. Anything
-that is not a plain success (no or bad key, invalid parameters, an unknown sku) falls through to the
-DRF view itself, so error responses stay exactly DRF's. ``benchmarks/serve.py`` measures the gain.
+items; search uses the same helper) are served by ``shop_recs.api.fastpath.fast_get_view`` (a plain
+Django view; anything that is not a plain success falls through to the DRF view, so error responses
+stay exactly DRF's). Query parameters are parsed by ``shop_recs.api.params``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from functools import update_wrapper
 from typing import Any
 
-import orjson
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop_recs.activity.models import Customer
-from shop_recs.api import auth as auth_module
-from shop_recs.api.auth import ApiKeyAuthentication
 from shop_recs.api.errors import error_response
+from shop_recs.api.fastpath import FastGetMixin, json_response
+from shop_recs.api.params import BadInput, bad_input_response, float_param, int_param
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.serializers import ErrorSerializer
-from shop_recs.platform import gcfreeze
 from shop_recs.serving import live_activity
 from shop_recs.serving import services as serving
 from shop_recs.serving.experiments import log_variant_list, running_experiments, variant_model
-from shop_recs.serving.rules import catalog_snapshot
 from shop_recs.serving.serializers import RecommendationResponseSerializer, SessionRequestSerializer
+from shop_recs.serving.snapshot import catalog_snapshot
 from shop_recs.stores.models import Store
-from shop_recs.stores.scoping import store_scope
 
 TAG = ["serving"]
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
@@ -50,44 +40,12 @@ N_MAX = serving.MAX_N
 OFFSET_MAX = 500
 
 
-class BadInput(Exception):  # noqa: N818
-    def __init__(self, field: str, reason: str) -> None:
-        self.field, self.reason = field, reason
-
-
-def _int(params: Any, name: str, default: int, lo: int, hi: int) -> int:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise BadInput(name, "must be an integer") from None
-    if not lo <= value <= hi:
-        raise BadInput(name, f"must be between {lo} and {hi}")
-    return value
-
-
-def _float(params: Any, name: str, lo: float | None = None, hi: float | None = None) -> float | None:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise BadInput(name, "must be a number") from None
-    if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise BadInput(name, f"must be a finite number {bounds}")
-    return value
-
-
 def _filters(params: Any, snap: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "category": params.get("category") or None,
-        "min_price": _float(params, "min_price", 0.0),
-        "max_price": _float(params, "max_price", 0.0),
-        "diversity": _float(params, "diversity", 0.0, 1.0),
+        "min_price": float_param(params, "min_price", 0.0),
+        "max_price": float_param(params, "max_price", 0.0),
+        "diversity": float_param(params, "diversity", 0.0, 1.0),
     }
     if out["min_price"] is not None and out["max_price"] is not None and out["min_price"] > out["max_price"]:
         raise BadInput("min_price", "must not exceed max_price")
@@ -95,12 +53,6 @@ def _filters(params: Any, snap: Any) -> dict[str, Any]:
         # Unknown skus in an exclusion list are harmless (the shop may exclude what we never saw).
         out["exclude_ids"] = {snap.sku_to_pk[s] for s in exclude.split(",") if s.strip() in snap.sku_to_pk}
     return out
-
-
-def _bad(exc: BadInput) -> Response:
-    return error_response(
-        "invalid_input", f"Invalid query parameter {exc.field!r}.", [{"field": exc.field, "reason": exc.reason}]
-    )
 
 
 def _unknown_sku(sku: str) -> Response:
@@ -166,83 +118,15 @@ def serve_customer(
     return payload
 
 
-# --- the plain-Django fast path ---------------------------------------------------------------------
-
-_AUTH = ApiKeyAuthentication()
-
-
-def json_response(payload: Any) -> HttpResponse:
-    """The JSON DRF's renderer produces with the project's settings (UTF-8, compact, U+2028/U+2029
-    escaped) and its headers (``Vary: Accept``, ``Allow``), without DRF's Response.
-
-    Encoded with orjson: ~7 µs for a page of ten items against ~30 µs with the standard library. The
-    values are the same; only a float's exponent may be spelled differently (``1e-7``, not
-    ``1e-07``), and a non-finite float would come out as ``null`` where DRF raises: serving's scores
-    are always finite (a test compares the two renderings of a real response).
-    """
-    body = orjson.dumps(payload).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-    resp = HttpResponse(body, content_type="application/json")
-    resp["Vary"] = "Accept"
-    resp["Allow"] = "GET, HEAD, OPTIONS"
-    return resp
-
-
-FastHandler = Callable[..., "HttpResponse | None"]
-
-
-def _store_of_key(request: HttpRequest) -> Store | None:
-    """The caller's store from its API key (``auth.store_for_raw_key``: in process, re-read every few
-    seconds), or ``None`` for anything that is not a valid live key: the caller then lets DRF answer,
-    with DRF's error."""
-    try:
-        raw = _AUTH._raw_key(request)
-    except exceptions.APIException:
-        return None
-    return auth_module.store_for_raw_key(raw)
-
-
-def fast_get_view(drf_view: Callable[..., Any], handler: FastHandler) -> Callable[..., Any]:
-    """Wrap a DRF ``as_view()`` callable: GETs with a valid API key go to ``handler(request, store, **kw)``.
-
-    ``handler`` returns ``None`` to hand the request to the DRF view (invalid input, not found):
-    it then goes through DRF from the start, so every error response is exactly DRF's. The DRF
-    view's attributes (``cls``, ``initkwargs``, ``view_class``) are kept, so URL reversing and the
-    OpenAPI schema see the same view.
-    """
-
-    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        if request.method != "GET":
-            return drf_view(request, *args, **kwargs)
-        store = _store_of_key(request)
-        if store is None:
-            return drf_view(request, *args, **kwargs)
-        with store_scope(store):
-            resp = handler(request, store, *args, **kwargs)
-        gcfreeze.note_request()
-        return drf_view(request, *args, **kwargs) if resp is None else resp
-
-    update_wrapper(view, drf_view, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
-    for attr in ("cls", "initkwargs", "view_class", "view_initkwargs", "csrf_exempt"):
-        if hasattr(drf_view, attr):
-            setattr(view, attr, getattr(drf_view, attr))
-    return csrf_exempt(view)
-
-
-class FastGetMixin:
-    """``as_view()`` returns :func:`fast_get_view` over the DRF view, with the class's ``fast_get``."""
-
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> Any:
-        drf_view = super().as_view(**initkwargs)  # type: ignore[misc]
-        return fast_get_view(drf_view, cls.fast_get)
+# --- the plain-Django fast path (``shop_recs.api.fastpath``) --------------------------------------
 
 
 def _customer_fast(request: HttpRequest, store: Any, external_id: str) -> HttpResponse | None:
     params = request.GET
     snap = catalog_snapshot(store)
     try:
-        n = _int(params, "n", 10, 1, N_MAX)
-        offset = _int(params, "offset", 0, 0, OFFSET_MAX)
+        n = int_param(params, "n", 10, 1, N_MAX)
+        offset = int_param(params, "offset", 0, 0, OFFSET_MAX)
         filters = _filters(params, snap)
     except BadInput:
         return None
@@ -257,7 +141,7 @@ def _customer_fast(request: HttpRequest, store: Any, external_id: str) -> HttpRe
 
 def _similar_fast(request: HttpRequest, store: Any, sku: str) -> HttpResponse | None:
     try:
-        n = _int(request.GET, "n", 10, 1, N_MAX)
+        n = int_param(request.GET, "n", 10, 1, N_MAX)
     except BadInput:
         return None
     pk = catalog_snapshot(store).sku_to_pk.get(sku)
@@ -298,11 +182,11 @@ class CustomerRecommendationsView(FastGetMixin, StoreScopedAPIMixin, APIView):
         params = request.query_params
         snap = catalog_snapshot(self.store)
         try:
-            n = _int(params, "n", 10, 1, N_MAX)
-            offset = _int(params, "offset", 0, 0, OFFSET_MAX)
+            n = int_param(params, "n", 10, 1, N_MAX)
+            offset = int_param(params, "offset", 0, 0, OFFSET_MAX)
             filters = _filters(params, snap)
         except BadInput as exc:
-            return _bad(exc)
+            return bad_input_response(exc)
         customer = Customer.objects.filter(external_id=external_id).only("pk", "country").first()
         payload = serve_customer(
             self.store,
@@ -331,16 +215,16 @@ class SessionRecommendationsView(StoreScopedAPIMixin, APIView):
             return error_response("invalid_body", "Expected a JSON object.")
         viewed = data.get("viewed", [])
         if not isinstance(viewed, list) or not all(isinstance(s, str) for s in viewed) or len(viewed) > 200:
-            return _bad(BadInput("viewed", "must be a list of at most 200 skus"))
+            return bad_input_response(BadInput("viewed", "must be a list of at most 200 skus"))
         snap = catalog_snapshot(self.store)
         try:
-            n = _int({"n": data.get("n")}, "n", 10, 1, N_MAX)
+            n = int_param({"n": data.get("n")}, "n", 10, 1, N_MAX)
             filters = _filters(data, snap)
         except BadInput as exc:
-            return _bad(exc)
+            return bad_input_response(exc)
         placement = data.get("placement") or ""
         if not isinstance(placement, str):
-            return _bad(BadInput("placement", "must be a string"))
+            return bad_input_response(BadInput("placement", "must be a string"))
         pks = [snap.sku_to_pk[s] for s in viewed if s in snap.sku_to_pk]
         result = serving.recommend_for_session(self.store, pks, n=n, placement=placement, filters=filters)
         return Response(result.as_dict())
@@ -359,9 +243,9 @@ class SimilarProductsView(FastGetMixin, StoreScopedAPIMixin, APIView):
     )
     def get(self, request: Request, sku: str) -> Response:
         try:
-            n = _int(request.query_params, "n", 10, 1, N_MAX)
+            n = int_param(request.query_params, "n", 10, 1, N_MAX)
         except BadInput as exc:
-            return _bad(exc)
+            return bad_input_response(exc)
         pk = catalog_snapshot(self.store).sku_to_pk.get(sku)
         if pk is None:
             return _unknown_sku(sku)
@@ -380,9 +264,9 @@ class FrequentlyBoughtTogetherView(StoreScopedAPIMixin, APIView):
     )
     def get(self, request: Request, sku: str) -> Response:
         try:
-            n = _int(request.query_params, "n", 5, 1, N_MAX)
+            n = int_param(request.query_params, "n", 5, 1, N_MAX)
         except BadInput as exc:
-            return _bad(exc)
+            return bad_input_response(exc)
         pk = catalog_snapshot(self.store).sku_to_pk.get(sku)
         if pk is None:
             return _unknown_sku(sku)
@@ -399,10 +283,10 @@ class _NonPersonalView(StoreScopedAPIMixin, APIView):
         params = request.query_params
         snap = catalog_snapshot(self.store)
         try:
-            n = _int(params, "n", 10, 1, N_MAX)
+            n = int_param(params, "n", 10, 1, N_MAX)
             filters = _filters(params, snap)
         except BadInput as exc:
-            return _bad(exc)
+            return bad_input_response(exc)
         result = serving.popular(self.store, self.kind, n=n, placement=params.get("placement", ""), filters=filters)
         return Response(result.as_dict())
 

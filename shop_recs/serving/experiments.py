@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
+from django.utils import timezone
+
+from shop_recs.platform.cache import register_process_cache
+from shop_recs.recsys import registry
+from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, Variant
+from shop_recs.serving.runtime import serving_state
+from shop_recs.stores.scoping import store_scope
+from shop_recs.training.artifacts import _ITEM_IDS_KEY, _USER_IDS_KEY, artifact_path, verify_artifact
+from shop_recs.training.models import ModelVersion
 
 
 def unit_hash(experiment_id: int, key: str) -> float:
@@ -92,15 +102,15 @@ def invalidate(store_id: int | None = None) -> None:
             _cache.pop(store_id, None)
 
 
+register_process_cache("serving.experiments", invalidate)
+
+
 def running_experiments(store_id: int) -> dict[str, ExperimentSpec]:
     """Placement -> running experiment of the store (cached)."""
-    ttl = float(getattr(settings, "EXPERIMENTS_CACHE_TTL", 10))
+    ttl = float(settings.EXPERIMENTS_CACHE_TTL)
     entry = _cache.get(store_id)
     if entry is not None and time.monotonic() - entry.at < ttl:
         return entry.by_placement
-    from shop_recs.serving.models import Experiment, ExperimentStatus, Variant
-    from shop_recs.stores.scoping import store_scope
-
     by_placement: dict[str, ExperimentSpec] = {}
     with store_scope(store_id):
         exps = list(Experiment.objects.filter(status=ExperimentStatus.RUNNING).order_by("pk"))
@@ -163,19 +173,16 @@ class RemappedModel:
 
 
 def _load_variant_model(version: Any, active: Any) -> RemappedModel:
-    from shop_recs.recsys import registry
-    from shop_recs.training import services
-
     key = (version.pk, active.version.pk)
     hit = _models.get(key)
     if hit is not None:
         return hit
-    services.verify_artifact(version)
-    path = services.artifact_path(version)
+    verify_artifact(version)
+    path = artifact_path(version)
     model = registry.load_model(path)
     with np.load(path, allow_pickle=False) as archive:
-        user_ids = archive[services._USER_IDS_KEY]
-        item_ids = archive[services._ITEM_IDS_KEY].astype(np.int64)
+        user_ids = archive[_USER_IDS_KEY]
+        item_ids = archive[_ITEM_IDS_KEY].astype(np.int64)
     remapped = RemappedModel(model, len(user_ids), item_ids, active.item_ids)
     with _lock:
         for k in [k for k in _models if k[1] != active.version.pk and k[0] == version.pk]:
@@ -186,9 +193,6 @@ def _load_variant_model(version: Any, active: Any) -> RemappedModel:
 
 def resolve_version(store_id: int, spec: VariantSpec, active_version: Any) -> Any:
     """The ModelVersion a variant serves, or ``None`` to serve the active model (rules variants)."""
-    from shop_recs.stores.scoping import store_scope
-    from shop_recs.training.models import ModelVersion
-
     if spec.kind == "model_version":
         if active_version is not None and spec.model_version_id == active_version.pk:
             return None
@@ -212,9 +216,7 @@ def resolve_version(store_id: int, spec: VariantSpec, active_version: Any) -> An
 
 def variant_model(store: Any, spec: VariantSpec) -> tuple[Any, Any]:
     """``(model or None, ModelVersion or None)`` for a variant; ``None`` model: serve the active one."""
-    from shop_recs.serving import services as serving
-
-    state = serving.serving_state(store)
+    state = serving_state(store)
     active = state.loaded
     if active is None:
         return None, None
@@ -241,12 +243,6 @@ def log_variant_list(
     endpoint: str = "customer",
 ) -> str:
     """Write the served list of an experiment request (one INSERT) and return its list id."""
-    import uuid
-
-    from django.utils import timezone
-
-    from shop_recs.serving.models import RecommendationList
-
     list_id = uuid.uuid4()
     RecommendationList.all_stores.bulk_create(
         [

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from shop_recs.platform.cache import cache_get, cache_set
+from shop_recs.activity.models import Event
+from shop_recs.platform.cache import cache_get, cache_set, register_process_cache
 from shop_recs.stores.scoping import store_scope
 
 if TYPE_CHECKING:
@@ -69,8 +70,6 @@ def compute_fbt(baskets: list[set[int]], min_support: int = DEFAULT_MIN_SUPPORT)
 
 
 def store_baskets(store: Store | int) -> list[set[int]]:
-    from shop_recs.activity.models import Event
-
     store_id = int(getattr(store, "pk", store))
     baskets: dict[tuple, set[int]] = defaultdict(set)
     with store_scope(store_id):
@@ -89,7 +88,7 @@ def build_fbt(store: Store | int, min_support: int | None = None) -> FbtTable:
     """Compute the store's table and publish it (process memory and Django's cache)."""
     store_id = int(getattr(store, "pk", store))
     if min_support is None:
-        min_support = int(getattr(settings, "FBT_MIN_SUPPORT", DEFAULT_MIN_SUPPORT))
+        min_support = int(settings.FBT_MIN_SUPPORT)
     table = compute_fbt(store_baskets(store_id), min_support=min_support)
     with _lock:
         _tables[store_id] = table
@@ -121,3 +120,6 @@ def clear_fbt(store_id: int | None = None) -> None:
             _tables.clear()
         else:
             _tables.pop(int(store_id), None)
+
+
+register_process_cache("serving.fbt", clear_fbt)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from shop_recs.catalog.models import Category, Product
 from shop_recs.serving.models import StoreRules
+from shop_recs.serving.preview import Toggles
 
 # --- Recommendations pages ----------------------------------------------------------------------
 
@@ -28,8 +32,6 @@ class PreviewForm(forms.Form):
 
     def toggles(self, defaults):
         """The submitted toggles, or ``defaults`` (the store's rules) when none were submitted."""
-        from shop_recs.serving.preview import Toggles
-
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         if data.get("rules") != "1":
             return defaults
@@ -43,8 +45,6 @@ class PreviewForm(forms.Form):
 
 
 def _split_skus(text: str) -> list[str]:
-    import re
-
     return list(dict.fromkeys(s for s in re.split(r"[\s,;]+", text or "") if s))
 
 
@@ -58,8 +58,6 @@ class SkuListField(forms.CharField):
         super().__init__(*args, **kwargs)
 
     def clean(self, value):
-        from shop_recs.catalog.models import Product
-
         skus = _split_skus(super().clean(value))
         if not skus:
             return []
@@ -108,8 +106,6 @@ class StoreRulesForm(forms.ModelForm):
 
     def __init__(self, *args, store, read_only: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        from shop_recs.catalog.models import Category, Product
-
         categories = Category.objects.filter(store=store).order_by("path")
         self.fields["repurchasable_categories"].queryset = categories
         self.fields["boosted_categories"].queryset = categories

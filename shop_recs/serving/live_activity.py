@@ -39,11 +39,13 @@ import threading
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from shop_recs.activity import changes
-from shop_recs.platform.conf import setting
+from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import realtime
+from shop_recs.serving.runtime import note_active_version
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +58,15 @@ RECONNECT_EVERY = 1.0
 
 
 def enabled() -> bool:
-    return bool(setting("SERVING_ACTIVITY_CACHE", False)) and bool(setting("REDIS_URL", ""))
+    return bool(settings.SERVING_ACTIVITY_CACHE) and bool(settings.REDIS_URL)
 
 
 def entry_ttl() -> float:
-    return float(setting("SERVING_ACTIVITY_TTL", 300))
+    return float(settings.SERVING_ACTIVITY_TTL)
 
 
 def max_entries() -> int:
-    return int(setting("SERVING_ACTIVITY_MAX_ENTRIES", 20_000))
+    return int(settings.SERVING_ACTIVITY_MAX_ENTRIES)
 
 
 class _Feed:
@@ -301,14 +303,18 @@ def serving_customer(store_id: int, external_id: str) -> realtime.ServingCustome
 
 
 def _note_active(store_id: int, active: int) -> None:
-    from shop_recs.serving.services import note_active_version
-
     note_active_version(store_id, active)
 
 
-def clear() -> None:
-    """Empty this process's cache (tests)."""
-    _feed.clear()
+def clear(store_id: int | None = None) -> None:
+    """Empty this process's cache (one store's entries, or all of them)."""
+    if store_id is None:
+        _feed.clear()
+    else:
+        _feed.drop(int(store_id), None)
+
+
+register_process_cache("serving.live_activity", clear)
 
 
 def stats() -> dict[str, Any]:

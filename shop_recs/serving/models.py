@@ -150,6 +150,7 @@ class Experiment(StoreOwned):
 
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
+        # serving.experiments imports these models: importing it at the top would be a cycle.
         from shop_recs.serving.experiments import invalidate
 
         invalidate(self.store_id)

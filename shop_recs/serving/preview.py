@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils.translation import gettext as _
 
 from shop_recs.activity.models import Customer, Event
 from shop_recs.catalog.models import Category, Product
+from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import services as serving
+from shop_recs.serving.fbt import fbt_table
 from shop_recs.serving.models import StoreRules
 from shop_recs.serving.rules import Rules, load_rules
+from shop_recs.serving.runtime import serving_state
 from shop_recs.training.models import ModelVersion
 from shop_recs.training.services import LoadedModel, TrainingError, load_version
 
@@ -42,9 +45,15 @@ _run_models: dict[int, dict[tuple[int, str], LoadedModel]] = {}
 _run_models_lock = threading.Lock()
 
 
-def clear_preview_cache() -> None:
+def clear_preview_cache(store_id: int | None = None) -> None:
     with _run_models_lock:
-        _run_models.clear()
+        if store_id is None:
+            _run_models.clear()
+        else:
+            _run_models.pop(int(store_id), None)
+
+
+register_process_cache("serving.preview", clear_preview_cache)
 
 
 # --- lookups ----------------------------------------------------------------------------------
@@ -70,8 +79,6 @@ def customer_suggestions(query: str = "", limit: int = LOOKUP_N) -> list[str]:
 
 def product_suggestions(query: str = "", limit: int = LOOKUP_N) -> list[tuple[str, str]]:
     """(sku, title) pairs matching ``query`` in the sku or title."""
-    from django.db.models import Q
-
     qs = Product.objects.order_by("sku")
     if query.strip():
         q = query.strip()
@@ -269,9 +276,7 @@ class ProductPreview:
 
 def product_preview(store: Store, product: Product, n: int = PREVIEW_N) -> ProductPreview | None:
     """Similar items (collaborative + content) and frequently-bought-together items with lift and support."""
-    from shop_recs.serving.fbt import fbt_table
-
-    state = serving.serving_state(store)
+    state = serving_state(store)
     if product.pk not in state.snap.index:
         return None  # created after the catalog snapshot; it appears within SERVING_CATALOG_TTL
     similar = serving.similar_products(store, product.pk, n=n, log=False).items

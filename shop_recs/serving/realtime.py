@@ -15,7 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 from django.db import connection
 
+from shop_recs.activity.models import Customer, Event
 from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
+from shop_recs.training.models import ModelVersion
 
 #: How many latest events make the request-time history (served by the (customer, -timestamp) index).
 RECENT_EVENTS = 50
@@ -74,8 +76,6 @@ def recent_activity(store_id: int, customer_id: int) -> Activity:
     Raw SQL because Django refuses LIMIT inside a compound query on SQLite; the store id is in the
     WHERE clause explicitly (raw SQL bypasses django-scopes).
     """
-    from shop_recs.activity.models import Event
-
     table = connection.ops.quote_name(Event._meta.db_table)
     ts = connection.ops.quote_name("timestamp")
     # Only quoted identifiers are interpolated; every value is a parameter.
@@ -122,9 +122,6 @@ def customer_activity(store_id: int, external_id: str) -> tuple[ServingCustomer 
     ``ModelVersion`` lookup, which were three queries on every recommendation request. The store id
     is in every WHERE clause (raw SQL bypasses django-scopes).
     """
-    from shop_recs.activity.models import Customer, Event
-    from shop_recs.training.models import ModelVersion
-
     qn = connection.ops.quote_name
     events, customers, versions = qn(Event._meta.db_table), qn(Customer._meta.db_table), qn(ModelVersion._meta.db_table)
     ts = qn("timestamp")

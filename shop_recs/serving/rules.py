@@ -11,7 +11,7 @@ The public interface (stable; product search calls it too)::
 repurchasable/explicitly excluded), boosts (multiplies the score of boosted products and categories),
 orders by score, optionally diversifies (MMR) and puts pinned products first. It never queries the
 database when ``context.purchased`` is given (or no customer is given): the rules and the catalog facts
-it needs come from in-memory snapshots, cached per store and process.
+it needs come from in-memory snapshots, cached per store and process (the catalog's: ``snapshot.py``).
 
 Freshness: ``StoreRules.save()`` and ``Product``/``Category`` saves drop this process's snapshots at
 once; other processes (and bulk upserts, which send no signals) pick changes up within
@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.db.models.signals import post_delete, post_save
+from django.conf import settings
 from django.utils.translation import gettext as _
 
-from shop_recs.platform.conf import setting
+from shop_recs.activity.models import Event
+from shop_recs.platform.cache import register_process_cache
+from shop_recs.recsys.rerank import mmr_rerank
+from shop_recs.serving.models import StoreRules
+from shop_recs.serving.snapshot import CatalogSnapshot, catalog_snapshot, remember_derived
 from shop_recs.stores.scoping import store_scope
 
 if TYPE_CHECKING:
@@ -38,12 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Candidate",
-    "CatalogSnapshot",
     "RuleContext",
     "Rules",
     "apply_rules",
-    "catalog_snapshot",
-    "invalidate_catalog",
     "invalidate_rules",
     "load_rules",
 ]
@@ -131,10 +132,6 @@ _rules_cache: dict[int, tuple[float, Rules]] = {}
 _lock = threading.Lock()
 
 
-def _ttl(name: str, default: float) -> float:
-    return float(setting(name, default))
-
-
 def _int_set(values: Any) -> frozenset[int]:
     return frozenset(int(v) for v in (values or []) if str(v).lstrip("-").isdigit())
 
@@ -158,12 +155,10 @@ def rules_from_row(row: Any) -> Rules:
 
 def load_rules(store: Store | int) -> Rules:
     """The store's rules, from this process's cache (TTL ``SERVING_RULES_TTL``, dropped on save)."""
-    from shop_recs.serving.models import StoreRules
-
     store_id = int(getattr(store, "pk", store))
     now = time.monotonic()
     hit = _rules_cache.get(store_id)
-    if hit is not None and now - hit[0] < _ttl("SERVING_RULES_TTL", 30.0):
+    if hit is not None and now - hit[0] < float(settings.SERVING_RULES_TTL):
         return hit[1]
     with store_scope(store_id):
         rules = rules_from_row(StoreRules.objects.filter(store_id=store_id).first())
@@ -180,207 +175,7 @@ def invalidate_rules(store_id: int | None = None) -> None:
             _rules_cache.pop(int(store_id), None)
 
 
-# --- catalog snapshot -------------------------------------------------------------------------
-
-
-@dataclass
-class CatalogSnapshot:
-    """Everything serving needs to know about a store's products, in memory: no ORM on the hot path.
-
-    Arrays are indexed by position ``i`` (``index[pk] -> i``). ``items[i]`` is the pre-built
-    ``{"sku", "title", "price"}`` part of an API item.
-    """
-
-    store_id: int
-    pks: np.ndarray
-    index: dict[int, int]
-    sku_to_pk: dict[str, int]
-    skus: list[str]
-    titles: list[str]
-    prices: np.ndarray  # float64, NaN when unknown
-    active: np.ndarray
-    in_stock: np.ndarray
-    category: np.ndarray  # category pk, -1 for none
-    category_paths: dict[int, str]
-    created: np.ndarray  # epoch seconds
-    items: list[dict[str, Any]]
-    documents: list[str]
-    built_at: float = 0.0
-    #: ``_catalog_fingerprint`` when built: an expired snapshot whose catalog has not changed is kept
-    #: (with every array and cache derived from it) instead of being rebuilt.
-    fingerprint: tuple[Any, ...] = ()
-    _content: Any = None
-    #: Arrays derived from this snapshot on demand (rule masks, category masks, category subtrees).
-    #: They depend only on the snapshot (and the rules value in their key), so they live as long as it.
-    _derived: dict[Any, Any] = field(default_factory=dict, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.pks)
-
-    def pos(self, pk: int) -> int | None:
-        return self.index.get(int(pk))
-
-    def category_of(self, pk: int) -> int:
-        i = self.index.get(int(pk))
-        return int(self.category[i]) if i is not None else -1
-
-    def title_of(self, pk: int | None) -> str:
-        i = self.index.get(int(pk)) if pk is not None else None
-        return self.titles[i] if i is not None else ""
-
-    def sku_of(self, pk: int | None) -> str | None:
-        i = self.index.get(int(pk)) if pk is not None else None
-        return self.skus[i] if i is not None else None
-
-    def categories_under(self, path: str) -> frozenset[int]:
-        """Category pks at ``path`` or below it (the catalog API's subtree semantics)."""
-        from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR
-
-        key = ("categories_under", path)
-        hit = self._derived.get(key)
-        if hit is None:
-            path = CATEGORY_PATH_SEPARATOR.join(p.strip() for p in path.split(">"))
-            prefix = path + CATEGORY_PATH_SEPARATOR
-            hit = frozenset(pk for pk, p in self.category_paths.items() if p == path or p.startswith(prefix))
-            _remember(self._derived, key, hit)
-        return hit
-
-    def content_index(self) -> Any:
-        """L2-normalised TF-IDF rows of every product (built lazily, once per snapshot)."""
-        if self._content is None:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-            from sklearn.preprocessing import normalize
-
-            docs = self.documents if any(d.strip() for d in self.documents) else ["_"] * len(self.documents)
-            if not docs:
-                import scipy.sparse as sp
-
-                self._content = sp.csr_matrix((0, 1), dtype=np.float32)
-            else:
-                tfidf = TfidfVectorizer(sublinear_tf=True, dtype=np.float32).fit_transform(docs)
-                self._content = normalize(tfidf, norm="l2", axis=1).tocsr()
-        return self._content
-
-    def content_similar(self, positions: Sequence[int], weights: Sequence[float] | None = None) -> np.ndarray:
-        """Cosine of every product to the (weighted) profile of ``positions``; the inputs score -inf."""
-        x = self.content_index()
-        scores = np.zeros(len(self), dtype=np.float32)
-        if not len(positions) or x.shape[0] == 0:
-            return scores
-        w = np.ones(len(positions), dtype=np.float32) if weights is None else np.asarray(weights, dtype=np.float32)
-        profile = x[list(positions)].T @ w
-        scores = np.asarray(x @ profile, dtype=np.float32).ravel()
-        scores[list(positions)] = -np.inf
-        return scores
-
-
-_catalog_cache: dict[int, CatalogSnapshot] = {}
-
-
-def _catalog_fingerprint(store_id: int) -> tuple[Any, ...]:
-    """Changes when a product is added, updated (``updated_at``; bulk upserts set it too) or deleted,
-    or a category is added or deleted. A category renamed in another process is seen on the next
-    product change or restart (the search index has the same rule)."""
-    from django.db.models import Count, Max
-
-    from shop_recs.catalog.models import Category, Product
-
-    with store_scope(store_id):
-        products = Product.objects.order_by().aggregate(n=Count("id"), latest=Max("updated_at"), top=Max("id"))
-        categories = Category.objects.order_by().aggregate(n=Count("id"), top=Max("id"))
-    return (products["n"], products["latest"], products["top"], categories["n"], categories["top"])
-
-
-def _build_catalog(store_id: int) -> CatalogSnapshot:
-    from shop_recs.catalog.models import Category, Product
-
-    with store_scope(store_id):
-        rows = list(
-            Product.objects.order_by("pk").values_list(
-                "pk",
-                "sku",
-                "title",
-                "price",
-                "is_active",
-                "in_stock",
-                "category_id",
-                "created_at",
-                "brand",
-                "description",
-                "tags",
-            )
-        )
-        paths = dict(Category.objects.values_list("pk", "path"))
-    n = len(rows)
-    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-    prices = np.array([float(r[3]) if r[3] is not None else np.nan for r in rows], dtype=np.float64)
-    items = [{"sku": r[1], "title": r[2], "price": (float(r[3]) if r[3] is not None else None)} for r in rows]
-    docs = []
-    for r in rows:
-        tags = " ".join(str(t) for t in r[10]) if isinstance(r[10], list) else ""
-        cat = paths.get(r[6], "") if r[6] else ""
-        # Title twice: on short catalog texts it is the strongest signal of what the product is.
-        docs.append(" ".join(p for p in (r[2], r[2], cat, r[8], tags, (r[9] or "")[:500]) if p))
-    return CatalogSnapshot(
-        store_id=store_id,
-        pks=pks,
-        index={int(pk): i for i, pk in enumerate(pks.tolist())},
-        sku_to_pk={r[1]: r[0] for r in rows},
-        skus=[r[1] for r in rows],
-        titles=[r[2] for r in rows],
-        prices=prices,
-        active=np.array([bool(r[4]) for r in rows], dtype=bool),
-        in_stock=np.array([bool(r[5]) for r in rows], dtype=bool),
-        category=np.array([r[6] if r[6] is not None else -1 for r in rows], dtype=np.int64),
-        category_paths=paths,
-        created=np.array([r[7].timestamp() for r in rows], dtype=np.float64),
-        items=items,
-        documents=docs,
-        built_at=time.monotonic(),
-    )
-
-
-def catalog_snapshot(store: Store | int) -> CatalogSnapshot:
-    """This process's snapshot of the store's catalog (TTL ``SERVING_CATALOG_TTL``, dropped on save)."""
-    store_id = int(getattr(store, "pk", store))
-    hit = _catalog_cache.get(store_id)
-    now = time.monotonic()
-    if hit is not None and now - hit.built_at < _ttl("SERVING_CATALOG_TTL", 60.0):
-        return hit
-    fingerprint = _catalog_fingerprint(store_id)
-    if hit is not None and hit.fingerprint == fingerprint:
-        # Unchanged: keep the snapshot, so the serving state, its caches and the customers' memoised
-        # candidates built on it stay valid (a rebuild costs a catalog read and every such cache).
-        hit.built_at = now
-        return hit
-    snap = _build_catalog(store_id)
-    snap.fingerprint = fingerprint
-    with _lock:
-        _catalog_cache[store_id] = snap
-    return snap
-
-
-def invalidate_catalog(store_id: int | None = None) -> None:
-    with _lock:
-        if store_id is None:
-            _catalog_cache.clear()
-        else:
-            _catalog_cache.pop(int(store_id), None)
-
-
-def _on_catalog_change(sender: Any, instance: Any, **kwargs: Any) -> None:
-    invalidate_catalog(getattr(instance, "store_id", None))
-
-
-def _connect_signals() -> None:
-    from shop_recs.catalog.models import Category, Product
-
-    for model in (Product, Category):
-        post_save.connect(_on_catalog_change, sender=model, dispatch_uid=f"serving-catalog-save-{model.__name__}")
-        post_delete.connect(_on_catalog_change, sender=model, dispatch_uid=f"serving-catalog-del-{model.__name__}")
-
-
-_connect_signals()
+register_process_cache("serving.rules", invalidate_rules)
 
 
 # --- applying -----------------------------------------------------------------------------------
@@ -388,8 +183,6 @@ _connect_signals()
 
 def purchased_products(customer_id: int) -> set[int]:
     """Product pks the customer ever bought (one query on the ``(customer, -timestamp)`` index)."""
-    from shop_recs.activity.models import Event
-
     qs = Event.objects.filter(customer_id=customer_id, event_type="purchase", product__isnull=False)
     return set(qs.order_by().values_list("product_id", flat=True).distinct())
 
@@ -404,16 +197,6 @@ def _category_similarity(snap: CatalogSnapshot) -> Callable[[np.ndarray], np.nda
 
 
 # --- rules as arrays over catalog positions -----------------------------------------------------------
-
-#: Derived arrays kept per snapshot (rule masks per distinct rules value, category masks, subtrees):
-#: the store's own rules plus a few preview/experiment overrides; past this the oldest is dropped.
-DERIVED_PER_SNAPSHOT = 64
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    while len(cache) >= DERIVED_PER_SNAPSHOT:
-        cache.pop(next(iter(cache)), None)
-    cache[key] = value
 
 
 @dataclass(frozen=True)
@@ -466,8 +249,8 @@ def rule_masks(snap: CatalogSnapshot, rules: Rules) -> RuleMasks:
         return _build_rule_masks(snap, rules)
     if hit is None:
         hit = _build_rule_masks(snap, rules)
-        _remember(snap._derived, key, hit)
-    _remember(snap._derived, ("rules-id", id(rules)), (rules, hit))
+        remember_derived(snap._derived, key, hit)
+    remember_derived(snap._derived, ("rules-id", id(rules)), (rules, hit))
     return hit
 
 
@@ -491,7 +274,7 @@ def category_mask(snap: CatalogSnapshot, category_ids: frozenset[int]) -> np.nda
     if hit is None:
         hit = np.isin(snap.category, np.fromiter((int(c) for c in category_ids), dtype=np.int64))
         if key is not None:
-            _remember(snap._derived, key, hit)
+            remember_derived(snap._derived, key, hit)
     return hit
 
 
@@ -594,44 +377,76 @@ def rank_positions(
             idx = idx[np.sort(first)]
     cand_pos = pos[idx]
     sc = np.asarray(scores, dtype=np.float64)[idx]
-
-    # Boosts multiply positive scores (and divide negative ones) so a boost always moves an item up.
-    if masks.boosted is not None and len(idx):
-        boosted = masks.boosted[cand_pos]
-        # (w - 1) times the score's size, but at least 5% of the list's score span per unit of
-        # weight, so zero and negative scores move too and w < 1 demotes.
-        span = float(sc.max() - sc.min()) or 1.0
-        sc[boosted] += (float(rules.boost_weight) - 1.0) * np.maximum(np.abs(sc[boosted]), 0.05 * span)
-        rescored = bool(boosted.any())
-    else:
-        boosted = np.zeros(len(idx), dtype=bool)
-        rescored = False
+    boosted, rescored = _apply_boosts(masks, rules, cand_pos, sc)
     # A stable sort of scores already in order is the identity: skip it when nothing moved.
     order = np.arange(len(idx)) if presorted and not rescored else np.argsort(-sc, kind="stable")
+    pins: tuple[list[int], list[int], list[float]] = ([], [], [])
+    if masks.pinned:
+        pins, order = _take_pins(snap, masks, ctx, drops, idx, cand_pos, sc, order)
+    return _diversify_and_cut(snap, rules, ctx, idx, cand_pos, sc, boosted, order, pins)
 
+
+def _apply_boosts(masks: RuleMasks, rules: Rules, cand_pos: np.ndarray, sc: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Boost ``sc`` in place; returns which candidates were boosted and whether any score changed."""
+    if masks.boosted is None or not len(cand_pos):
+        return np.zeros(len(cand_pos), dtype=bool), False
+    # Boosts multiply positive scores (and divide negative ones) so a boost always moves an item up.
+    boosted = masks.boosted[cand_pos]
+    # (w - 1) times the score's size, but at least 5% of the list's score span per unit of
+    # weight, so zero and negative scores move too and w < 1 demotes.
+    span = float(sc.max() - sc.min()) or 1.0
+    sc[boosted] += (float(rules.boost_weight) - 1.0) * np.maximum(np.abs(sc[boosted]), 0.05 * span)
+    return boosted, bool(boosted.any())
+
+
+def _take_pins(
+    snap: CatalogSnapshot,
+    masks: RuleMasks,
+    ctx: RuleContext,
+    drops: np.ndarray | None,
+    idx: np.ndarray,
+    cand_pos: np.ndarray,
+    sc: np.ndarray,
+    order: np.ndarray,
+) -> tuple[tuple[list[int], list[int], list[float]], np.ndarray]:
+    """The pins in the rules' order as (input index or -1 if inserted, position, score), and ``order``
+    without them."""
     pin_src: list[int] = []
     pin_pos: list[int] = []
     pin_scores: list[float] = []
-    if masks.pinned:
-        at = {p: k for k, p in enumerate(cand_pos.tolist())}
-        top = float(sc[order[0]]) if len(order) else 1.0
-        pin_ok = _allowed_positions(
-            snap, masks, ctx, np.array([p for _pk, p in masks.pinned], dtype=np.int64), drops
-        ).tolist()
-        is_pinned = np.zeros(len(idx), dtype=bool)
-        for (_pk, p), ok in zip(masks.pinned, pin_ok, strict=True):
-            k = at.get(p) if p >= 0 else None
-            if k is not None:
-                is_pinned[k] = True
-                pin_src.append(int(idx[k]))
-                pin_pos.append(p)
-                pin_scores.append(float(sc[k]))
-            elif ctx.insert_pinned and ok:
-                pin_src.append(-1)
-                pin_pos.append(p)
-                pin_scores.append(top)
-        order = order[~is_pinned[order]]
+    at = {p: k for k, p in enumerate(cand_pos.tolist())}
+    top = float(sc[order[0]]) if len(order) else 1.0
+    pin_ok = _allowed_positions(
+        snap, masks, ctx, np.array([p for _pk, p in masks.pinned], dtype=np.int64), drops
+    ).tolist()
+    is_pinned = np.zeros(len(idx), dtype=bool)
+    for (_pk, p), ok in zip(masks.pinned, pin_ok, strict=True):
+        k = at.get(p) if p >= 0 else None
+        if k is not None:
+            is_pinned[k] = True
+            pin_src.append(int(idx[k]))
+            pin_pos.append(p)
+            pin_scores.append(float(sc[k]))
+        elif ctx.insert_pinned and ok:
+            pin_src.append(-1)
+            pin_pos.append(p)
+            pin_scores.append(top)
+    return (pin_src, pin_pos, pin_scores), order[~is_pinned[order]]
 
+
+def _diversify_and_cut(
+    snap: CatalogSnapshot,
+    rules: Rules,
+    ctx: RuleContext,
+    idx: np.ndarray,
+    cand_pos: np.ndarray,
+    sc: np.ndarray,
+    boosted: np.ndarray,
+    order: np.ndarray,
+    pins: tuple[list[int], list[int], list[float]],
+) -> RankedPositions:
+    """MMR over the ordered candidates (when diversity is on), cut to the limit after the pins."""
+    pin_src, pin_pos, pin_scores = pins
     n_pinned = len(pin_src)
     diversity = rules.diversity if ctx.diversity is None else float(ctx.diversity)
     room = None if ctx.limit is None else max(0, ctx.limit - n_pinned)
@@ -641,8 +456,6 @@ def rank_positions(
         need = room
     kept = order if need is None else order[:need]
     if diversity > 0 and len(kept) > 1:
-        from shop_recs.recsys.rerank import mmr_rerank
-
         # MMR over a bounded pool (``need``): quadratic in the pool size, never over the whole catalog.
         ids = snap.pks[cand_pos[kept]]
         sim = ctx.similarity or _category_similarity(snap)

@@ -36,11 +36,13 @@ class StoreScopedAdmin(admin.ModelAdmin):
 
     def _scope(self, request):
         if request.user.is_superuser:
+            # Genuinely cross-store: a superuser administers the whole platform, not one store.
             return unscoped()
         return store_scope(member_store_ids(request.user))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "store" and not request.user.is_superuser:
+            # Kept next to its only use; models is already imported above, this is no cycle.
             from shop_recs.stores.models import Store
 
             kwargs["queryset"] = Store.objects.filter(pk__in=member_store_ids(request.user, merchant=True))

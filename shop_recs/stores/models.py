@@ -125,10 +125,9 @@ class ApiKey(models.Model):
         return parts[0] if len(parts) == 2 and parts[0] else None
 
     def revoke(self) -> None:
+        """Revoke the key. The save's ``post_save`` signal drops it from the API's key cache (the
+        receiver is connected in ``shop_recs.api.apps``: stores sits below api and must not import it),
+        so this process refuses the key from now on; others within API_KEY_CACHE_SECONDS."""
         if self.revoked_at is None:
             self.revoked_at = dj_timezone.now()
             self.save(update_fields=["revoked_at"])
-        from shop_recs.api.auth import forget_api_key
-
-        # This process refuses the key from now on; others within API_KEY_CACHE_SECONDS.
-        forget_api_key(self.prefix)

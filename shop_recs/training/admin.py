@@ -15,7 +15,16 @@ class TrainingRunAdmin(StoreScopedAdmin):
 class ModelVersionAdmin(StoreScopedAdmin):
     list_display = ("id", "store", "algorithm", "is_active", "activated_at", "corrupt_at", "size_bytes", "created_at")
     list_filter = ("is_active", "algorithm", "store")
-    readonly_fields = ("artifact_path", "checksum", "size_bytes", "metrics", "run")
+    readonly_fields = (
+        "artifact_path",
+        "checksum",
+        "size_bytes",
+        "metrics",
+        "run",
+        "activated_at",
+        "activated_by",
+        "activation_reason",
+    )
 
 
 @admin.register(TrainingSchedule)

@@ -21,8 +21,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from django.db import connection
+from psycopg import sql
 
+from shop_recs.activity.models import Event
+from shop_recs.catalog.models import Product
 from shop_recs.recsys.data import Interactions
+from shop_recs.stores.scoping import store_scope
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
@@ -120,9 +124,6 @@ def _read_events(store: Store, since: datetime | None) -> pd.DataFrame:
     """All of the store's customer-product events as a frame (ts in epoch seconds)."""
     if connection.vendor == "postgresql":
         return _read_events_copy(store, since)
-    from shop_recs.activity.models import Event
-    from shop_recs.stores.scoping import store_scope
-
     with store_scope(store):
         qs = Event.objects.filter(customer__isnull=False, product__isnull=False)
         if since is not None:
@@ -142,10 +143,6 @@ def _read_events_copy(store: Store, since: datetime | None) -> pd.DataFrame:
 
     Raw SQL bypasses django-scopes, so the store filter is explicit here (and the only input).
     """
-    from psycopg import sql
-
-    from shop_recs.activity.models import Event
-
     table = Event._meta.db_table
     where = [sql.SQL("store_id = {}").format(sql.Literal(int(store.pk)))]
     where.append(sql.SQL("customer_id IS NOT NULL AND product_id IS NOT NULL"))
@@ -225,6 +222,8 @@ def _k_core(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) 
         keep = new_keep
 
 
+# Long on purpose: a linear pandas pipeline whose steps each report progress;
+# splitting it would pass the frame through six helpers.
 def build_interactions(
     store: Store, since: datetime | None = None, config: MatrixConfig | dict[str, Any] | None = None
 ) -> InteractionData:
@@ -320,9 +319,6 @@ def build_interactions(
 
 def item_side_information(store: Store, item_ids: np.ndarray) -> tuple[list[str], np.ndarray, list[str]]:
     """Text and category index per column of the matrix, in ``item_ids`` order."""
-    from shop_recs.catalog.models import Product
-    from shop_recs.stores.scoping import store_scope
-
     with store_scope(store):
         rows = Product.objects.filter(pk__in=item_ids.tolist()).values_list(
             "pk", "title", "description", "category__path", "brand", "tags"

@@ -12,19 +12,24 @@ moves only Django's state (see docs/architecture.md, "Model moves").
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import ClassVar
+
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import connection, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from shop_recs.platform.jobs import JobRun, JobStatus
+from shop_recs.recsys import registry
 from shop_recs.stores.scoping import StoreOwned
 
-RunStatus = JobStatus  # the name this app's code uses
-
-
 #: Statuses that hold the per-store training lock.
-ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+ACTIVE_RUN_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+#: On PostgreSQL, a running run whose heartbeat is older than this lost its worker (setting
+#: ``TRAINING_STALE_SECONDS``). Elsewhere (SQLite, no heartbeat thread) the hard time limit + 5 min.
+DEFAULT_STALE_SECONDS = 300
 
 
 class TrainingRun(JobRun):
@@ -43,6 +48,10 @@ class TrainingRun(JobRun):
     gate = models.JSONField(_("activation gate verdict"), default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
 
+    stale_error: ClassVar[str] = (
+        "The worker stopped reporting progress (killed or lost); the active model was not changed."
+    )
+
     class Meta:
         db_table = "recommend_trainingrun"
         ordering = ["-created_at", "-pk"]
@@ -59,6 +68,16 @@ class TrainingRun(JobRun):
 
     def __str__(self) -> str:
         return f"#{self.pk} {', '.join(self.algorithms)} ({self.status})"
+
+    @classmethod
+    def stale_after(cls) -> timedelta:
+        """How old a running run's heartbeat may get before the run counts as abandoned."""
+        configured = settings.TRAINING_STALE_SECONDS
+        if configured:
+            return timedelta(seconds=float(configured))
+        if connection.vendor == "postgresql":  # a heartbeat thread beats while a stage runs
+            return timedelta(seconds=DEFAULT_STALE_SECONDS)
+        return timedelta(seconds=settings.TRAINING_TIME_LIMIT + 300)
 
 
 class ModelVersion(StoreOwned):
@@ -81,6 +100,11 @@ class ModelVersion(StoreOwned):
     metrics = models.JSONField(_("holdout metrics"), default=dict, blank=True)
     is_active = models.BooleanField(_("active"), default=False)
     activated_at = models.DateTimeField(_("activated"), null=True, blank=True)
+    # Who made it live and why (training's gate, a rollback, an experiment's promotion, ...).
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    activation_reason = models.CharField(_("activation reason"), max_length=200, blank=True)
     # Set when a load found the file missing or its checksum wrong; such a version is never activated.
     corrupt_at = models.DateTimeField(_("found corrupt"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -150,10 +174,6 @@ class TrainingSchedule(StoreOwned):
         return f"store {self.store_id}: every {self.interval_hours}h"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from shop_recs.recsys import registry
-
         errors = {}
         if self.daily_hour is not None and self.daily_hour > 23:
             errors["daily_hour"] = _("Use an hour from 0 to 23.")
@@ -169,6 +189,7 @@ class TrainingSchedule(StoreOwned):
 
     def save(self, *args, **kwargs) -> None:
         if self.next_due_at is None:
+            # schedule.py imports these models: importing it at the top would be a cycle.
             from shop_recs.training.schedule import first_due
 
             self.next_due_at = first_due(self, timezone.now())

@@ -28,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
+
+from shop_recs.recsys.base import as_csr, top_n
+from shop_recs.training.artifacts import artifact_path, write_artifact_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +65,6 @@ def _minmax_rows(s: np.ndarray) -> np.ndarray:
 
 
 def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    from shop_recs.recsys.base import top_n
-
     ids, top = top_n(scores, k)
     top = np.where(ids >= 0, top, 0.0).astype(np.float32)
     return ids.astype(np.int32), top
@@ -104,8 +106,6 @@ def build_serving_arrays(
     ``users``: the model rows to precompute candidates for (default all); the other rows keep
     ``-1`` columns, which serving reads as "not precomputed".
     """
-    from shop_recs.recsys.base import as_csr
-
     x = as_csr(matrix)
     n_users, n_items = x.shape
     kc, kn = min(n_candidates, n_items), min(n_neighbours, max(n_items - 1, 0))
@@ -141,8 +141,6 @@ def build_serving_arrays(
 
 def write_sidecar(artifact: Path, checksum: str, arrays: dict[str, np.ndarray]) -> Path:
     """Write the arrays next to ``artifact`` (atomically, uncompressed so members can be mmapped)."""
-    from shop_recs.training.services import write_artifact_atomic
-
     meta = {"format": FORMAT, "artifact_sha256": checksum}
     out = dict(arrays)
     out["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
@@ -158,18 +156,14 @@ def precompute_for_version(version: Any, model: Any, matrix: Any, log: Any = Non
     ``SERVING_PRECOMPUTE_DAYS`` (90) days get precomputed candidates, at most
     ``SERVING_PRECOMPUTE_MAX_CUSTOMERS`` (50,000), most recent first (:func:`recent_users`).
     """
-    from django.conf import settings
-
-    from shop_recs.training.services import artifact_path
-
     users = None
     if log is not None:
         users = recent_users(
             log.users,
             getattr(log, "timestamps", None),
             matrix.shape[0],
-            days=float(getattr(settings, "SERVING_PRECOMPUTE_DAYS", 90)),
-            limit=int(getattr(settings, "SERVING_PRECOMPUTE_MAX_CUSTOMERS", 50_000)),
+            days=settings.SERVING_PRECOMPUTE_DAYS,
+            limit=settings.SERVING_PRECOMPUTE_MAX_CUSTOMERS,
         )
     arrays = build_serving_arrays(model, matrix, users=users)
     return write_sidecar(artifact_path(version), version.checksum, arrays)

@@ -32,9 +32,13 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from shop_recs.activity.models import Event
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import store_scope, unscoped
 from shop_recs.training import services
-from shop_recs.training.models import RunStatus, TrainingRun, TrainingSchedule
+from shop_recs.training.config import training_config
+from shop_recs.training.errors import TrainingAlreadyRunning
+from shop_recs.training.models import TrainingRun, TrainingSchedule
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
@@ -120,14 +124,12 @@ def update_schedule(
 
 def last_success(store: Store | int) -> TrainingRun | None:
     with store_scope(store):
-        return TrainingRun.objects.filter(status=RunStatus.SUCCEEDED).order_by("-finished_at", "-pk").first()
+        return TrainingRun.objects.filter(status=JobStatus.SUCCEEDED).order_by("-finished_at", "-pk").first()
 
 
 def new_events_since_last_success(store: Store | int) -> int:
     """Events of the store above the last successful run's high-water mark (all events if it never
     trained successfully)."""
-    from shop_recs.activity.models import Event
-
     run = last_success(store)
     mark = (run.data_stats or {}).get("event_high_water") if run is not None else None
     with store_scope(store):
@@ -193,15 +195,13 @@ def _handle(schedule_id: int, now: datetime) -> tuple[int | None, str]:
                 "store %s (%s): no new events since the last successful run; not retraining", store.pk, store.slug
             )
             return store.pk, "no_new_events"
-        from shop_recs.training.config import training_config
-
         # The schedule's own choice wins; otherwise the configuration promoted from a tuning job.
         config_algorithms, config_params = training_config(store)
         algorithms = list(schedule.algorithms or config_algorithms)
         params = {**config_params, **(schedule.params or {})}
         try:
             run = services.start_training(store, algorithms, params)
-        except services.TrainingAlreadyRunning as exc:
+        except TrainingAlreadyRunning as exc:
             # Stays due: the next tick tries again once the current run has finished.
             schedule.last_outcome = f"{now:%Y-%m-%d %H:%M} skipped: {exc}"
             schedule.save(update_fields=["last_outcome", "updated_at"])

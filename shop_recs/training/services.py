@@ -1,7 +1,8 @@
-"""The training lifecycle: start a run, train, write the artifact, gate and activate, load for serving.
+"""The training lifecycle: start a run, train, write the artifacts, gate and activate.
 
-Writes live here (``start_training``, ``run_training``, ``activate_version``, ``rollback_to``,
-``fail_stale_runs``, ``train_store``); ``load_active_model`` is the read the serving layer uses.
+Writes live here (``start_training``, ``run_training``, ``train_store``). Artifacts and their
+loading are in :mod:`shop_recs.training.artifacts`, going live in :mod:`shop_recs.training.activation`,
+the job row's lifecycle (enqueue, claim, fail, the stale sweep) in :mod:`shop_recs.platform.jobs`.
 
 Guarantees:
 
@@ -10,49 +11,56 @@ Guarantees:
   :class:`TrainingAlreadyRunning` names the run that holds the lock.
 * **Progress is visible while training.** ``run_training`` runs outside any transaction and writes
   stage/percent/heartbeat to the run row with single-row UPDATEs the dashboard polls.
-* **The active model is only ever replaced by a complete, verified artifact.** Artifacts are written
-  to a temp file, fsynced and renamed; the checksum is computed from the bytes on disk; activation
-  is one transaction that locks the store row. A failed run never touches the active version.
-* **Serving never loads a corrupt file.** ``load_active_model`` checks the SHA-256 first and falls
-  back to the previously active good version, marking the broken one.
+* **A failed run never touches the active version.** Only the last steps of a successful run
+  activate, through :func:`shop_recs.training.activation.activate_version`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
 import threading
 import time
-import traceback
-import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Max
+from django.dispatch import Signal
 from django.utils import timezone
 
-from shop_recs.platform.jobs import JobProgress
+from shop_recs.activity.models import Event
+from shop_recs.platform import jobs
+from shop_recs.platform.jobs import JobProgress, JobStatus, json_safe
 from shop_recs.recsys import registry
 from shop_recs.recsys.base import Recommender
+from shop_recs.recsys.evaluate import evaluate
+from shop_recs.recsys.splits import Split, make_split
 from shop_recs.stores.models import Store
-from shop_recs.stores.scoping import store_scope, unscoped
+from shop_recs.stores.scoping import store_scope
+from shop_recs.training.activation import activate_version
+
+# Re-exported for callers outside training that still import these from here (serving, other apps'
+# tests); new code imports them from artifacts.
+from shop_recs.training.artifacts import _ITEM_IDS_KEY as _ITEM_IDS_KEY
+from shop_recs.training.artifacts import _USER_IDS_KEY as _USER_IDS_KEY
+from shop_recs.training.artifacts import LoadedModel as LoadedModel
+from shop_recs.training.artifacts import _cache as _cache
+from shop_recs.training.artifacts import artifact_path as artifact_path
+from shop_recs.training.artifacts import clear_model_cache as clear_model_cache
+from shop_recs.training.artifacts import load_active_model as load_active_model
+from shop_recs.training.artifacts import load_version as load_version
+from shop_recs.training.artifacts import verify_artifact as verify_artifact
+from shop_recs.training.artifacts import write_version
+from shop_recs.training.errors import TrainingAlreadyRunning, TrainingError
 from shop_recs.training.matrix import InteractionData, MatrixConfig, build_interactions
-from shop_recs.training.models import ACTIVE_RUN_STATUSES, ModelVersion, RunStatus, TrainingRun
+from shop_recs.training.models import ACTIVE_RUN_STATUSES, ModelVersion, TrainingRun
+from shop_recs.training.precompute import precompute_for_version
 
 logger = logging.getLogger(__name__)
-
-#: Where artifacts live: ``MODEL_DIR/<store_slug>/<file>.npz``. The lead adds ``MODEL_DIR`` to settings.
-MODEL_DIR: Path = Path(getattr(settings, "MODEL_DIR", settings.VAR_DIR / "models"))
 
 #: The holdout metric the gate and "best of run" compare.
 PRIMARY_METRIC = "ndcg@10"
@@ -65,48 +73,18 @@ MAX_ATTEMPTS = 2
 #: Default algorithms of ``train_store`` (the demo setup): the registry's hybrid of item kNN,
 #: content and popularity covers warm users, thin histories and cold items in one model.
 DEFAULT_ALGORITHMS = ("hybrid",)
+#: A worker writes the run's heartbeat this often while it trains (a background thread, PostgreSQL only).
+HEARTBEAT_SECONDS = 15
 
-# Keys the Django side adds to the engine's npz (the engine's own keys never start with "shop__").
-_USER_IDS_KEY = "shop__user_ids"
-_ITEM_IDS_KEY = "shop__item_ids"
-_MANIFEST_KEY = "shop__manifest"
-
-
-class TrainingError(Exception):
-    """Base of the errors this module raises on purpose."""
-
-
-class TrainingAlreadyRunning(TrainingError):  # noqa: N818 - the name the brief and callers use
-    """The store already has a queued or running training run (the per-store lock)."""
-
-    def __init__(self, run: TrainingRun | None) -> None:
-        self.run = run
-        if run is None:
-            msg = "A training run for this store is already queued or running."
-        else:
-            msg = (
-                f"Training run #{run.pk} ({', '.join(run.algorithms)}) is already {run.status} for this store "
-                f"since {run.created_at:%Y-%m-%d %H:%M:%S} UTC; wait for it to finish."
-            )
-        super().__init__(msg)
-
-
-class ArtifactCorrupt(TrainingError):  # noqa: N818 - reads as a state, like the lock error
-    """A model artifact is missing or its SHA-256 does not match the recorded checksum."""
-
-
-class VersionNotUsable(TrainingError):  # noqa: N818
-    """The version cannot be activated (corrupt, or belongs to another store)."""
+#: Sent (``sender=TrainingRun``, ``store``, ``run_id``) once a run has written, gated and maybe
+#: activated its model, just before it is marked succeeded. Serving rebuilds what it derives from
+#: each new model (frequently bought together) on it: training never imports serving.
+model_trained = Signal()
 
 
 def available_algorithms() -> list[str]:
     """Registry names a run may train, in a stable order."""
     return sorted(registry.ALGORITHMS)
-
-
-def model_dir() -> Path:
-    """Resolved at call time so tests (and the lead's settings) can point it elsewhere."""
-    return Path(getattr(settings, "MODEL_DIR", MODEL_DIR))
 
 
 # --- starting runs ---------------------------------------------------------------------------
@@ -125,6 +103,9 @@ def start_training(
     Raises :class:`TrainingAlreadyRunning` when the store already has a queued/running run, and
     ``ValueError`` for an unknown algorithm or an empty list.
     """
+    # tasks.py imports this module for its task bodies: importing it at the top would be a cycle.
+    from shop_recs.training.tasks import train_model
+
     algorithms = list(dict.fromkeys(algorithms))
     if not algorithms:
         raise ValueError("choose at least one algorithm")
@@ -134,7 +115,7 @@ def start_training(
     params = dict(params or {})
     MatrixConfig.from_dict(params.get("_matrix"))  # validate early: a typo fails the request, not the worker
     # A run whose worker died must not hold the lock forever.
-    fail_stale_runs(store=store)
+    jobs.fail_stale_jobs(store=store, models=[TrainingRun])
     with store_scope(store):
         try:
             with transaction.atomic():
@@ -145,73 +126,13 @@ def start_training(
                     created_by=user if getattr(user, "is_authenticated", False) else None,
                 )
                 if enqueue:
-                    from shop_recs.training.tasks import train_model
-
-                    run_id = run.pk
-                    transaction.on_commit(lambda: _enqueue_or_fail(train_model, run_id))
+                    jobs.enqueue_on_commit(train_model, run)
         except IntegrityError:
             holder = TrainingRun.objects.filter(status__in=ACTIVE_RUN_STATUSES).first()
             if holder is None:
                 raise
             raise TrainingAlreadyRunning(holder) from None
     return run
-
-
-def _enqueue_or_fail(task: Any, run_id: int) -> None:
-    """Send the task; if the broker is unreachable, fail the run at once so it does not hold the
-    store's training lock forever (the caller's request still succeeds and shows the failed run)."""
-    try:
-        task.delay(run_id)
-    except Exception as exc:  # noqa: BLE001 - kombu raises several connection error types
-        logger.error("training run %s: could not enqueue the task (%s); marking it failed", run_id, exc)
-        TrainingRun.all_stores.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"Could not reach the task queue ({type(exc).__name__}: {exc}); start the run again later.",
-        )
-
-
-#: A worker writes the run's heartbeat this often while it trains (a background thread, PostgreSQL only).
-HEARTBEAT_SECONDS = 15
-#: On PostgreSQL, a running run whose heartbeat is older than this lost its worker (setting
-#: ``TRAINING_STALE_SECONDS``). Elsewhere (SQLite, no heartbeat thread) the hard time limit + 5 min.
-DEFAULT_STALE_SECONDS = 300
-
-
-def stale_after() -> timedelta:
-    """How old a running run's heartbeat may get before the run counts as abandoned."""
-    configured = getattr(settings, "TRAINING_STALE_SECONDS", None)
-    if configured:
-        return timedelta(seconds=float(configured))
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        return timedelta(seconds=DEFAULT_STALE_SECONDS)
-    limit = int(getattr(settings, "TRAINING_TIME_LIMIT", getattr(settings, "CELERY_TASK_TIME_LIMIT", 3600)))
-    return timedelta(seconds=limit + 300)
-
-
-def fail_stale_runs(store: Store | None = None, running_after: timedelta | None = None) -> int:
-    """Fail runs whose worker is gone: running with no heartbeat for longer than :func:`stale_after`.
-
-    Called on worker start-up and on every beat tick (all stores) and before every
-    ``start_training`` (one store), so a crashed worker never leaves a store locked. Returns how
-    many runs were failed.
-    """
-    if running_after is None:
-        running_after = stale_after()
-    cutoff = timezone.now() - running_after
-    ctx = store_scope(store) if store is not None else unscoped()
-    with ctx:
-        stale = TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff)
-        n = stale.update(
-            status=RunStatus.FAILED,
-            finished_at=timezone.now(),
-            error="The worker stopped reporting progress (killed or lost); the active model was not changed.",
-        )
-    if n:
-        logger.warning("marked %d stale training run(s) as failed", n)
-    return n
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -226,43 +147,31 @@ def run_training(run_id: int, on_progress: Callable[[str, int], None] | None = N
     are, and a "running" run is restarted at most ``MAX_ATTEMPTS`` times in total.
     """
     run = TrainingRun.all_stores.select_related("store").get(pk=run_id)
-    store = run.store
-    with store_scope(store):
+    with store_scope(run.store):
         if run.is_finished:
             logger.info("training run %s is already %s; ignoring a duplicate delivery", run.pk, run.status)
             return run
         if (
-            run.status == RunStatus.RUNNING
+            run.status == JobStatus.RUNNING
             and run.heartbeat_at is not None
-            and timezone.now() - run.heartbeat_at < stale_after()
+            and timezone.now() - run.heartbeat_at < TrainingRun.stale_after()
         ):
             # A redelivered copy (e.g. broker visibility timeout) while the first worker still trains.
             logger.warning("training run %s is running elsewhere (fresh heartbeat); ignoring this delivery", run.pk)
             return run
-        if run.status == RunStatus.RUNNING and run.attempts >= MAX_ATTEMPTS:
-            _mark_failed(run, f"Gave up after {run.attempts} attempts: the worker died during each one.")
+        if run.status == JobStatus.RUNNING and run.attempts >= MAX_ATTEMPTS:
+            jobs.fail(run, f"Gave up after {run.attempts} attempts: the worker died during each one.")
             return run
-        claimed = TrainingRun.objects.filter(pk=run.pk, status__in=ACTIVE_RUN_STATUSES).update(
-            status=RunStatus.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-            stage="starting",
-            progress=0,
-            error="",
-        )
-        if not claimed:
-            run.refresh_from_db()
+        # A "running" run is claimed again too: its worker died and this is the redelivery.
+        if not jobs.claim(run, statuses=ACTIVE_RUN_STATUSES, attempts=F("attempts") + 1):
             return run
-        run.refresh_from_db()
         progress = JobProgress(run, on_progress)
         beat = _Heartbeat.start_for(run.pk)
         try:
             _train(run, progress)
         except Exception as exc:  # noqa: BLE001 - any failure of the training itself fails the run
             logger.exception("training run %s failed", run.pk)
-            run.timings = progress.finish()
-            _mark_failed(run, f"{type(exc).__name__}: {exc}", tb=traceback.format_exc())
+            jobs.fail(run, exc, timings=progress.finish())
         finally:
             if beat is not None:
                 beat.stop()
@@ -282,8 +191,6 @@ class _Heartbeat(threading.Thread):
 
     @classmethod
     def start_for(cls, run_id: int) -> _Heartbeat | None:
-        from django.db import connection
-
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             return None
         beat = cls(run_id)
@@ -291,151 +198,131 @@ class _Heartbeat(threading.Thread):
         return beat
 
     def run(self) -> None:
-        from django.db import connection
-
         try:
             while not self._stop_event.wait(HEARTBEAT_SECONDS):
-                TrainingRun.all_stores.filter(pk=self.run_id, status=RunStatus.RUNNING).update(
+                TrainingRun.all_stores.filter(pk=self.run_id, status=JobStatus.RUNNING).update(
                     heartbeat_at=timezone.now()
                 )
         except Exception:  # noqa: BLE001 - a missed heartbeat is not worth killing the run for
             logger.exception("training run %s: heartbeat thread stopped", self.run_id)
         finally:
-            connection.close()
+            connection.close()  # this thread's own connection (django.db.connection is per thread)
 
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=10)
 
 
-def _mark_failed(run: TrainingRun, message: str, tb: str = "") -> None:
-    run.status = RunStatus.FAILED
-    run.finished_at = timezone.now()
-    run.error = message if not tb else f"{message}\n\n{tb[-4000:]}"
-    TrainingRun.all_stores.filter(pk=run.pk).update(
-        status=run.status, finished_at=run.finished_at, error=run.error, timings=run.timings
-    )
-
-
 def _train(run: TrainingRun, progress: JobProgress) -> None:
-    store = run.store
+    """The steps of a run, in order; each writes its stage, and its results, to the run row."""
     params = dict(run.params or {})
-    matrix_config = MatrixConfig.from_dict(params.get("_matrix"))
-    holdout = dict(params.get("_holdout") or {})
-    gate_config = dict(params.get("_gate") or {})
+    data = _load_data(run, progress, MatrixConfig.from_dict(params.get("_matrix")))
+    progress.stage("splitting holdout", 15)
+    split, holdout_info = _split(data, dict(params.get("_holdout") or {}))
+    results, fitted = _evaluate_and_fit(run, progress, data, split, params)
+    best = _best(results, run.algorithms)
+    metrics = {"primary": PRIMARY_METRIC, "best": best, "holdout": holdout_info, "algorithms": results}
+    TrainingRun.all_stores.filter(pk=run.pk).update(metrics=json_safe(metrics))
 
+    progress.stage("writing artifacts", 90)
+    versions = {name: write_version(run, name, model, data, results.get(name) or {}) for name, model in fitted.items()}
+    candidate = versions[best]
+    _precompute(run, progress, candidate, fitted[best], data)
+    progress.stage("activating", 97)
+    verdict = _gate_and_activate(run, candidate, dict(params.get("_gate") or {}))
+    progress.stage("frequently bought together", 98)
+    _send_model_trained(run)
+    jobs.succeed(run, timings=progress.finish(), gate=json_safe(verdict))
+
+
+def _load_data(run: TrainingRun, progress: JobProgress, matrix_config: MatrixConfig) -> InteractionData:
+    """Build the store's interaction matrix and record its statistics on the run."""
     progress.stage("loading data", 2)
     # Incremental bookkeeping: the matrix is rebuilt from all events, but the run records the event
     # high-water mark (read *before* the events, so anything arriving during the run counts as new
     # next time) and how many of the store's events arrived since the last successful run.
-    high_water, new_events = _event_marks(store, run)
+    high_water, new_events = _event_marks(run.store, run)
     _test_delay(progress)
-    data = build_interactions(store, config=matrix_config)
+    data = build_interactions(run.store, config=matrix_config)
     if data.matrix.nnz == 0:
         raise TrainingError("The store has no usable interactions yet (after filtering); nothing to train on.")
-    TrainingRun.all_stores.filter(pk=run.pk).update(
-        data_stats=_json_safe(
-            {
-                **data.stats,
-                "event_high_water": high_water,
-                "new_events": new_events,
-                "filter_report": data.filter_report,
-                "matrix": matrix_config.to_dict(),
-            }
-        )
-    )
+    stats = {
+        **data.stats,
+        "event_high_water": high_water,
+        "new_events": new_events,
+        "filter_report": data.filter_report,
+        "matrix": matrix_config.to_dict(),
+    }
+    TrainingRun.all_stores.filter(pk=run.pk).update(data_stats=json_safe(stats))
+    return data
 
-    progress.stage("splitting holdout", 15)
-    split, holdout_info = _split(data, holdout)
 
-    n_algos = len(run.algorithms)
+def _evaluate_and_fit(
+    run: TrainingRun, progress: JobProgress, data: InteractionData, split: Split | None, params: dict[str, Any]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Recommender]]:
+    """Per algorithm: score it on the holdout (if there is one), then fit it on all the data."""
     results: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Recommender] = {}
-    span = 70 / n_algos
+    span = 70 / len(run.algorithms)
     for n, name in enumerate(run.algorithms):
         base = 20 + n * span
         algo_params = dict(params.get(name) or {})
+        results[name] = {}
         if split is not None:
             progress.stage(f"evaluating {name}", int(base))
             model = registry.make(name, **algo_params)
             _fit(model, split.train, data, rows=split.train_log)
             progress.update(int(base + span * 0.4))
-            from shop_recs.recsys.evaluate import evaluate
-
             result = evaluate(
                 model, split.train, split.test, ks=(10,), diversity=False, users=_holdout_sample(split.test)
             )
             results[name] = {k: result.metrics.get(k) for k in REPORTED_METRICS}
             results[name]["n_test_users"] = int(len(result.users))
-        else:
-            results[name] = {}
         progress.stage(f"fitting {name}", int(base + span * 0.5))
         model = registry.make(name, **algo_params)
         _fit(model, data.matrix, data, rows=data.log)
         fitted[name] = model
+    return results, fitted
 
-    best = _best(results, run.algorithms)
-    metrics = {
-        "primary": PRIMARY_METRIC,
-        "best": best,
-        "holdout": holdout_info,
-        "algorithms": results,
-    }
-    TrainingRun.all_stores.filter(pk=run.pk).update(metrics=_json_safe(metrics))
 
-    progress.stage("writing artifacts", 90)
-    versions: dict[str, ModelVersion] = {}
-    for name, model in fitted.items():
-        versions[name] = _write_version(run, name, model, data, results.get(name) or {})
-
-    candidate = versions[best]
-    # Serving reads each customer's candidates and each item's neighbours from a sidecar written now,
-    # before activation, so an active version never serves without it (a failure only costs speed:
-    # serving then scores on the request, as before).
+def _precompute(
+    run: TrainingRun, progress: JobProgress, candidate: ModelVersion, model: Recommender, data: InteractionData
+) -> None:
+    """Serving reads each customer's candidates and each item's neighbours from a sidecar written now,
+    before activation, so an active version never serves without it (a failure only costs speed:
+    serving then scores on the request)."""
     progress.stage("precomputing serving arrays", 95)
     try:
-        from shop_recs.training.precompute import precompute_for_version
-
-        precompute_for_version(candidate, fitted[best], data.matrix, log=data.log)
+        precompute_for_version(candidate, model, data.matrix, log=data.log)
     except Exception:  # noqa: BLE001 - the model is usable without it
         logger.exception("training run %s: could not precompute the serving arrays", run.pk)
-    progress.stage("activating", 97)
-    verdict = _gate(store, candidate, gate_config)
+
+
+def _gate_and_activate(run: TrainingRun, candidate: ModelVersion, gate_config: dict[str, Any]) -> dict[str, Any]:
+    """Activate the candidate if the gate passes it (and the run did not ask to skip activation)."""
+    verdict = _gate(run.store, candidate, gate_config)
     if verdict["passed"] and gate_config.get("activate", True):
-        activate_version(candidate)
+        activate_version(candidate, user=run.created_by, reason=f"training run #{run.pk}: {verdict['reason']}")
         verdict["activated"] = candidate.pk
     else:
         verdict["activated"] = None
-    # Serving never computes frequently-bought-together on a request: rebuild it with every model.
-    progress.stage("frequently bought together", 98)
-    try:
-        from shop_recs.serving.fbt import build_fbt
+    return verdict
 
-        build_fbt(store)
-    except Exception:  # noqa: BLE001 - the model is trained and activated; a stale FBT table is no reason to fail
-        logger.exception("training run %s: could not rebuild the frequently-bought-together table", run.pk)
-    timings = progress.finish()
-    TrainingRun.all_stores.filter(pk=run.pk).update(
-        status=RunStatus.SUCCEEDED,
-        stage="done",
-        progress=100,
-        finished_at=timezone.now(),
-        gate=_json_safe(verdict),
-        timings=timings,
-        heartbeat_at=timezone.now(),
-    )
+
+def _send_model_trained(run: TrainingRun) -> None:
+    """Serving never computes frequently-bought-together on a request: it rebuilds it on this signal.
+    A failing receiver is logged; the model is trained and activated, so it is no reason to fail."""
+    for receiver, result in model_trained.send_robust(TrainingRun, store=run.store, run_id=run.pk):
+        if isinstance(result, Exception):
+            logger.error("training run %s: %r failed on model_trained", run.pk, receiver, exc_info=result)
 
 
 def _event_marks(store: Store, run: TrainingRun) -> tuple[int, int]:
     """``(largest Event.pk now, the store's events above the previous successful run's mark)``."""
-    from django.db.models import Max
-
-    from shop_recs.activity.models import Event
-
     high_water = Event.all_stores.aggregate(m=Max("pk"))["m"] or 0
     with store_scope(store):
         previous = (
-            TrainingRun.objects.filter(status=RunStatus.SUCCEEDED)
+            TrainingRun.objects.filter(status=JobStatus.SUCCEEDED)
             .exclude(pk=run.pk)
             .order_by("-finished_at", "-pk")
             .values_list("data_stats", flat=True)
@@ -450,12 +337,11 @@ def _event_marks(store: Store, run: TrainingRun) -> tuple[int, int]:
 
 
 def _test_delay(progress: JobProgress) -> None:
-    """``SHOP_RECS_TEST_TRAINING_DELAY=<seconds>`` makes the data stage sleep (fault tests kill a worker
-    mid-run with it). Read from the environment only, never set in production; a no-op when unset."""
-    raw = os.environ.get("SHOP_RECS_TEST_TRAINING_DELAY", "")
-    if not raw:
+    """``settings.TRAINING_TEST_DELAY_SECONDS`` (env ``SHOP_RECS_TEST_TRAINING_DELAY``) makes the data stage
+    sleep (fault tests kill a worker mid-run with it). Never set in production; a no-op when 0."""
+    delay = settings.TRAINING_TEST_DELAY_SECONDS
+    if not delay:
         return
-    delay = float(raw)
     logger.warning("SHOP_RECS_TEST_TRAINING_DELAY: sleeping %.1fs in the data stage", delay)
     deadline = time.monotonic() + delay
     while time.monotonic() < deadline:
@@ -463,10 +349,8 @@ def _test_delay(progress: JobProgress) -> None:
         progress.update(2)
 
 
-def _split(data: InteractionData, holdout: dict[str, Any]) -> tuple[Any | None, dict[str, Any]]:
+def _split(data: InteractionData, holdout: dict[str, Any]) -> tuple[Split | None, dict[str, Any]]:
     """A holdout from the evaluation engineer's splits (default: leave the last item out per user)."""
-    from shop_recs.recsys.splits import make_split
-
     protocol = holdout.pop("protocol", "leave_last")
     kwargs = holdout or ({"k": 1} if protocol == "leave_last" else {})
     try:
@@ -549,241 +433,6 @@ def _gate(store: Store, candidate: ModelVersion, config: dict[str, Any]) -> dict
     return {**verdict, "passed": True, "reason": f"{PRIMARY_METRIC} {cand:.4f} >= floor {floor:.4f}"}
 
 
-# --- artifacts ----------------------------------------------------------------------------------
-
-
-def _write_version(
-    run: TrainingRun, algorithm: str, model: Recommender, data: InteractionData, metrics: dict[str, Any]
-) -> ModelVersion:
-    store = run.store
-    rel = Path(store.slug) / f"run{run.pk}-{algorithm}-{uuid.uuid4().hex[:8]}.npz"
-    manifest = {
-        "store_id": store.pk,
-        "run_id": run.pk,
-        "algorithm": algorithm,
-        "created_at": timezone.now().isoformat(),
-        "n_users": data.n_users,
-        "n_items": data.n_items,
-    }
-    arrays = dict(model._state_arrays())
-    arrays[_USER_IDS_KEY] = np.asarray(data.user_ids, dtype=np.int64)
-    arrays[_ITEM_IDS_KEY] = np.asarray(data.item_ids, dtype=np.int64)
-    arrays[_MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
-    checksum, size = write_artifact_atomic(model_dir() / rel, arrays)
-    with store_scope(store):
-        return ModelVersion.objects.create(
-            store=store,
-            run=run,
-            algorithm=algorithm,
-            params=_json_safe(model.get_params()),
-            artifact_path=str(rel),
-            checksum=checksum,
-            size_bytes=size,
-            n_users=data.n_users,
-            n_items=data.n_items,
-            metrics=_json_safe(metrics),
-        )
-
-
-def write_artifact_atomic(path: Path, arrays: dict[str, np.ndarray]) -> tuple[str, int]:
-    """Write an npz so that ``path`` is either absent or complete: temp file, fsync, rename, fsync dir.
-
-    Returns ``(sha256, size)`` of the bytes on disk.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        checksum, size = file_sha256(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return checksum, size
-
-
-def file_sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def artifact_path(version: ModelVersion) -> Path:
-    return model_dir() / version.artifact_path
-
-
-def verify_artifact(version: ModelVersion) -> None:
-    """Raise :class:`ArtifactCorrupt` unless the file exists and matches the recorded SHA-256."""
-    path = artifact_path(version)
-    if not path.exists():
-        raise ArtifactCorrupt(f"artifact of version {version.pk} is missing: {path}")
-    checksum, _ = file_sha256(path)
-    if checksum != version.checksum:
-        raise ArtifactCorrupt(f"artifact of version {version.pk} has SHA-256 {checksum}, expected {version.checksum}")
-
-
-# --- activation -------------------------------------------------------------------------------
-
-
-def activate_version(version: ModelVersion, user: Any = None) -> ModelVersion:
-    """Make ``version`` the store's active model (after verifying its file), atomically.
-
-    The store row is locked so two concurrent activations serialise; the partial unique constraint
-    is the backstop. Raises :class:`VersionNotUsable` / :class:`ArtifactCorrupt`.
-    """
-    store_id = version.store_id
-    if version.corrupt_at is not None:
-        raise VersionNotUsable(f"version {version.pk} was found corrupt and cannot be activated")
-    try:
-        verify_artifact(version)
-    except ArtifactCorrupt:
-        _mark_corrupt(version)
-        raise
-    with store_scope(store_id), transaction.atomic():
-        Store.objects.select_for_update().get(pk=store_id)
-        ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
-        now = timezone.now()
-        updated = ModelVersion.objects.filter(pk=version.pk).update(is_active=True, activated_at=now)
-        if not updated:
-            raise VersionNotUsable(f"version {version.pk} does not belong to this store")
-    version.is_active, version.activated_at = True, now
-    # This process serves the new version from its next request; other processes within
-    # SERVING_ACTIVE_VERSION_TTL seconds (serving caches the active id that long).
-    from shop_recs.serving.services import forget_active_version
-
-    forget_active_version(store_id)
-    logger.info("store %s: activated model version %s (%s)", store_id, version.pk, version.algorithm)
-    return version
-
-
-def rollback_to(version: ModelVersion, user: Any = None) -> ModelVersion:
-    """Re-activate an earlier version (for example after a bad model went live)."""
-    if version.is_active:
-        return version
-    return activate_version(version, user=user)
-
-
-def previous_version(store: Store) -> ModelVersion | None:
-    """The most recently activated usable version other than the active one (the rollback target)."""
-    with store_scope(store):
-        return (
-            ModelVersion.objects.filter(activated_at__isnull=False, is_active=False, corrupt_at__isnull=True)
-            .order_by("-activated_at", "-pk")
-            .first()
-        )
-
-
-def _mark_corrupt(version: ModelVersion) -> None:
-    version.corrupt_at = timezone.now()
-    ModelVersion.all_stores.filter(pk=version.pk).update(corrupt_at=version.corrupt_at)
-
-
-# --- loading for serving ------------------------------------------------------------------------
-
-
-@dataclass
-class LoadedModel:
-    """A fitted model with its id maps, ready to serve. ``version`` is the row it came from."""
-
-    version: ModelVersion
-    model: Recommender
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    user_index: dict[int, int]
-    item_index: dict[int, int]
-    is_fallback: bool = False
-
-    def row_of(self, customer_id: int) -> int | None:
-        return self.user_index.get(int(customer_id))
-
-    def column_of(self, product_id: int) -> int | None:
-        return self.item_index.get(int(product_id))
-
-
-_cache: dict[int, LoadedModel] = {}
-_cache_lock = threading.Lock()
-
-
-def load_version(version: ModelVersion) -> LoadedModel:
-    """Verify the checksum, then load model and id maps (cached per process by version id)."""
-    with _cache_lock:
-        hit = _cache.get(version.pk)
-    if hit is not None and hit.version.checksum == version.checksum:
-        return hit
-    verify_artifact(version)
-    path = artifact_path(version)
-    model = registry.load_model(path)
-    with np.load(path, allow_pickle=False) as archive:
-        user_ids = archive[_USER_IDS_KEY].astype(np.int64)
-        item_ids = archive[_ITEM_IDS_KEY].astype(np.int64)
-    loaded = LoadedModel(
-        version=version,
-        model=model,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_index={int(pk): i for i, pk in enumerate(user_ids.tolist())},
-        item_index={int(pk): i for i, pk in enumerate(item_ids.tolist())},
-    )
-    with _cache_lock:
-        # Keep one entry per store: the newly loaded version replaces older ones of the same store.
-        for key in [k for k, v in _cache.items() if v.version.store_id == version.store_id]:
-            del _cache[key]
-        _cache[version.pk] = loaded
-    return loaded
-
-
-def load_active_model(store: Store) -> LoadedModel | None:
-    """The store's active model for serving; ``None`` if the store has never had one.
-
-    If the active artifact is missing or fails its checksum, the error is logged, the version is
-    marked corrupt and the most recently activated good version is served instead
-    (``is_fallback=True``). Raises :class:`ArtifactCorrupt` only when no version is loadable.
-    """
-    with store_scope(store):
-        active = ModelVersion.objects.filter(is_active=True).first()
-        fallbacks = list(
-            ModelVersion.objects.filter(activated_at__isnull=False, is_active=False, corrupt_at__isnull=True).order_by(
-                "-activated_at", "-pk"
-            )[:5]
-        )
-    candidates = ([active] if active is not None else []) + fallbacks
-    if not candidates:
-        return None
-    errors: list[str] = []
-    for version in candidates:
-        try:
-            loaded = load_version(version)
-        except (ArtifactCorrupt, OSError, ValueError, KeyError) as exc:
-            logger.error(
-                "store %s: model version %s is unusable (%s); trying an earlier one", store.pk, version.pk, exc
-            )
-            errors.append(str(exc))
-            _mark_corrupt(version)
-            continue
-        if version is not active:
-            logger.error("store %s: serving fallback version %s instead of the active one", store.pk, version.pk)
-            loaded = LoadedModel(**{**loaded.__dict__, "is_fallback": True})
-        return loaded
-    raise ArtifactCorrupt("; ".join(errors))
-
-
-def clear_model_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
 # --- convenience ------------------------------------------------------------------------------
 
 
@@ -803,24 +452,9 @@ def train_store(
     params.setdefault("_gate", {"force": True})
     run = start_training(store, algorithms or DEFAULT_ALGORITHMS, params, user, enqueue=False)
     run = run_training(run.pk, on_progress=on_progress)
-    if run.status != RunStatus.SUCCEEDED:
+    if run.status != JobStatus.SUCCEEDED:
         raise TrainingError(f"training run #{run.pk} failed: {run.error.splitlines()[0] if run.error else '?'}")
     return run
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python (PostgreSQL's jsonb refuses NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _holdout_sample(test: sp.csr_matrix) -> np.ndarray:
@@ -831,7 +465,7 @@ def _holdout_sample(test: sp.csr_matrix) -> np.ndarray:
     200k-customer store; 5,000 users keep NDCG@10's standard error around 0.003, enough for a gate.
     """
     users = np.flatnonzero(np.diff(test.indptr) > 0)
-    cap = int(getattr(settings, "TRAINING_EVAL_MAX_USERS", 5_000))
+    cap = settings.TRAINING_EVAL_MAX_USERS
     if len(users) <= cap:
         return users
     return np.sort(np.random.default_rng(0).choice(users, size=cap, replace=False))

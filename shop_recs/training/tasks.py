@@ -3,12 +3,13 @@
 Crash safety: ``acks_late`` + ``reject_on_worker_lost`` mean a worker killed mid-run gets the task
 redelivered; ``run_training`` then restarts the run (at most ``MAX_ATTEMPTS`` in total) or fails it.
 The active model is only changed at the very end of a successful run, so a crash never touches it.
-On worker start-up, runs left "running" by a dead worker (no heartbeat for longer than the hard
-time limit) are failed, which also releases the per-store training lock.
+On worker start-up, job rows left "running" by a dead worker (no heartbeat for longer than their
+model's ``stale_after()``) are failed: training runs (which also releases the per-store training
+lock), evaluation runs, tuning jobs and profile runs alike (``platform.jobs.fail_stale_jobs``).
 
 ``enqueue_due_trainings`` is the beat task of scheduled retraining (``schedule.py``); every tick it
-also fails runs of dead workers, so a killed worker releases its store's lock within
-``services.stale_after()`` plus one tick.
+also runs that sweep, so a killed worker releases its store's lock within
+``TrainingRun.stale_after()`` plus one tick.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from shop_recs.training import services
+from shop_recs.platform.jobs import fail_stale_jobs
+from shop_recs.training import schedule, services
 
 logger = logging.getLogger(__name__)
 
 #: Hard limit kills the process; the soft limit raises SoftTimeLimitExceeded inside the run first,
 #: so the run is marked failed with a clear message instead of vanishing.
-TRAINING_TIME_LIMIT = int(getattr(settings, "TRAINING_TIME_LIMIT", 60 * 60))
-TRAINING_SOFT_TIME_LIMIT = int(getattr(settings, "TRAINING_SOFT_TIME_LIMIT", TRAINING_TIME_LIMIT - 5 * 60))
+TRAINING_TIME_LIMIT = settings.TRAINING_TIME_LIMIT
+TRAINING_SOFT_TIME_LIMIT = settings.TRAINING_SOFT_TIME_LIMIT
 
 
 @shared_task(
@@ -48,19 +50,17 @@ def train_model(run_id: int) -> str:
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
 def enqueue_due_trainings() -> dict[str, int]:
-    from shop_recs.training import schedule
-
     try:
-        services.fail_stale_runs()
+        fail_stale_jobs()
     except Exception:  # noqa: BLE001 - housekeeping must not stop the schedule
-        logger.exception("could not check for stale training runs")
+        logger.exception("could not check for stale job rows")
     result = schedule.enqueue_due_trainings()
     return {k: result.count(k) for k in ("started", "locked", "no_new_events")}
 
 
 @worker_ready.connect
-def _fail_runs_of_dead_workers(**kwargs) -> None:
+def _fail_jobs_of_dead_workers(**kwargs) -> None:
     try:
-        services.fail_stale_runs()
+        fail_stale_jobs()
     except Exception:  # noqa: BLE001 - never keep a worker from starting over housekeeping
-        logger.exception("could not check for stale training runs")
+        logger.exception("could not check for stale job rows")

@@ -18,7 +18,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from shop_recs.stores.access import store_view
-from shop_recs.training import schedule, selectors, services
+from shop_recs.training import activation, schedule, selectors, services
+from shop_recs.training.config import training_config
+from shop_recs.training.errors import TrainingAlreadyRunning, TrainingError
 from shop_recs.training.forms import StartTrainingForm, TrainingScheduleForm
 from shop_recs.training.models import ModelVersion, TrainingRun
 
@@ -35,8 +37,6 @@ def jobs(request: HttpRequest) -> HttpResponse:
 
 def _store_training_config(request: HttpRequest) -> tuple[list[str], dict]:
     """The store's promoted training configuration and gate (set on the Evaluation pages)."""
-    from shop_recs.training.config import training_config
-
     return training_config(request.store)
 
 
@@ -81,7 +81,7 @@ def start(request: HttpRequest) -> HttpResponse:
     params.update(form.training_params())
     try:
         run = services.start_training(request.store, form.cleaned_data["algorithms"], params, request.user)
-    except services.TrainingAlreadyRunning as exc:
+    except TrainingAlreadyRunning as exc:
         messages.error(
             request,
             _("Training run #%(id)s is already in progress for this store.") % {"id": exc.run.pk}
@@ -133,8 +133,8 @@ def _version_or_404(version_id: int) -> ModelVersion:
 def activate(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     try:
-        services.activate_version(version, user=request.user)
-    except services.TrainingError as exc:
+        activation.activate_version(version, user=request.user, reason="activated on the Jobs page")
+    except TrainingError as exc:
         messages.error(request, _("Could not activate version %(id)s: %(error)s") % {"id": version.pk, "error": exc})
     else:
         messages.success(request, _("Version %(id)s is now active.") % {"id": version.pk})
@@ -146,8 +146,8 @@ def activate(request: HttpRequest, version_id: int) -> HttpResponse:
 def rollback(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(version_id)
     try:
-        services.rollback_to(version, user=request.user)
-    except services.TrainingError as exc:
+        activation.rollback_to(version, user=request.user, reason="rolled back on the Jobs page")
+    except TrainingError as exc:
         messages.error(
             request, _("Could not roll back to version %(id)s: %(error)s") % {"id": version.pk, "error": exc}
         )

@@ -7,17 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from shop_recs.ads.eligibility import invalidate_campaigns
 from shop_recs.ads.models import Campaign, CampaignStatus
 from shop_recs.stores.scoping import unscoped
 from tests.serving.conftest import _fresh_serving, add_events, shop  # noqa: F401 - re-exported fixtures
-
-
-@pytest.fixture(autouse=True)
-def _fresh_campaigns():
-    invalidate_campaigns()
-    yield
-    invalidate_campaigns()
 
 
 @pytest.fixture

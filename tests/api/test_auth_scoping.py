@@ -84,3 +84,32 @@ def test_store_b_cannot_read_or_write_store_a(store, other_store, api_client, ot
     assert other_api_client.get("/api/v1/customers/shared").json()["country"] == ""
     assert api_client.get("/api/v1/customers/shared").json()["country"] == "DE"
     assert count(Customer, external_id="shared") == 2
+
+
+def test_drf_and_hot_path_share_one_key_check(store):
+    """DRF's authenticator goes through ``check_api_key``: the key it read is the hot path's cached key."""
+    from shop_recs.api import auth
+
+    key, raw = ApiKey.generate(store, "shared")
+    assert APIClient().get("/api/v1/products", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    assert key.prefix in auth._known_keys
+    assert auth.check_api_key(raw).status is auth.KeyStatus.OK
+    assert auth.check_api_key(f"sr_{key.prefix}_wrong").status is auth.KeyStatus.INVALID
+    assert auth.check_api_key("nope").status is auth.KeyStatus.MALFORMED
+    key.revoke()  # post_save receiver (connected in ApiConfig.ready) drops the cached key
+    assert key.prefix not in auth._known_keys
+    assert auth.check_api_key(raw).status is auth.KeyStatus.REVOKED
+    assert auth.store_for_raw_key(raw) is None
+    # A wrong secret on a revoked key says "invalid", never reveals the key exists.
+    assert auth.check_api_key(f"sr_{key.prefix}_wrong").status is auth.KeyStatus.INVALID
+
+
+def test_deleted_key_is_refused_at_once(store):
+    key, raw = ApiKey.generate(store, "to delete")
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw)
+    assert client.get("/api/v1/products").status_code == 200
+    key.delete()
+    response = client.get("/api/v1/products")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "Invalid API key."

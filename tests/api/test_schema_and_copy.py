@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from shop_recs.activity import ingest
+from shop_recs.activity import sql as activity_sql
 from shop_recs.activity.models import Customer, Event
 from shop_recs.stores.scoping import unscoped
 from tests.conftest import require_postgres
@@ -91,8 +92,8 @@ def test_postgres_copy_is_called(store, make_product, monkeypatch):
     require_postgres()
     product = make_product(store, "SKU-1")
     used = []
-    real = ingest._copy_events
-    monkeypatch.setattr(ingest, "_copy_events", lambda *a: used.append(1) or real(*a))
+    real = activity_sql.copy_events
+    monkeypatch.setattr(activity_sql, "copy_events", lambda *a: used.append(1) or real(*a))
     monkeypatch.setattr(ingest, "_bulk_create_events", lambda *a: pytest.fail("bulk_create on Postgres"))
     ts = datetime(2025, 1, 1, tzinfo=UTC)
     assert ingest.write_events(store.pk, [(None, "s", "view", product.pk, 1.5, 2, "", "", ts, None)]) == 1

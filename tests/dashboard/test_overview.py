@@ -7,7 +7,7 @@ from datetime import timedelta
 import plotly.graph_objects as go
 import pytest
 
-from analytics import charts, selectors
+from shop_recs.dashboard import charts, selectors
 from shop_recs.stores.scoping import store_scope
 from tests.dashboard.conftest import LATEST
 

@@ -100,3 +100,20 @@ def test_analyst_cannot_change_members(store, merchant, analyst, make_user, logi
     target.refresh_from_db()
     assert target.role == "merchant"
     assert not Membership.objects.filter(user__username="colleague").exists()
+
+
+def test_member_of_another_store_is_404(store, other_store, merchant, make_user, login):
+    stranger = Membership.objects.create(user=make_user("stranger"), store=other_store, role="merchant")
+    client = login(merchant)
+    assert client.post(f"/s/alpha/settings/members/{stranger.pk}/role/", {"role": "analyst"}).status_code == 404
+    assert client.post(f"/s/alpha/settings/members/{stranger.pk}/remove/").status_code == 404
+    stranger.refresh_from_db()
+    assert stranger.role == "merchant"
+
+
+def test_invalid_role_is_refused_with_a_message(store, merchant, analyst, login):
+    target = Membership.objects.get(user=analyst, store=store)
+    response = login(merchant).post(f"/s/alpha/settings/members/{target.pk}/role/", {"role": "owner"}, follow=True)
+    assert "Choose a valid role." in response.content.decode()
+    target.refresh_from_db()
+    assert target.role == "analyst"

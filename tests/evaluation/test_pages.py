@@ -10,11 +10,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from analytics.evaluation import charts, services, views
-from analytics.evaluation.models import EvaluationRun, JobStatus, TuningJob
+from analytics.evaluation import charts, selectors, services, views
+from analytics.evaluation.models import EvaluationRun, TuningJob
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import store_scope, unscoped
 from shop_recs.training import config as training_config_module
-from shop_recs.training.models import StoreTrainingConfig
+from shop_recs.training.models import ModelVersion, StoreTrainingConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -130,8 +131,6 @@ def test_compare_two_runs(finished_run, store, analyst, login, django_capture_on
 def test_versions_and_tuning_charts_draw_the_stored_numbers(
     store, popularity_puzzle, django_capture_on_commit_callbacks
 ):
-    from shop_recs.training.models import ModelVersion
-
     with unscoped():
         for i, (algo, ndcg) in enumerate([("popularity", 0.1), ("item_knn", 0.3), ("item_knn", 0.35)]):
             v = ModelVersion.objects.create(
@@ -139,8 +138,6 @@ def test_versions_and_tuning_charts_draw_the_stored_numbers(
             )
             ModelVersion.objects.filter(pk=v.pk).update(created_at=v.created_at + timedelta(minutes=i))
     with store_scope(store):
-        from analytics.evaluation import selectors
-
         history = selectors.version_history()
     fig = json.loads(charts.versions_figure(history).to_json())
     by_meta = {t["meta"]: t for t in fig["data"]}

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from analytics.evaluation import services
-from analytics.evaluation.models import EvaluationRun, JobStatus
+from analytics.evaluation.models import EvaluationRun
+from analytics.models import CustomerProfile, Segment
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import store_scope, unscoped
 
 pytestmark = pytest.mark.django_db
@@ -17,8 +19,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def segments(store, taste_store):
     """Automatic segments for the two taste groups (profiles exist for every customer)."""
-    from analytics.models import CustomerProfile, Segment
-
     with unscoped():
         mugs = Segment.objects.create(store=store, kind=Segment.Kind.AUTO, name="Mug people", cluster_index=0)
         shirts = Segment.objects.create(store=store, kind=Segment.Kind.AUTO, name="Shirt people", cluster_index=1)

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from analytics.evaluation import services
-from analytics.evaluation.models import JobStatus, TuningJob, TuningTrial
+from analytics.evaluation.models import TuningJob, TuningTrial
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.recsys import registry
 from shop_recs.recsys.tuning import candidate_configs
 from shop_recs.stores.scoping import store_scope

@@ -1,16 +1,5 @@
-"""Reuse the serving fixtures (a tiny trained store) and clear the experiments cache around tests."""
+"""Reuse the serving fixtures (a tiny trained store); tests/conftest.py empties the in-process caches."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.serving.conftest import _fresh_serving, add_events, shop  # noqa: F401
-
-
-@pytest.fixture(autouse=True)
-def _fresh_experiments():
-    from shop_recs.serving.experiments import invalidate
-
-    invalidate()
-    yield
-    invalidate()

@@ -9,7 +9,8 @@ import pytest
 
 from shop_recs.serving.services import clear_serving_cache
 from shop_recs.stores.scoping import unscoped
-from shop_recs.training import services
+from shop_recs.training import activation, artifacts, services
+from shop_recs.training.errors import VersionNotUsable
 from shop_recs.training.models import ModelVersion
 from tests.conftest import require_postgres, require_redis
 
@@ -26,14 +27,14 @@ def _versions(store) -> dict[int, ModelVersion]:
 def test_corrupt_active_artifact_falls_back(damage, shop, store, api_client, caplog):
     require_postgres()
     require_redis()
-    first = services.load_active_model(store).version  # the shop fixture's model
+    first = artifacts.load_active_model(store).version  # the shop fixture's model
     second_run = services.train_store(store, algorithms=["item_knn"])
     with unscoped():
         second = ModelVersion.objects.get(store=store, is_active=True)
     assert second.run_id == second_run.pk and second.pk != first.pk
     assert api_client.get(f"{API}/recommendations/customer/C0?n=3").json()["model_version"] == second.pk
 
-    path = services.artifact_path(second)
+    path = artifacts.artifact_path(second)
     raw = bytearray(path.read_bytes())
     if damage == "flip":
         raw[len(raw) // 2] ^= 0xFF
@@ -42,9 +43,9 @@ def test_corrupt_active_artifact_falls_back(damage, shop, store, api_client, cap
         path.write_bytes(bytes(raw[: len(raw) // 3]))
 
     # A new process (or a restarted web worker) has nothing in memory: the next load reads the file.
-    services.clear_model_cache()
+    artifacts.clear_model_cache()
     clear_serving_cache()
-    with caplog.at_level(logging.ERROR, logger="shop_recs.training.services"):
+    with caplog.at_level(logging.ERROR, logger="shop_recs.training.artifacts"):
         r = api_client.get(f"{API}/recommendations/customer/C0?n=3")
     assert r.status_code == 200, r.content
     body = r.json()
@@ -57,5 +58,5 @@ def test_corrupt_active_artifact_falls_back(damage, shop, store, api_client, cap
     assert api_client.get(f"{API}/products/M0/similar?n=3").status_code == 200
     assert api_client.get(f"{API}/popular?n=3").status_code == 200
     # A corrupt version can never be activated again.
-    with pytest.raises(services.VersionNotUsable):
-        services.activate_version(versions[second.pk])
+    with pytest.raises(VersionNotUsable):
+        activation.activate_version(versions[second.pk])

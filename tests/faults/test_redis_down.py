@@ -10,11 +10,11 @@ import pytest
 from django.test import override_settings
 
 from shop_recs.activity.models import Event
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.serving.fbt import clear_fbt
 from shop_recs.serving.services import clear_serving_cache
 from shop_recs.stores.scoping import unscoped
 from shop_recs.training import services
-from shop_recs.training.models import RunStatus
 from tests.api.helpers import event
 from tests.conftest import require_postgres, require_redis
 
@@ -104,5 +104,5 @@ def test_serving_and_ingestion_without_redis(shop, store, api_client, dead_redis
     active = services.load_active_model(store).version.pk
     run = services.start_training(store, ["popularity"])
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED and "task queue" in run.error
+    assert run.status == JobStatus.FAILED and "task queue" in run.error
     assert services.load_active_model(store).version.pk == active

@@ -8,9 +8,10 @@ import time
 import pytest
 from django.utils import timezone
 
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import unscoped
 from shop_recs.training import services
-from shop_recs.training.models import ModelVersion, RunStatus, TrainingRun
+from shop_recs.training.models import ModelVersion, TrainingRun
 from tests.faults.conftest import wait_until
 
 pytestmark = pytest.mark.services
@@ -33,7 +34,7 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
     # The data stage sleeps for a minute in this worker, so it is surely mid-run when killed.
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity", "item_knn"], {"_gate": {"force": True}})
-    wait_until(lambda: _run(run.pk).status == RunStatus.RUNNING, timeout=45, workers=(doomed,))
+    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=45, workers=(doomed,))
     running = _run(run.pk)
     assert running.stage == "loading data" and running.attempts == 1
 
@@ -49,7 +50,7 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
     services.clear_model_cache()
     assert services.load_active_model(store).version.pk == before.pk
     orphan = _run(run.pk)
-    assert orphan.status == RunStatus.RUNNING  # orphaned: nobody will ever finish it
+    assert orphan.status == JobStatus.RUNNING  # orphaned: nobody will ever finish it
 
     # Its heartbeat goes stale; the threshold is 5 minutes in production, 2 s here.
     settings.TRAINING_STALE_SECONDS = 2
@@ -59,11 +60,11 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
     fresh = start_worker()
     retry = services.start_training(store, ["popularity", "item_knn"], {"_gate": {"force": True}})
     dead = _run(run.pk)
-    assert dead.status == RunStatus.FAILED and "stopped reporting progress" in dead.error
+    assert dead.status == JobStatus.FAILED and "stopped reporting progress" in dead.error
     assert dead.finished_at >= killed_at
 
     done = wait_until(lambda: (r := _run(retry.pk)).is_finished and r, timeout=60, workers=(fresh, doomed))
-    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert done.status == JobStatus.SUCCEEDED, done.error
     assert done.data_stats["new_events"] == 0  # no events arrived since the fixture's run
     active = _active(store)
     assert active.run_id == retry.pk and active.pk != before.pk
@@ -71,7 +72,7 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
     assert services.load_active_model(store).version.pk == active.pk
     # The dead run's message is still unacknowledged in Redis (redelivered after the broker's
     # visibility timeout); a late redelivery of a finished run is ignored by run_training.
-    assert services.run_training(run.pk).status == RunStatus.FAILED
+    assert services.run_training(run.pk).status == JobStatus.FAILED
 
 
 def test_beat_tick_fails_orphaned_runs(worker_var_dir, start_worker, shop, store, settings):
@@ -80,10 +81,10 @@ def test_beat_tick_fails_orphaned_runs(worker_var_dir, start_worker, shop, store
 
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity"])
-    wait_until(lambda: _run(run.pk).status == RunStatus.RUNNING, timeout=45, workers=(doomed,))
+    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=45, workers=(doomed,))
     doomed.proc.kill()
     doomed.proc.wait(timeout=10)
     settings.TRAINING_STALE_SECONDS = 1
     time.sleep(1.5)
     enqueue_due_trainings.run()  # the task body, in this process (what beat triggers every tick)
-    assert _run(run.pk).status == RunStatus.FAILED
+    assert _run(run.pk).status == JobStatus.FAILED

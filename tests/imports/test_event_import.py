@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from shop_recs.activity.models import Customer, Event
-from shop_recs.imports import importers
+from shop_recs.imports import csv_importers
 from shop_recs.imports.importers import import_events
 from shop_recs.imports.models import ImportJob, ImportStatus
 from shop_recs.stores.scoping import store_scope
@@ -115,7 +115,7 @@ def test_wrong_columns_are_rejected(store, catalog, write_file):
 
 
 def test_error_after_a_written_chunk_rolls_everything_back(store, catalog, write_file, monkeypatch):
-    monkeypatch.setattr(importers, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(csv_importers, "CHUNK_ROWS", 2)
     rows = "".join(f"c{i},s{i},view,P1,,,,,2024-05-01T10:00:00Z,\n" for i in range(7))
     text = HEADER + rows + "c9,s9,view,UNKNOWN,,,,,2024-05-01T10:00:00Z,\n"
     job = import_events(store, write_file("late.csv", text))

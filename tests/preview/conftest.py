@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import cache
 
 from shop_recs.activity.models import Event
 from shop_recs.stores.scoping import unscoped
@@ -15,25 +14,8 @@ T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _fresh_serving(settings, tmp_path):
+    """Model artifacts go to the test's own directory (tests/conftest.py empties the in-process caches)."""
     settings.MODEL_DIR = tmp_path / "models"
-    from shop_recs.serving.fbt import clear_fbt
-    from shop_recs.serving.preview import clear_preview_cache
-    from shop_recs.serving.rules import invalidate_catalog, invalidate_rules
-    from shop_recs.serving.services import clear_serving_cache
-    from shop_recs.training.services import clear_model_cache
-
-    def clear():
-        clear_model_cache()
-        clear_serving_cache()
-        clear_preview_cache()
-        invalidate_catalog()
-        invalidate_rules()
-        clear_fbt()
-        cache.clear()
-
-    clear()
-    yield
-    clear()
 
 
 @pytest.fixture

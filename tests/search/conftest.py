@@ -14,25 +14,10 @@ T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches(settings, tmp_path):
-    """Per-process caches are keyed by store pk, which a rolled-back test may reuse: start clean."""
+def _search_settings(settings, tmp_path):
+    """Model artifacts in the test's own directory (tests/conftest.py empties the in-process caches)."""
     settings.MODEL_DIR = tmp_path / "models"
     settings.SEARCH_INDEX_CHECK_SECONDS = 0  # check the catalog fingerprint on every search
-    from shop_recs.search.services import invalidate_search_index
-    from shop_recs.serving.rules import invalidate_catalog, invalidate_rules
-    from shop_recs.serving.services import clear_serving_cache
-    from shop_recs.training.services import clear_model_cache
-
-    def clear() -> None:
-        invalidate_search_index()
-        invalidate_catalog()
-        invalidate_rules()
-        clear_model_cache()
-        clear_serving_cache()  # personal re-ranking takes the active model from the serving state
-
-    clear()
-    yield
-    clear()
 
 
 @pytest.fixture

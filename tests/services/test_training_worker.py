@@ -9,19 +9,19 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
+from shop_recs.activity.models import Event
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import unscoped
-from shop_recs.training import services
-from shop_recs.training.models import ModelVersion, RunStatus, TrainingRun
+from shop_recs.training import artifacts, services
+from shop_recs.training.models import ModelVersion, TrainingRun
 from tests.conftest import require_postgres
-from tests.recommend.conftest import T0
 from tests.services.conftest import wait_for
+from tests.training.conftest import T0
 
 pytestmark = pytest.mark.services
 
 
 def _seed(store, make_product, make_customer):
-    from shop_recs.activity.models import Event
-
     products = [make_product(store, f"P{i}") for i in range(6)]
     customers = [make_customer(store, f"C{i}") for i in range(12)]
     events = []
@@ -48,9 +48,9 @@ def worker_var_dir(tmp_path, monkeypatch, settings):
     at the same private artifact directory."""
     monkeypatch.setenv("SHOP_RECS_VAR_DIR", str(tmp_path))
     settings.MODEL_DIR = tmp_path / "models"
-    services.clear_model_cache()
+    artifacts.clear_model_cache()
     yield tmp_path
-    services.clear_model_cache()
+    artifacts.clear_model_cache()
 
 
 def test_real_worker_trains_and_activates(worker_var_dir, celery_worker, make_store, make_product, make_customer):
@@ -63,12 +63,12 @@ def test_real_worker_trains_and_activates(worker_var_dir, celery_worker, make_st
             return TrainingRun.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).first()
 
     done = wait_for(finished, timeout=90, proc=celery_worker)
-    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert done.status == JobStatus.SUCCEEDED, done.error
     assert done.progress == 100 and done.metrics["algorithms"]
     with unscoped():
         active = ModelVersion.objects.get(store=store, is_active=True)
-    assert services.artifact_path(active).is_relative_to(worker_var_dir)
-    loaded = services.load_active_model(store)  # verifies the checksum the worker recorded
+    assert artifacts.artifact_path(active).is_relative_to(worker_var_dir)
+    loaded = artifacts.load_active_model(store)  # verifies the checksum the worker recorded
     assert loaded.version.pk == active.pk
 
 

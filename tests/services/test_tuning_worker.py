@@ -3,10 +3,13 @@ process, and the chord's callback (which needs a result backend) finalises the l
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from analytics.evaluation import services
-from analytics.evaluation.models import JobStatus, TuningJob, TuningTrial
+from analytics.evaluation.models import TuningJob, TuningTrial
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import unscoped
 from tests.evaluation.conftest import popularity_puzzle  # noqa: F401, F811 - the fixture, shared with the eager tests
 from tests.services.conftest import wait_for
@@ -18,8 +21,6 @@ pytestmark = pytest.mark.services
 def worker_env(tmp_path, monkeypatch, settings):
     """Set before ``celery_worker`` starts (the worker inherits the environment): a private var dir
     and a Redis result backend, which chords need."""
-    import os
-
     broker = os.environ.get("REDIS_URL", "")
     monkeypatch.setenv("SHOP_RECS_VAR_DIR", str(tmp_path))
     if broker:

@@ -17,7 +17,7 @@ from django.db import connection
 from shop_recs.activity import changes
 from shop_recs.api import auth
 from shop_recs.platform import logbuffer
-from shop_recs.serving import live_activity
+from shop_recs.serving import live_activity, responses, runtime
 from shop_recs.serving import services as serving
 from shop_recs.serving.models import RecommendationList
 from shop_recs.stores.models import ApiKey
@@ -93,13 +93,13 @@ def test_activation_here_serves_the_new_version_at_once(api_client, shop, store)
 @pytest.mark.django_db
 def test_activation_elsewhere_is_seen_within_the_ttl(shop, store, settings, monkeypatch):
     settings.SERVING_ACTIVE_VERSION_TTL = 5
-    active = serving._active_version_id(store.pk)
+    active = runtime.active_version_id(store.pk)
     with unscoped():
         ModelVersion.objects.filter(store=store).update(is_active=False)
-    assert serving._active_version_id(store.pk) == active  # trusted for the TTL
+    assert runtime.active_version_id(store.pk) == active  # trusted for the TTL
     later = time.monotonic() + 6
-    monkeypatch.setattr(serving.time, "monotonic", lambda: later)
-    assert serving._active_version_id(store.pk) == 0
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: later)
+    assert runtime.active_version_id(store.pk) == 0
 
 
 # --- list log ---------------------------------------------------------------------------------
@@ -127,8 +127,8 @@ def test_buffered_rows_survive_a_failed_flush(shop, settings, monkeypatch):
     settings.SERVING_LOG_BUFFER_ROWS = 10_000
     settings.SERVING_LOG_FLUSH_MS = 3_600_000  # only explicit flushes in this test
     state = serving.serving_state(shop["customers"][0].store)
-    ids = [serving.log_list(state, "customer", [], placement=f"p{i}") for i in range(3)]
-    table = serving.LIST_LOG
+    ids = [responses.log_list(state, "customer", [], placement=f"p{i}") for i in range(3)]
+    table = responses.LIST_LOG
     broken = {key: "INSERT INTO no_such_table (a) VALUES (%s)" for key in [(connection.vendor, False)]}
     monkeypatch.setattr(table, "_sql", broken)
     assert table.flush() == 0  # the database refused: logged, rows kept
@@ -276,8 +276,8 @@ def test_one_refused_row_does_not_hold_the_others_back(shop, settings):
     settings.SERVING_LOG_BUFFER_ROWS = 10_000
     settings.SERVING_LOG_FLUSH_MS = 3_600_000
     state = serving.serving_state(shop["customers"][0].store)
-    good = serving.log_list(state, "customer", [], placement="kept")
-    table = serving.LIST_LOG
+    good = responses.log_list(state, "customer", [], placement="kept")
+    table = responses.LIST_LOG
     # A row of a store that no longer exists (deleted between the request and the flush).
     template = table._rows[-1]
     orphan_id = uuid.uuid4()
@@ -301,7 +301,7 @@ def test_one_refused_row_does_not_hold_the_others_back(shop, settings):
 @pytest.mark.django_db
 def test_expired_catalog_snapshot_is_kept_while_the_catalog_is_unchanged(shop, store, settings):
     from shop_recs.catalog.models import Product
-    from shop_recs.serving.rules import catalog_snapshot
+    from shop_recs.serving.snapshot import catalog_snapshot
 
     settings.SERVING_CATALOG_TTL = 0  # every call re-checks
     first = catalog_snapshot(store)
@@ -338,7 +338,7 @@ def test_fast_path_json_equals_drf_rendering(api_client, shop):
     """The hot path encodes with orjson; the values must be what DRF's renderer would send."""
     from rest_framework.renderers import JSONRenderer
 
-    from shop_recs.serving.api_views import json_response
+    from shop_recs.api.fastpath import json_response
 
     payload = api_client.get(f"{API}/recommendations/customer/C0?n=5").json()
     payload["items"][0]["title"] = "白色 mug \u2028 “quoted”"

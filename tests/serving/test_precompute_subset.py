@@ -48,12 +48,12 @@ def test_only_the_chosen_rows_are_precomputed():
 def test_a_customer_left_out_is_served_from_live_history(api_client, shop, settings, store):
     """Train with a 0-customer budget: nobody has precomputed candidates, everyone still gets
     history-based recommendations with "because you viewed" reasons, not just trending."""
-    from shop_recs.serving.services import clear_serving_cache, serving_state
+    from shop_recs.serving.runtime import invalidate, serving_state
     from shop_recs.training.services import train_store
 
     settings.SERVING_PRECOMPUTE_MAX_CUSTOMERS = 0
     train_store(store, algorithms=["item_knn"])
-    clear_serving_cache()
+    invalidate()
     body = api_client.get("/api/v1/recommendations/customer/C0?n=3").json()
     state = serving_state(store)
     assert state.pre is not None and (np.asarray(state.pre.user_cols) == -1).all()

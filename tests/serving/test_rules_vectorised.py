@@ -15,16 +15,16 @@ import pytest
 
 from shop_recs.catalog.models import Product
 from shop_recs.serving import rules as rules_mod
+from shop_recs.serving import scoring
 from shop_recs.serving import services as serving
 from shop_recs.serving.rules import (
     Candidate,
     RuleContext,
     Rules,
     apply_rules,
-    catalog_snapshot,
-    invalidate_catalog,
 )
 from shop_recs.serving.services import recommend_for_customer, similar_products
+from shop_recs.serving.snapshot import catalog_snapshot, invalidate_catalog
 from shop_recs.stores.scoping import store_scope, unscoped
 from shop_recs.training import precompute as precomputed
 
@@ -221,7 +221,7 @@ def test_anchor_rows_match_the_per_item_search():
     for _ in range(200):
         anchors = rng.choice(n_items, size=int(rng.integers(0, 6)), replace=False).astype(np.int64)
         cols = [None if rng.random() < 0.2 else int(c) for c in rng.integers(0, n_items, size=10)]
-        got = serving._anchor_rows(pre, anchors, cols)
+        got = scoring.anchor_rows(pre, anchors, cols)
         assert got == _reference_anchor_rows(item_cols, item_scores, anchors, cols)
 
 

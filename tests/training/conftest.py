@@ -14,12 +14,8 @@ T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _model_dir(settings, tmp_path):
+    """Model artifacts in the test's own directory (tests/conftest.py empties the in-process caches)."""
     settings.MODEL_DIR = tmp_path / "models"
-    from shop_recs.training.services import clear_model_cache
-
-    clear_model_cache()
-    yield
-    clear_model_cache()
 
 
 @pytest.fixture

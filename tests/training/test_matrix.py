@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shop_recs.training.matrix import MatrixConfig, build_interactions
-from tests.recommend.conftest import T0
+from tests.training.conftest import T0
 
 NO_DECAY = {"half_life_days": None, "max_cell_value": None}
 

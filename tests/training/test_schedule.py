@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
+from shop_recs.platform.jobs import JobStatus
+from shop_recs.serving import fbt
 from shop_recs.stores.scoping import unscoped
-from shop_recs.training import schedule, services
-from shop_recs.training.models import RunStatus, TrainingRun, TrainingSchedule
-from tests.recommend.conftest import T0
+from shop_recs.training import schedule, services, tasks
+from shop_recs.training.models import TrainingRun, TrainingSchedule
+from tests.training.conftest import T0
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +69,7 @@ def test_due_store_is_trained_and_next_due_moves(store, shop_data, tick):
     result = tick(NOW)  # eager Celery: the run trains in-process
     assert result.outcomes == {store.pk: "started"}
     (run,) = _runs(store)
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.data_stats["new_events"] == run.data_stats["events_read"] > 0
     assert run.data_stats["event_high_water"] > 0
     sched.refresh_from_db()
@@ -96,7 +98,7 @@ def test_no_new_events_means_no_run(store, shop_data, add_events, caplog, tick):
     result = tick(later + timedelta(hours=1))
     assert result.outcomes == {store.pk: "started"}
     runs = _runs(store)
-    assert len(runs) == 2 and runs[1].status == RunStatus.SUCCEEDED
+    assert len(runs) == 2 and runs[1].status == JobStatus.SUCCEEDED
     assert runs[1].data_stats["new_events"] == 2
 
 
@@ -122,8 +124,6 @@ def test_disabled_and_other_stores(store, other_store, shop_data, tick):
 
 def test_training_rebuilds_fbt(store, shop_data, monkeypatch):
     built = []
-    from shop_recs.serving import fbt
-
     real = fbt.build_fbt
     monkeypatch.setattr(fbt, "build_fbt", lambda s, **kw: built.append(s.pk) or real(s, **kw))
     run = services.train_store(store, algorithms=["popularity"])
@@ -133,8 +133,6 @@ def test_training_rebuilds_fbt(store, shop_data, monkeypatch):
 
 
 def test_enqueue_failure_releases_the_lock(store, monkeypatch, django_capture_on_commit_callbacks):
-    from shop_recs.training import tasks
-
     def broken(*a, **kw):
         raise ConnectionError("broker down")
 
@@ -142,16 +140,14 @@ def test_enqueue_failure_releases_the_lock(store, monkeypatch, django_capture_on
     with django_capture_on_commit_callbacks(execute=True):
         run = services.start_training(store, ["popularity"])
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED and "task queue" in run.error
+    assert run.status == JobStatus.FAILED and "task queue" in run.error
     services.start_training(store, ["popularity"], enqueue=False)  # the lock is free
 
 
 def test_beat_task_and_schedule_setting(settings, store, shop_data, django_capture_on_commit_callbacks):
-    from shop_recs.training.tasks import enqueue_due_trainings
-
-    assert settings.CELERY_BEAT_SCHEDULE["enqueue-due-trainings"]["task"] == enqueue_due_trainings.name
+    assert settings.CELERY_BEAT_SCHEDULE["enqueue-due-trainings"]["task"] == tasks.enqueue_due_trainings.name
     _schedule(store, interval_hours=6, next_due_at=None)  # a new interval schedule is due at once
     with django_capture_on_commit_callbacks(execute=True):
-        counts = enqueue_due_trainings.delay().get()
+        counts = tasks.enqueue_due_trainings.delay().get()
     assert counts == {"started": 1, "locked": 0, "no_new_events": 0}
-    assert _runs(store)[0].status == RunStatus.SUCCEEDED
+    assert _runs(store)[0].status == JobStatus.SUCCEEDED

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.models import Role
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training import services
-from shop_recs.training.models import ModelVersion, RunStatus, TrainingRun
+from shop_recs.training.models import ModelVersion, TrainingRun
 
 
 def _url(name, slug="alpha", **kwargs):
@@ -36,7 +37,7 @@ def test_analyst_can_start_a_run_but_not_activate(
     assert resp.status_code == 302
     with store_scope(store):
         run = TrainingRun.objects.get()
-        assert run.status == RunStatus.SUCCEEDED and run.created_by == analyst
+        assert run.status == JobStatus.SUCCEEDED and run.created_by == analyst
         version = ModelVersion.objects.filter(is_active=False).first()
     assert client.post(_url("activate", version_id=version.pk)).status_code == 403
     assert client.post(_url("rollback", version_id=version.pk)).status_code == 403
@@ -69,7 +70,7 @@ def test_merchant_activates_and_rolls_back(client, store, shop_data, merchant):
 
 def test_status_endpoint_json(client, store, merchant):
     run = services.start_training(store, ["popularity"], user=merchant)
-    TrainingRun.all_stores.filter(pk=run.pk).update(status=RunStatus.RUNNING, stage="fitting popularity", progress=42)
+    TrainingRun.all_stores.filter(pk=run.pk).update(status=JobStatus.RUNNING, stage="fitting popularity", progress=42)
     data = _login(client, merchant).get(_url("run_status", run_id=run.pk)).json()
     assert data["id"] == run.pk and data["status"] == "running" and data["progress"] == 42
     assert data["stage"] == "fitting popularity" and data["finished"] is False

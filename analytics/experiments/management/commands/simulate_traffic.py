@@ -31,10 +31,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test import Client
 from tqdm import tqdm
 
+from analytics.experiments.selectors import experiment_results
+from analytics.experiments.services import attribute_events
+from shop_recs.catalog.models import Product
+from shop_recs.imports.demo import load_tastes
+from shop_recs.serving.models import Experiment
 from shop_recs.stores.models import ApiKey, Store
 from shop_recs.stores.scoping import store_scope
 
@@ -121,7 +128,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from shop_recs.imports.demo import load_tastes
 
         store = Store.objects.filter(slug=opts["store"]).first()
         if store is None:
@@ -133,8 +139,6 @@ class Command(BaseCommand):
         placement = opts["placement"]
         exp = None
         if opts["experiment"]:
-            from shop_recs.serving.models import Experiment
-
             with store_scope(store):
                 exp = Experiment.objects.filter(pk=opts["experiment"]).first()
             if exp is None:
@@ -176,7 +180,6 @@ class Command(BaseCommand):
             f"{n_req} requests in {secs:.1f} s ({n_req / max(secs, 1e-9):.0f}/s); shown {stats['shown']} items; "
             f"{stats['clicks']} clicks, {stats['carts']} cart adds, {stats['buys']} purchases"
         )
-        from analytics.experiments.services import attribute_events
 
         self.stdout.write(f"attributed {attribute_events(store)} events")
         if exp is not None:
@@ -220,14 +223,12 @@ class Command(BaseCommand):
         return 1 if bought else 0
 
     def _catalog(self, store: Store) -> list[tuple[str, str, str, float]]:
-        from shop_recs.catalog.models import Product
 
         with store_scope(store):
             rows = Product.objects.values_list("sku", "category__path", "brand", "price")
             return [(sku, path or "", brand or "", float(price) if price else 0.0) for sku, path, brand, price in rows]
 
     def _report(self, store: Store, exp: Any) -> None:
-        from analytics.experiments.selectors import experiment_results
 
         with store_scope(store):
             res = experiment_results(exp)
@@ -264,9 +265,6 @@ class _Api:
         self.headers = {"Authorization": f"Bearer {raw_key}"}
         self.base = base_url.rstrip("/")
         if not self.base:
-            from django.conf import settings
-            from django.test import Client
-
             host = next(
                 (h for h in settings.ALLOWED_HOSTS if h and "*" not in h and not h.startswith(".")), "localhost"
             )

@@ -14,15 +14,29 @@ from shop_recs.stores.models import Store
 
 
 class ImportCommand(BaseCommand):
-    """``manage.py import_x --store SLUG FILE``: runs one importer service and prints its report."""
+    """``manage.py import_x --store SLUG FILE``: runs one importer service and prints its report.
 
+    A subclass sets ``importer`` (as ``staticmethod(import_x)``), ``help`` and ``unit``."""
+
+    importer: Callable[..., ImportJob]
     unit = "rows"
     file_required = True
+    #: Used when ``file_required`` is False and no file is given.
+    default_file: Path | None = None
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--store", required=True, help="slug of the store to import into")
         parser.add_argument("file", nargs=None if self.file_required else "?", help="the file to import")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options) -> None:
+        self.import_file(options)
+
+    def import_file(self, options: dict) -> ImportJob:
+        """Run ``importer`` on the command line's store and file; print the report."""
+        store = self.get_store(options["store"])
+        raw = options["file"] or (str(self.default_file) if self.default_file is not None else None)
+        return self.run_import(self.importer, store, self.resolve_file(raw), quiet=options["no_progress"])
 
     def get_store(self, slug: str) -> Store:
         try:

@@ -14,13 +14,13 @@ class Command(ImportCommand):
         "Import the UCI Online Retail log (products, customers, purchase events) and print what happened "
         f"to every row. Default file: {DEFAULT_FILE}. See docs/importers.md for the rules."
     )
+    importer = staticmethod(import_uci)
     unit = "events"
     file_required = False
+    default_file = DEFAULT_FILE
 
     def handle(self, *args, **options) -> None:
-        store = self.get_store(options["store"])
-        path = self.resolve_file(options["file"] or str(DEFAULT_FILE))
-        job = self.run_import(import_uci, store, path, quiet=options["no_progress"])
+        job = self.import_file(options)
         if job.status != ImportStatus.SUCCEEDED:
             return
         outcomes = job.report["outcomes"]

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils.text import slugify
 
-from shop_recs.stores.models import Membership, Role, Store
+from shop_recs.stores.models import Role, Store
+from shop_recs.stores.services import add_member
 
 
 class Command(BaseCommand):
@@ -36,5 +37,5 @@ class Command(BaseCommand):
                 raise CommandError(f"no user named {opts['merchant']!r}")
         store = Store.objects.create(slug=slug, name=opts["name"] or slug.replace("-", " ").title(), currency=currency)
         if user is not None:
-            Membership.objects.create(user=user, store=store, role=Role.MERCHANT)
+            add_member(store, user, Role.MERCHANT)
         self.stdout.write(f"Created store {store.name!r} ({store.slug})" + (f", merchant {user}" if user else ""))

@@ -10,6 +10,7 @@ TRAIN only, fits on the whole train part, evaluates on test and prints a table. 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -20,8 +21,10 @@ from typing import Any
 
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
 from shop_recs.recsys import data as rdata
+from shop_recs.recsys import peers, registry
 from shop_recs.recsys import splits as rsplits
 from shop_recs.recsys.evaluate import evaluate
 from shop_recs.recsys.tuning import accepted_fit_kwargs, tune
@@ -69,9 +72,8 @@ class Command(BaseCommand):
         out.add_argument("--dump-recs", help="write DIR/<algorithm>.csv (user,item,rank) for every test user")
 
     # ------------------------------------------------------------------------------------------
+    # Long on purpose: command-line orchestration (read, split, tune, fit, score, print) with no logic of its own.
     def handle(self, *args: Any, **opts: Any) -> None:
-        from tqdm import tqdm
-
         k = int(opts["k"])
         if k < 1:
             raise CommandError("--k must be >= 1")
@@ -198,8 +200,6 @@ class Command(BaseCommand):
         return split, source
 
     def _jobs(self, opts: dict[str, Any], has_text: bool) -> list[tuple[str, str, Any, Any]]:
-        from shop_recs.recsys import registry
-
         if opts["algorithms"]:
             names = [n.strip() for n in opts["algorithms"].split(",") if n.strip()]
             unknown = [n for n in names if n not in registry.ALGORITHMS]
@@ -211,8 +211,6 @@ class Command(BaseCommand):
             ("engine", n, _registry_factory(n), registry.DEFAULT_GRIDS.get(n, {})) for n in names
         ]
         if opts["peers"]:
-            from shop_recs.recsys import peers
-
             jobs += [("peer", n, cls, peers.PEER_GRIDS.get(n, {})) for n, cls in peers.PEERS.items()]
         return jobs
 
@@ -282,14 +280,10 @@ _OPTION_KEYS = (
 
 
 def argparse_bool() -> Any:
-    import argparse
-
     return argparse.BooleanOptionalAction
 
 
 def _registry_factory(name: str) -> Any:
-    from shop_recs.recsys import registry
-
     def factory(**params: Any) -> Any:
         return registry.make(name, **params)
 

@@ -1,0 +1,169 @@
+"""The activity app's raw SQL (allow-listed in ``tests/test_raw_sql.py``).
+
+Every function takes the store explicitly (``store_id``) and filters or writes by it: these queries
+run with or without an active store scope (importers, Celery tasks), so the store is never implied.
+The public write path that uses them is ``shop_recs.activity.ingest``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import islice
+
+from django.db import connection
+
+# Lookups are chunked so an ``IN (...)`` list stays under SQLite's and psycopg's parameter limits.
+_LOOKUP_CHUNK = 5_000
+_INSERT_CHUNK = 10_000
+
+_COPY_SQL = (
+    "COPY activity_event (store_id, customer_id, session_id, event_type, product_id, value, quantity, "
+    "order_id, query, timestamp, context, received_at) FROM STDIN (FORMAT BINARY)"
+)
+# Binary COPY needs the exact column types. It measured ~3x faster than text-mode write_row here
+# (10,000 rows: ~20 ms against ~60 ms), on the Python side and the server's parsing side alike.
+_COPY_TYPES = [
+    "int8",
+    "int8",
+    "varchar",
+    "varchar",
+    "int8",
+    "float8",
+    "int4",
+    "varchar",
+    "varchar",
+    "timestamptz",
+    "jsonb",
+    "timestamptz",
+]
+
+_INSERT_SQL = (
+    "INSERT INTO activity_event (store_id, customer_id, session_id, event_type, product_id, value, quantity, "
+    "order_id, query, timestamp, context, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def copy_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
+    """PostgreSQL: one binary ``COPY activity_event FROM STDIN`` (rows in ``ingest.EVENT_COLUMNS`` order)."""
+    n = 0
+    with connection.cursor() as cursor:
+        # Django's cursor wrapper forwards ``copy`` to the underlying psycopg 3 cursor.
+        with cursor.copy(_COPY_SQL) as copy:
+            copy.set_types(_COPY_TYPES)
+            write_row = copy.write_row
+            for cust, sess, etype, prod, value, qty, order, query, ts, ctx in rows:
+                write_row(
+                    (
+                        store_id,
+                        cust,
+                        sess or "",
+                        etype,
+                        prod,
+                        None if value is None else float(value),
+                        qty,
+                        order or "",
+                        query or "",
+                        ts,
+                        ctx,  # the jsonb dumper serialises dicts/lists itself
+                        now,
+                    )
+                )
+                n += 1
+    return n
+
+
+def insert_events_sqlite(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
+    """SQLite (the embedded mode): one prepared ``executemany`` per chunk.
+
+    ``bulk_create`` measured ~7.5k rows/s here because it builds a model instance and a multi-row
+    statement per batch; the raw prepared statement skips both.
+    """
+    adapt_ts = connection.ops.adapt_datetimefield_value
+    received = adapt_ts(now)
+    n = 0
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the sqlite3 cursor: "?" placeholders, no Django formatting per row
+        it = iter(rows)
+        while chunk := list(islice(it, _INSERT_CHUNK)):
+            raw.executemany(
+                _INSERT_SQL,
+                [
+                    (
+                        store_id,
+                        cust,
+                        sess or "",
+                        etype,
+                        prod,
+                        None if value is None else float(value),
+                        qty,
+                        order or "",
+                        query or "",
+                        adapt_ts(ts),
+                        None if ctx is None else json.dumps(ctx),
+                        received,
+                    )
+                    for cust, sess, etype, prod, value, qty, order, query, ts, ctx in chunk
+                ],
+            )
+            n += len(chunk)
+    return n
+
+
+def insert_customers_pg(store_id: int, external_ids: list[str], now: datetime) -> list[tuple[str, int]]:
+    """PostgreSQL: create the customers (``ON CONFLICT DO NOTHING``); (external_id, pk) of those created.
+
+    One statement for any number of ids (an array parameter, not thousands of placeholders).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO activity_customer (store_id, external_id, country, age_band, gender, created_at) "
+            "SELECT %s, ext, '', '', '', %s FROM unnest(%s::text[]) AS ext "
+            "ON CONFLICT (store_id, external_id) DO NOTHING RETURNING external_id, id",
+            [store_id, now, external_ids],
+        )
+        return cursor.fetchall()
+
+
+def customer_ids(store_id: int, external_ids: list[str]) -> dict[str, int]:
+    """external_id -> pk for the given customers that exist in the store."""
+    if connection.vendor == "postgresql":
+        return _pg_lookup(
+            "SELECT external_id, id FROM activity_customer WHERE store_id = %s AND external_id = ANY(%s)",
+            store_id,
+            external_ids,
+        )
+    return _chunked_lookup(
+        "SELECT external_id, id FROM activity_customer WHERE store_id = %s", "external_id", store_id, external_ids
+    )
+
+
+def product_ids_by_sku(store_id: int, skus: list[str]) -> dict[str, int]:
+    """sku -> pk for the given skus that exist in the store (inactive products included)."""
+    if connection.vendor == "postgresql":
+        return _pg_lookup("SELECT sku, id FROM catalog_product WHERE store_id = %s AND sku = ANY(%s)", store_id, skus)
+    return _chunked_lookup("SELECT sku, id FROM catalog_product WHERE store_id = %s", "sku", store_id, skus)
+
+
+def _chunked_lookup(base_sql: str, column: str, store_id: int, keys: list[str]) -> dict[str, int]:
+    """Portable ``key IN (...)`` lookup in raw SQL: the ORM spends ~75 ms building a 5,000-value IN."""
+    out: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(keys, _LOOKUP_CHUNK):
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"{base_sql} AND {column} IN ({placeholders})", [store_id, *chunk])  # noqa: S608
+            out.update(cursor.fetchall())
+    return out
+
+
+def _pg_lookup(sql: str, store_id: int, keys: list[str]) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [store_id, keys])
+        return dict(cursor.fetchall())

@@ -1,0 +1,97 @@
+"""The plain-Django fast path for the API's hottest GET endpoints.
+
+:func:`fast_get_view` wraps a DRF view: a GET with a valid API key is answered by a plain handler that
+checks the key like ``ApiKeyAuthentication`` (against a per-process copy, ``auth.store_for_raw_key``),
+enters the same store scope and renders the same JSON values as DRF would (:func:`json_response`),
+without DRF's request wrapping, content negotiation and renderer. Anything that is not a plain
+success (no or bad key, invalid parameters, an unknown sku) falls through to the DRF view itself, so
+error responses stay exactly DRF's. ``benchmarks/serve.py`` measures the gain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import update_wrapper
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
+
+from shop_recs.api import auth as auth_module
+from shop_recs.api.auth import ApiKeyAuthentication
+from shop_recs.platform import gcfreeze
+from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
+
+__all__ = ["FastGetMixin", "FastHandler", "fast_get_view", "json_response", "store_of_key"]
+
+_AUTH = ApiKeyAuthentication()
+
+
+def json_response(payload: Any) -> HttpResponse:
+    """The JSON DRF's renderer produces with the project's settings (UTF-8, compact, U+2028/U+2029
+    escaped) and its headers (``Vary: Accept``, ``Allow``), without DRF's Response.
+
+    Encoded with orjson: ~7 µs for a page of ten items against ~30 µs with the standard library. The
+    values are the same; only a float's exponent may be spelled differently (``1e-7``, not
+    ``1e-07``), and a non-finite float would come out as ``null`` where DRF raises: serving's scores
+    are always finite (a test compares the two renderings of a real response).
+    """
+    body = orjson.dumps(payload).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    resp = HttpResponse(body, content_type="application/json")
+    resp["Vary"] = "Accept"
+    resp["Allow"] = "GET, HEAD, OPTIONS"
+    return resp
+
+
+#: ``handler(request, store, **url_kwargs) -> HttpResponse | None`` (``None``: let DRF answer).
+FastHandler = Callable[..., "HttpResponse | None"]
+
+
+def store_of_key(request: HttpRequest) -> Store | None:
+    """The caller's store from its API key (``auth.store_for_raw_key``: in process, re-read every few
+    seconds), or ``None`` for anything that is not a valid live key: the caller then lets DRF answer,
+    with DRF's error."""
+    try:
+        raw = _AUTH._raw_key(request)
+    except exceptions.APIException:
+        return None
+    return auth_module.store_for_raw_key(raw)
+
+
+def fast_get_view(drf_view: Callable[..., Any], handler: FastHandler) -> Callable[..., Any]:
+    """Wrap a DRF ``as_view()`` callable: GETs with a valid API key go to ``handler(request, store, **kw)``.
+
+    ``handler`` returns ``None`` to hand the request to the DRF view (invalid input, not found):
+    it then goes through DRF from the start, so every error response is exactly DRF's. The DRF
+    view's attributes (``cls``, ``initkwargs``, ``view_class``) are kept, so URL reversing and the
+    OpenAPI schema see the same view.
+    """
+
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.method != "GET":
+            return drf_view(request, *args, **kwargs)
+        store = store_of_key(request)
+        if store is None:
+            return drf_view(request, *args, **kwargs)
+        with store_scope(store):
+            resp = handler(request, store, *args, **kwargs)
+        gcfreeze.note_request()
+        return drf_view(request, *args, **kwargs) if resp is None else resp
+
+    update_wrapper(view, drf_view, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
+    for attr in ("cls", "initkwargs", "view_class", "view_initkwargs", "csrf_exempt"):
+        if hasattr(drf_view, attr):
+            setattr(view, attr, getattr(drf_view, attr))
+    return csrf_exempt(view)
+
+
+class FastGetMixin:
+    """``as_view()`` returns :func:`fast_get_view` over the DRF view, with the class's ``fast_get``."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        drf_view = super().as_view(**initkwargs)  # type: ignore[misc]
+        return fast_get_view(drf_view, cls.fast_get)

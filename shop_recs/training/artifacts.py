@@ -1,0 +1,246 @@
+"""Model artifacts on disk and their loading: write atomically, checksum, verify, load (cached per process).
+
+* **The active model is only ever replaced by a complete, verified artifact.** Artifacts are written
+  to a temp file, fsynced and renamed; the checksum is computed from the bytes on disk.
+* **Serving never loads a corrupt file.** :func:`load_active_model` checks the SHA-256 first and falls
+  back to the previously active good version, marking the broken one.
+
+Loaded models are cached per process by version id (one entry per store); the cache is registered
+with ``platform.cache`` as ``"training.models"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from shop_recs.platform.cache import register_process_cache
+from shop_recs.platform.jobs import json_safe
+from shop_recs.recsys import registry
+from shop_recs.recsys.base import Recommender
+from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
+from shop_recs.training.errors import ArtifactCorrupt
+from shop_recs.training.matrix import InteractionData
+from shop_recs.training.models import ModelVersion, TrainingRun
+
+logger = logging.getLogger(__name__)
+
+# Keys the Django side adds to the engine's npz (the engine's own keys never start with "shop__").
+_USER_IDS_KEY = "shop__user_ids"
+_ITEM_IDS_KEY = "shop__item_ids"
+_MANIFEST_KEY = "shop__manifest"
+
+
+def model_dir() -> Path:
+    """``MODEL_DIR``: artifacts live in ``MODEL_DIR/<store_slug>/<file>.npz``. Read at call time (tests move it)."""
+    return Path(settings.MODEL_DIR)
+
+
+def artifact_path(version: ModelVersion) -> Path:
+    return model_dir() / version.artifact_path
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def write_version(
+    run: TrainingRun, algorithm: str, model: Recommender, data: InteractionData, metrics: dict[str, Any]
+) -> ModelVersion:
+    """Write ``model`` with its id maps and a manifest to a new artifact and record it as a (not yet active) version."""
+    store = run.store
+    rel = Path(store.slug) / f"run{run.pk}-{algorithm}-{uuid.uuid4().hex[:8]}.npz"
+    manifest = {
+        "store_id": store.pk,
+        "run_id": run.pk,
+        "algorithm": algorithm,
+        "created_at": timezone.now().isoformat(),
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+    }
+    arrays = dict(model._state_arrays())
+    arrays[_USER_IDS_KEY] = np.asarray(data.user_ids, dtype=np.int64)
+    arrays[_ITEM_IDS_KEY] = np.asarray(data.item_ids, dtype=np.int64)
+    arrays[_MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
+    checksum, size = write_artifact_atomic(model_dir() / rel, arrays)
+    with store_scope(store):
+        return ModelVersion.objects.create(
+            store=store,
+            run=run,
+            algorithm=algorithm,
+            params=json_safe(model.get_params()),
+            artifact_path=str(rel),
+            checksum=checksum,
+            size_bytes=size,
+            n_users=data.n_users,
+            n_items=data.n_items,
+            metrics=json_safe(metrics),
+        )
+
+
+def write_artifact_atomic(path: Path, arrays: dict[str, np.ndarray]) -> tuple[str, int]:
+    """Write an npz so that ``path`` is either absent or complete: temp file, fsync, rename, fsync dir.
+
+    Returns ``(sha256, size)`` of the bytes on disk.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        checksum, size = file_sha256(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return checksum, size
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+# --- checking -----------------------------------------------------------------------------------
+
+
+def verify_artifact(version: ModelVersion) -> None:
+    """Raise :class:`ArtifactCorrupt` unless the file exists and matches the recorded SHA-256."""
+    path = artifact_path(version)
+    if not path.exists():
+        raise ArtifactCorrupt(f"artifact of version {version.pk} is missing: {path}")
+    checksum, _ = file_sha256(path)
+    if checksum != version.checksum:
+        raise ArtifactCorrupt(f"artifact of version {version.pk} has SHA-256 {checksum}, expected {version.checksum}")
+
+
+def mark_corrupt(version: ModelVersion) -> None:
+    """Record that the version's file is broken: it is never activated or served again."""
+    version.corrupt_at = timezone.now()
+    ModelVersion.all_stores.filter(pk=version.pk).update(corrupt_at=version.corrupt_at)
+
+
+# --- loading for serving ------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A fitted model with its id maps, ready to serve. ``version`` is the row it came from."""
+
+    version: ModelVersion
+    model: Recommender
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_index: dict[int, int]
+    item_index: dict[int, int]
+    is_fallback: bool = False
+
+    def row_of(self, customer_id: int) -> int | None:
+        return self.user_index.get(int(customer_id))
+
+    def column_of(self, product_id: int) -> int | None:
+        return self.item_index.get(int(product_id))
+
+
+#: version id -> loaded model, at most one entry per store.
+_cache: dict[int, LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load_version(version: ModelVersion) -> LoadedModel:
+    """Verify the checksum, then load model and id maps (cached per process by version id)."""
+    with _cache_lock:
+        hit = _cache.get(version.pk)
+    if hit is not None and hit.version.checksum == version.checksum:
+        return hit
+    verify_artifact(version)
+    path = artifact_path(version)
+    model = registry.load_model(path)
+    with np.load(path, allow_pickle=False) as archive:
+        user_ids = archive[_USER_IDS_KEY].astype(np.int64)
+        item_ids = archive[_ITEM_IDS_KEY].astype(np.int64)
+    loaded = LoadedModel(
+        version=version,
+        model=model,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        user_index={int(pk): i for i, pk in enumerate(user_ids.tolist())},
+        item_index={int(pk): i for i, pk in enumerate(item_ids.tolist())},
+    )
+    with _cache_lock:
+        # Keep one entry per store: the newly loaded version replaces older ones of the same store.
+        for key in [k for k, v in _cache.items() if v.version.store_id == version.store_id]:
+            del _cache[key]
+        _cache[version.pk] = loaded
+    return loaded
+
+
+def load_active_model(store: Store) -> LoadedModel | None:
+    """The store's active model for serving; ``None`` if the store has never had one.
+
+    If the active artifact is missing or fails its checksum, the error is logged, the version is
+    marked corrupt and the most recently activated good version is served instead
+    (``is_fallback=True``). Raises :class:`ArtifactCorrupt` only when no version is loadable.
+    """
+    with store_scope(store):
+        active = ModelVersion.objects.filter(is_active=True).first()
+        fallbacks = list(
+            ModelVersion.objects.filter(activated_at__isnull=False, is_active=False, corrupt_at__isnull=True).order_by(
+                "-activated_at", "-pk"
+            )[:5]
+        )
+    candidates = ([active] if active is not None else []) + fallbacks
+    if not candidates:
+        return None
+    errors: list[str] = []
+    for version in candidates:
+        try:
+            loaded = load_version(version)
+        except (ArtifactCorrupt, OSError, ValueError, KeyError) as exc:
+            logger.error(
+                "store %s: model version %s is unusable (%s); trying an earlier one", store.pk, version.pk, exc
+            )
+            errors.append(str(exc))
+            mark_corrupt(version)
+            continue
+        if version is not active:
+            logger.error("store %s: serving fallback version %s instead of the active one", store.pk, version.pk)
+            loaded = LoadedModel(**{**loaded.__dict__, "is_fallback": True})
+        return loaded
+    raise ArtifactCorrupt("; ".join(errors))
+
+
+def clear_model_cache(store_id: int | None = None) -> None:
+    """Drop loaded models (of one store, or all): the next load reads and verifies the file again."""
+    with _cache_lock:
+        if store_id is None:
+            _cache.clear()
+            return
+        for key in [k for k, v in _cache.items() if v.version.store_id == store_id]:
+            del _cache[key]
+
+
+register_process_cache("training.models", clear_model_cache)
