@@ -34,7 +34,7 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
     # The data stage sleeps for a minute in this worker, so it is surely mid-run when killed.
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity", "item_knn"], {"_gate": {"force": True}})
-    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=45, workers=(doomed,))
+    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=120, workers=(doomed,))
     running = _run(run.pk)
     assert running.stage == "loading data" and running.attempts == 1
 
@@ -81,7 +81,7 @@ def test_beat_tick_fails_orphaned_runs(worker_var_dir, start_worker, shop, store
 
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity"])
-    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=45, workers=(doomed,))
+    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=120, workers=(doomed,))
     doomed.proc.kill()
     doomed.proc.wait(timeout=10)
     settings.TRAINING_STALE_SECONDS = 1
