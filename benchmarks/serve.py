@@ -166,7 +166,7 @@ with store_scope(store), connection.cursor() as cur:
         [store.pk, latest],
     )
     customers = [r[0] for r in cur.fetchall()]
-    from shop_recs.training.services import load_active_model
+    from shop_recs.training.artifacts import load_active_model
     loaded = load_active_model(store)
     cur.execute("SELECT id, sku, title FROM catalog_product WHERE store_id = %s AND is_active", [store.pk])
     prods = cur.fetchall()

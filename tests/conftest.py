@@ -7,6 +7,7 @@ path would prove nothing).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from decimal import Decimal
@@ -46,6 +47,20 @@ def require_redis() -> str:
     return url
 
 
+@contextlib.contextmanager
+def publishing_to(queue: str, broker: str):
+    """Send this process's Celery tasks to ``queue`` on ``broker``: a real worker's private queue
+    (the worker fixtures of tests/services and tests/faults share it)."""
+    from shop_recs.celery import app
+
+    old = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
+    app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = False, broker, queue
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = old
+
+
 def require_uci_file() -> Path:
     if not UCI_FILE.exists():
         skip_or_fail(f"the UCI Online Retail file is absent ({UCI_FILE})")
@@ -73,25 +88,36 @@ def _default_language():
     translation.deactivate()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process_caches():
-    """Every in-process cache (API keys, models, serving state, search indexes, campaigns, ...) and the
-    Django cache start empty in every test: store and key ids are reused across tests on SQLite.
+def clear_test_caches() -> None:
+    """Empty every in-process cache (API keys, models, serving state, search indexes, campaigns, ...)
+    and the Django cache when it is local memory.
 
-    The one registry (``shop_recs.platform.cache.invalidate_process_caches``) knows every cache of the
-    modules imported so far; a module not imported yet has nothing cached."""
-    from django.core.cache import cache
+    The one registry (``shop_recs.platform.cache.invalidate_process_caches``) knows every cache of
+    the modules imported so far; a module not imported yet has nothing cached. The Django cache is
+    emptied only when it lives in this process: on Redis, ``clear()`` is a FLUSHDB of the database
+    the Celery broker shares, which deleted tasks another xdist worker had just queued for its real
+    worker (a fault test then waited forever). Store ids are never reused on PostgreSQL, so nothing
+    cached under an old id can reach a later test there.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
 
-    from shop_recs.platform import logbuffer
     from shop_recs.platform.cache import invalidate_process_caches
 
-    def clear():
-        invalidate_process_caches()
-        cache.clear()
+    invalidate_process_caches()
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
 
-    clear()
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Every test starts with empty caches (:func:`clear_test_caches`): store and key ids are reused
+    across tests on SQLite."""
+    from shop_recs.platform import logbuffer
+
+    clear_test_caches()
     yield
-    clear()
+    clear_test_caches()
     # A test that buffered log rows: write them and close the flusher thread's connection (the test
     # database cannot be dropped while it is open).
     logbuffer.stop_flusher()

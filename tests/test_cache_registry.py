@@ -61,8 +61,8 @@ def test_invalidate_for_one_store_leaves_other_stores_campaigns(store, other_sto
 
 
 def test_the_model_cache_registers_a_store_aware_invalidator():
-    from shop_recs.training import services
+    from shop_recs.training import artifacts
 
-    services.clear_model_cache()  # the registry calls it with a store id too
-    services.clear_model_cache(store_id=12345)
+    artifacts.clear_model_cache()  # the registry calls it with a store id too
+    artifacts.clear_model_cache(store_id=12345)
     assert "training.models" in registered_process_caches()

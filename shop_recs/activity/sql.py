@@ -167,3 +167,36 @@ def _pg_lookup(sql: str, store_id: int, keys: list[str]) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [store_id, keys])
         return dict(cursor.fetchall())
+
+
+# --- reads of one customer's activity (search's personal re-ranking) ---------------------------------
+
+
+def customer_pk(store_id: int, external_id: str) -> int | None:
+    """The store's customer with this external id (``None`` if unknown): the pk only.
+
+    ``Customer.objects.filter(external_id=...).first()`` compiled a query and built a model instance
+    for a pk.
+    """
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM activity_customer WHERE store_id = %s AND external_id = %s", [store_id, external_id]
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def latest_product_events(store_id: int, customer_id: int, limit: int) -> list[tuple[int, str]]:
+    """The customer's latest ``limit`` product events, newest first: ``(product pk, event type)``.
+
+    The customer pk is a bound value (not a sub-select on the external id): PostgreSQL then plans a
+    top-N walk of the ``(customer, -timestamp)`` index for customers with many events, where the
+    generic plan of a sub-select sorted all of them (and broke timestamp ties differently).
+    """
+    sql = (
+        "SELECT product_id, event_type FROM activity_event WHERE customer_id = %s AND product_id IS NOT NULL "
+        'AND store_id = %s ORDER BY "timestamp" DESC LIMIT %s'
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [customer_id, store_id, limit])
+        return [(int(pk), event_type) for pk, event_type in cur.fetchall()]

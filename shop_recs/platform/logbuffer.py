@@ -11,8 +11,8 @@ or sooner when ``SERVING_LOG_BUFFER_ROWS`` rows are waiting.
 
 * ``0``: every row is INSERTed on the request, as its own statement. On PostgreSQL in autocommit the
   statement commits with ``synchronous_commit = off`` (this statement only, see
-  :func:`without_wal_wait`). The default when ``DEBUG`` is on (development, the test suite), where a
-  row must be readable right after the response.
+  :func:`shop_recs.platform.sql.without_wal_wait`). The default when ``DEBUG`` is on (development, the
+  test suite), where a row must be readable right after the response.
 * ``N > 0`` (the default, 500, when ``DEBUG`` is off): buffered as above. The trade-offs, stated in
   ``docs/serving.md``: a row becomes visible up to ``SERVING_LOG_FLUSH_MS`` after the response
   (attribution waits ``ATTRIBUTION_SETTLE_SECONDS`` before crediting an event for that reason), and a
@@ -62,20 +62,6 @@ def log_commit_may_skip_wal_wait() -> bool:
     return connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
 
 
-def without_wal_wait(insert_sql: str) -> str:
-    """Rewrite ``INSERT INTO t (...) VALUES (...) [RETURNING ...]`` so that, run as its own transaction
-    on PostgreSQL, it commits with ``synchronous_commit = off`` — this statement only
-    (``set_config(..., true)``). Log rows are then visible at once but a *server* crash can lose the
-    last ~0.6 s of them; nothing can be corrupted."""
-    head, rest = insert_sql.split(" VALUES ", 1)
-    values, _, returning = rest.strip().partition(") RETURNING ")
-    values = values.strip()
-    values = values[1:-1] if values.endswith(")") else values[1:]
-    tail = f" RETURNING {returning}" if returning else ""
-    prefix = "WITH _async AS (SELECT set_config('synchronous_commit', 'off', true)) "
-    return f"{prefix}{head} SELECT {values} FROM _async{tail}"  # noqa: S608 - rewrites our constant SQL; values stay parameters
-
-
 class LogTable:
     """One log table: ``write(row)`` on the request, batched INSERTs from the flusher thread.
 
@@ -96,7 +82,7 @@ class LogTable:
         key = (connection.vendor, async_commit)
         if key not in self._sql:
             base = self._insert_sql()
-            self._sql[key] = without_wal_wait(base) if async_commit else base
+            self._sql[key] = platform_sql.without_wal_wait(base) if async_commit else base
         return self._sql[key]
 
     def write(self, row: Sequence[Any]) -> None:

@@ -43,12 +43,12 @@ from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from shop_recs.activity.models import Customer, Event
+from shop_recs.activity import sql as activity_sql
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.platform.logbuffer import LogTable
+from shop_recs.search import sql as search_sql
 from shop_recs.search.index import SearchIndex, tokenize, tokenize_with_surface
-from shop_recs.search.models import SearchQuery
 from shop_recs.serving.responses import LIST_LOG
 from shop_recs.serving.rules import Candidate, RuleContext, apply_rules
 from shop_recs.serving.runtime import serving_state
@@ -224,34 +224,13 @@ def connect_signals() -> None:
 
 
 def customer_pk_of(store: Store, external_id: str) -> int | None:
-    """The store's customer with this external id (``None`` if unknown): the pk only, by raw SQL.
-
-    ``Customer.objects.filter(external_id=...).first()`` compiled a query and built a model
-    instance for a pk. Raw SQL bypasses django-scopes, so the store id is in the WHERE clause.
-    """
-    table = connection.ops.quote_name(Customer._meta.db_table)
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT id FROM {table} WHERE store_id = %s AND external_id = %s", [store.pk, external_id])  # noqa: S608
-        row = cur.fetchone()
-    return int(row[0]) if row else None
+    """The store's customer with this external id (``None`` if unknown): the pk only."""
+    return activity_sql.customer_pk(store.pk, external_id)
 
 
 def recent_history(store: Store, customer_pk: int) -> list[tuple[int, str]]:
-    """The customer's latest ``HISTORY_EVENTS`` product events, newest first: ``(product pk, type)``.
-
-    The ORM query's SQL, without its compilation. The customer pk is a bound value (not a
-    sub-select on the external id): PostgreSQL then plans a top-N walk of the
-    ``(customer, -timestamp)`` index for customers with many events, where the generic plan of a
-    sub-select sorted all of them (and broke timestamp ties differently).
-    """
-    qn = connection.ops.quote_name
-    sql = (
-        f"SELECT product_id, event_type FROM {qn(Event._meta.db_table)} "  # noqa: S608
-        f"WHERE customer_id = %s AND product_id IS NOT NULL AND store_id = %s ORDER BY {qn('timestamp')} DESC LIMIT %s"
-    )
-    with connection.cursor() as cur:
-        cur.execute(sql, [customer_pk, store.pk, HISTORY_EVENTS])
-        return [(int(pk), event_type) for pk, event_type in cur.fetchall()]
+    """The customer's latest ``HISTORY_EVENTS`` product events, newest first: ``(product pk, type)``."""
+    return activity_sql.latest_product_events(store.pk, customer_pk, HISTORY_EVENTS)
 
 
 def personal_scores(store: Store, customer_pk: int, product_ids: np.ndarray) -> tuple[np.ndarray, Any] | None:
@@ -499,18 +478,8 @@ def log_search_list(store: Store, outcome: SearchOutcome, *, customer_id: int | 
     return str(list_id)
 
 
-def _insert_query_sql() -> str:
-    # Raw SQL: the ORM's ``create`` cost more than the round trip itself on the search hot path, and
-    # a buffered row has no model instance anyway. SearchQuery has no signal receivers to miss.
-    table = connection.ops.quote_name(SearchQuery._meta.db_table)
-    return (
-        f"INSERT INTO {table} (store_id, query, normalized_query, customer_id, session_id, n_results, "  # noqa: S608
-        "corrected_query, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-    )
-
-
 #: The search query log (``SearchQuery`` rows): written at once or buffered, per ``SERVING_LOG_BUFFER_ROWS``.
-QUERY_LOG = LogTable("search query", _insert_query_sql)
+QUERY_LOG = LogTable("search query", search_sql.insert_query_sql)
 
 
 def log_query(

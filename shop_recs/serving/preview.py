@@ -25,8 +25,9 @@ from shop_recs.serving.fbt import fbt_table
 from shop_recs.serving.models import StoreRules
 from shop_recs.serving.rules import Rules, load_rules
 from shop_recs.serving.runtime import serving_state
+from shop_recs.training.artifacts import LoadedModel, load_version
+from shop_recs.training.errors import TrainingError
 from shop_recs.training.models import ModelVersion
-from shop_recs.training.services import LoadedModel, TrainingError, load_version
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store

@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from django.db import connection
 
-from shop_recs.activity.models import Customer, Event
+from shop_recs.serving import sql as serving_sql
 from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
-from shop_recs.training.models import ModelVersion
 
 #: How many latest events make the request-time history (served by the (customer, -timestamp) index).
 RECENT_EVENTS = 50
@@ -73,28 +71,14 @@ class Activity:
 def recent_activity(store_id: int, customer_id: int) -> Activity:
     """One query: the latest ``RECENT_EVENTS`` product events UNION the distinct purchased products.
 
-    Raw SQL because Django refuses LIMIT inside a compound query on SQLite; the store id is in the
-    WHERE clause explicitly (raw SQL bypasses django-scopes).
+    The SQL is ``serving.sql.recent_activity_rows``.
     """
-    table = connection.ops.quote_name(Event._meta.db_table)
-    ts = connection.ops.quote_name("timestamp")
-    # Only quoted identifiers are interpolated; every value is a parameter.
-    sql = (
-        f"SELECT product_id, event_type, 0 FROM (SELECT product_id, event_type FROM {table} "  # noqa: S608
-        f"WHERE customer_id = %s AND store_id = %s AND product_id IS NOT NULL ORDER BY {ts} DESC LIMIT %s) recent "
-        f"UNION ALL SELECT product_id, 'purchase', 1 FROM (SELECT DISTINCT product_id FROM {table} "
-        f"WHERE customer_id = %s AND store_id = %s AND event_type = 'purchase' AND product_id IS NOT NULL "
-        f"LIMIT %s) bought"
-    )
-    params = [customer_id, store_id, RECENT_EVENTS, customer_id, store_id, MAX_PURCHASED]
     activity = Activity()
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        for product_id, kind, part in cur.fetchall():
-            if part:
-                activity.purchased.add(int(product_id))
-            else:
-                activity.events.append((int(product_id), kind))
+    for product_id, kind, part in serving_sql.recent_activity_rows(store_id, customer_id, RECENT_EVENTS, MAX_PURCHASED):
+        if part:
+            activity.purchased.add(int(product_id))
+        else:
+            activity.events.append((int(product_id), kind))
     return activity
 
 
@@ -122,34 +106,11 @@ def customer_activity(store_id: int, external_id: str) -> tuple[ServingCustomer 
     ``ModelVersion`` lookup, which were three queries on every recommendation request. The store id
     is in every WHERE clause (raw SQL bypasses django-scopes).
     """
-    qn = connection.ops.quote_name
-    events, customers, versions = qn(Event._meta.db_table), qn(Customer._meta.db_table), qn(ModelVersion._meta.db_table)
-    ts = qn("timestamp")
-    # Only quoted identifiers are interpolated; every value is a parameter. CAST(NULL AS ...) keeps
-    # the UNION's column types aligned on PostgreSQL and is valid SQLite too.
-    sql = (
-        f"WITH c AS (SELECT id, country FROM {customers} WHERE store_id = %s AND external_id = %s), "  # noqa: S608
-        # "customer_id = (SELECT id FROM c)" rather than a JOIN: with the join SQLite walked the whole
-        # store through (store, timestamp) — 30-70 ms on the demo store — instead of the customer's
-        # (customer, -timestamp) index (0.15 ms). PostgreSQL plans both forms on that index.
-        f"recent AS (SELECT e.product_id, e.event_type FROM {events} e WHERE e.customer_id = (SELECT id FROM c) "
-        f"AND e.store_id = %s AND e.product_id IS NOT NULL ORDER BY e.{ts} DESC LIMIT %s), "
-        f"bought AS (SELECT DISTINCT e.product_id FROM {events} e WHERE e.customer_id = (SELECT id FROM c) "
-        f"AND e.store_id = %s AND e.event_type = 'purchase' AND e.product_id IS NOT NULL LIMIT %s) "
-        f"SELECT 3, id, NULL FROM (SELECT id FROM {versions} WHERE store_id = %s AND is_active LIMIT 1) v "
-        f"UNION ALL SELECT 2, id, country FROM c "
-        f"UNION ALL SELECT 0, product_id, event_type FROM recent "
-        f"UNION ALL SELECT 1, product_id, 'purchase' FROM bought"
-    )
-    params = [store_id, external_id, store_id, RECENT_EVENTS, store_id, MAX_PURCHASED, store_id]
     activity = Activity()
     customer_pk: int | None = None
     country = ""
     active = 0
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        rows = cur.fetchall()
-    for part, value, text in rows:
+    for part, value, text in serving_sql.customer_activity_rows(store_id, external_id, RECENT_EVENTS, MAX_PURCHASED):
         if part == 0:
             activity.events.append((int(value), text))
         elif part == 1:

@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from shop_recs.platform import logbuffer
-from shop_recs.serving.models import RecommendationList
+from shop_recs.serving import sql as serving_sql
 from shop_recs.serving.reasons import ReasonTexts, explain_reasons, fill_simple_reasons
 from shop_recs.serving.rules import Candidate, RankedPositions
 from shop_recs.serving.runtime import ServingState
@@ -133,18 +133,8 @@ def log_list(
     return str(list_id)
 
 
-def _insert_list_sql() -> str:
-    table = connection.ops.quote_name(RecommendationList._meta.db_table)
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    return (
-        f"INSERT INTO {table} (store_id, list_id, endpoint, placement, customer_id, model_version_id, "  # noqa: S608
-        f"algorithm, variant, anchor_product_id, product_ids, created_at) "
-        f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s{cast}, %s)"
-    )
-
-
 #: The served-list log (``RecommendationList`` rows); search logs its result pages here too.
-LIST_LOG = logbuffer.LogTable("recommendation list", _insert_list_sql)
+LIST_LOG = logbuffer.LogTable("recommendation list", serving_sql.insert_list_sql)
 
 
 def finish(

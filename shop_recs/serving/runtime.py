@@ -22,20 +22,19 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 from django.db.models import Case, Count, F, FloatField, Max, Sum, Value, When
 from django.db.models.functions import TruncDate
 
 from shop_recs.activity.models import Event
 from shop_recs.platform.cache import register_process_cache
+from shop_recs.serving import sql as serving_sql
 from shop_recs.serving.snapshot import CatalogSnapshot, catalog_snapshot
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training import artifacts as training_artifacts
 from shop_recs.training import precompute as precomputed
-from shop_recs.training import services as training_services
+from shop_recs.training.artifacts import LoadedModel, artifact_path, load_active_model
 from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
-from shop_recs.training.models import ModelVersion
-from shop_recs.training.services import LoadedModel, artifact_path, load_active_model
 
 #: Trending: events of the last ``TRENDING_DAYS`` before the store's newest event, half-life in days.
 TRENDING_DAYS = 30
@@ -218,11 +217,7 @@ def active_version_id(store_id: int) -> int:
     hit = _active_ids.get(store_id)
     if hit is not None and now - hit[0] < active_version_ttl():
         return hit[1]
-    table = connection.ops.quote_name(ModelVersion._meta.db_table)
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT id FROM {table} WHERE store_id = %s AND is_active LIMIT 1", [store_id])  # noqa: S608
-        row = cur.fetchone()
-    active = int(row[0]) if row else 0
+    active = serving_sql.active_version_id(store_id)
     _active_ids[store_id] = (now, active)
     return active
 
@@ -241,7 +236,7 @@ def forget_active_version(store_id: int | None = None) -> None:
 
 
 def _model_still_cached(loaded: LoadedModel | None) -> bool:
-    return loaded is None or loaded.version.pk in training_services._cache
+    return loaded is None or training_artifacts.is_loaded(loaded.version.pk)
 
 
 def serving_state(store: Store | int) -> ServingState:
@@ -305,11 +300,6 @@ def invalidate(store_id: int | None = None) -> None:
         live = _live_versions()
         for key in [k for k in _precomputed if k not in live]:
             _precomputed.pop(key, None)
-
-
-def clear_serving_cache() -> None:
-    """Every store's serving state (the old name of ``invalidate()``; tests/faults call it)."""
-    invalidate()
 
 
 register_process_cache("serving.runtime", invalidate)

@@ -43,7 +43,6 @@ from shop_recs.serving.rules import (
 from shop_recs.serving.runtime import (
     ServingState,
     SimilarPool,
-    clear_serving_cache,  # noqa: F401 - tests/faults import it from here
     serving_state,
     state_precomputed,
 )

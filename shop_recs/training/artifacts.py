@@ -233,6 +233,11 @@ def load_active_model(store: Store) -> LoadedModel | None:
     raise ArtifactCorrupt("; ".join(errors))
 
 
+def is_loaded(version_id: int) -> bool:
+    """Whether this process still holds the loaded model of ``version_id`` (serving checks it per request)."""
+    return version_id in _cache
+
+
 def clear_model_cache(store_id: int | None = None) -> None:
     """Drop loaded models (of one store, or all): the next load reads and verifies the file again."""
     with _cache_lock:

@@ -11,7 +11,6 @@ read goes through ``COPY ... TO STDOUT`` which is several times faster for milli
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -21,12 +20,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from django.db import connection
-from psycopg import sql
 
 from shop_recs.activity.models import Event
 from shop_recs.catalog.models import Product
 from shop_recs.recsys.data import Interactions
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training import sql as training_sql
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
@@ -141,23 +140,9 @@ def _read_events(store: Store, since: datetime | None) -> pd.DataFrame:
 def _read_events_copy(store: Store, since: datetime | None) -> pd.DataFrame:
     """PostgreSQL fast path: ``COPY (SELECT ...) TO STDOUT`` parsed by pandas' C reader.
 
-    Raw SQL bypasses django-scopes, so the store filter is explicit here (and the only input).
+    The SQL is ``training.sql.copy_events_out`` (the store is its explicit filter).
     """
-    table = Event._meta.db_table
-    where = [sql.SQL("store_id = {}").format(sql.Literal(int(store.pk)))]
-    where.append(sql.SQL("customer_id IS NOT NULL AND product_id IS NOT NULL"))
-    if since is not None:
-        where.append(sql.SQL('"timestamp" >= {}').format(sql.Literal(since)))
-    query = sql.SQL(
-        'COPY (SELECT customer_id, product_id, event_type, floor(extract(epoch FROM "timestamp"))::bigint, value '
-        "FROM {} WHERE {}) TO STDOUT"
-    ).format(sql.Identifier(table), sql.SQL(" AND ").join(where))
-    buf = io.BytesIO()
-    connection.ensure_connection()
-    with connection.connection.cursor() as cur, cur.copy(query) as copy:
-        for chunk in copy:
-            buf.write(chunk)
-    buf.seek(0)
+    buf = training_sql.copy_events_out(store.pk, since)
     if buf.getbuffer().nbytes == 0:
         return pd.DataFrame(
             {

@@ -42,18 +42,6 @@ from shop_recs.recsys.splits import Split, make_split
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.activation import activate_version
-
-# Re-exported for callers outside training that still import these from here (serving, other apps'
-# tests); new code imports them from artifacts.
-from shop_recs.training.artifacts import _ITEM_IDS_KEY as _ITEM_IDS_KEY
-from shop_recs.training.artifacts import _USER_IDS_KEY as _USER_IDS_KEY
-from shop_recs.training.artifacts import LoadedModel as LoadedModel
-from shop_recs.training.artifacts import _cache as _cache
-from shop_recs.training.artifacts import artifact_path as artifact_path
-from shop_recs.training.artifacts import clear_model_cache as clear_model_cache
-from shop_recs.training.artifacts import load_active_model as load_active_model
-from shop_recs.training.artifacts import load_version as load_version
-from shop_recs.training.artifacts import verify_artifact as verify_artifact
 from shop_recs.training.artifacts import write_version
 from shop_recs.training.errors import TrainingAlreadyRunning, TrainingError
 from shop_recs.training.matrix import InteractionData, MatrixConfig, build_interactions

@@ -20,7 +20,8 @@ from shop_recs.training.models import ModelVersion
 
 @pytest.fixture
 def versions(shop, store):
-    from shop_recs.training.services import activate_version, train_store
+    from shop_recs.training.activation import activate_version
+    from shop_recs.training.services import train_store
 
     with store_scope(store):
         knn = ModelVersion.objects.get(is_active=True)

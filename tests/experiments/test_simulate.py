@@ -43,7 +43,8 @@ def test_click_model_follows_taste_and_position_not_popularity():
 @pytest.mark.django_db
 def test_simulated_traffic_favours_the_personalized_model(settings, tmp_path, store, client, merchant):
     from shop_recs.imports.demo import DemoConfig, seed_demo_store
-    from shop_recs.training.services import activate_version, train_store
+    from shop_recs.training.activation import activate_version
+    from shop_recs.training.services import train_store
 
     settings.VAR_DIR = tmp_path
     seed_demo_store(store, DemoConfig(seed=3, customers=500, products=600, events=30000))

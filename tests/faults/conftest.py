@@ -19,8 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from shop_recs.training import services
-from tests.conftest import ROOT, require_postgres, require_redis
+from shop_recs.training import artifacts
+from tests.conftest import ROOT, publishing_to, require_postgres, require_redis
 
 # The serving fixtures (a small trained store, cleared in-process caches) are shared with tests/serving.
 from tests.serving.conftest import _fresh_serving, add_events, shop  # noqa: F401
@@ -52,9 +52,9 @@ def worker_var_dir(tmp_path, monkeypatch, settings):
     """This process and every worker (which inherits the environment) share one artifact directory."""
     monkeypatch.setenv("SHOP_RECS_VAR_DIR", str(tmp_path))
     settings.MODEL_DIR = tmp_path / "models"
-    services.clear_model_cache()
+    artifacts.clear_model_cache()
     yield tmp_path
-    services.clear_model_cache()
+    artifacts.clear_model_cache()
 
 
 @pytest.fixture
@@ -94,16 +94,10 @@ def start_worker(transactional_db, tmp_path):
         workers.append(worker)
         return worker
 
-    from shop_recs.celery import app
-
-    old = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.broker_url = broker
-    app.conf.task_default_queue = queue
     try:
-        yield _start
+        with publishing_to(queue, broker):
+            yield _start
     finally:
-        app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = old
         for worker in workers:
             if worker.alive():
                 worker.proc.terminate()

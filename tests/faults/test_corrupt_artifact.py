@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shop_recs.serving.services import clear_serving_cache
+from shop_recs.serving import runtime
 from shop_recs.stores.scoping import unscoped
 from shop_recs.training import activation, artifacts, services
 from shop_recs.training.errors import VersionNotUsable
@@ -44,7 +44,7 @@ def test_corrupt_active_artifact_falls_back(damage, shop, store, api_client, cap
 
     # A new process (or a restarted web worker) has nothing in memory: the next load reads the file.
     artifacts.clear_model_cache()
-    clear_serving_cache()
+    runtime.invalidate()
     with caplog.at_level(logging.ERROR, logger="shop_recs.training.artifacts"):
         r = api_client.get(f"{API}/recommendations/customer/C0?n=3")
     assert r.status_code == 200, r.content

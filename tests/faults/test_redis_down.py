@@ -11,10 +11,10 @@ from django.test import override_settings
 
 from shop_recs.activity.models import Event
 from shop_recs.platform.jobs import JobStatus
+from shop_recs.serving import runtime
 from shop_recs.serving.fbt import clear_fbt
-from shop_recs.serving.services import clear_serving_cache
 from shop_recs.stores.scoping import unscoped
-from shop_recs.training import services
+from shop_recs.training import artifacts, services
 from tests.api.helpers import event
 from tests.conftest import require_postgres, require_redis
 
@@ -74,8 +74,8 @@ def test_serving_and_ingestion_without_redis(shop, store, api_client, dead_redis
         cache.get("probe")
 
     # Web worker restarted during the outage: nothing in memory, the model comes from disk.
-    services.clear_model_cache()
-    clear_serving_cache()
+    artifacts.clear_model_cache()
+    runtime.invalidate()
     clear_fbt()
     t0 = time.monotonic()
     r = api_client.get(f"{API}/recommendations/customer/C0?n=3")
@@ -101,8 +101,8 @@ def test_serving_and_ingestion_without_redis(shop, store, api_client, dead_redis
 
     # Starting a training run with the broker down: the request succeeds, the run is failed at once
     # (it must not hold the store's training lock forever) and the active model is untouched.
-    active = services.load_active_model(store).version.pk
+    active = artifacts.load_active_model(store).version.pk
     run = services.start_training(store, ["popularity"])
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED and "task queue" in run.error
-    assert services.load_active_model(store).version.pk == active
+    assert artifacts.load_active_model(store).version.pk == active

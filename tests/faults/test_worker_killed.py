@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import unscoped
-from shop_recs.training import services
+from shop_recs.training import artifacts, services
 from shop_recs.training.models import ModelVersion, TrainingRun
 from tests.faults.conftest import wait_until
 
@@ -29,12 +29,12 @@ def _active(store) -> ModelVersion:
 
 def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, settings):
     before = _active(store)  # trained in-process by the ``shop`` fixture
-    before_file = services.artifact_path(before).read_bytes()
+    before_file = artifacts.artifact_path(before).read_bytes()
 
     # The data stage sleeps for a minute in this worker, so it is surely mid-run when killed.
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity", "item_knn"], {"_gate": {"force": True}})
-    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=120, workers=(doomed,))
+    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=45, workers=(doomed,))
     running = _run(run.pk)
     assert running.stage == "loading data" and running.attempts == 1
 
@@ -44,11 +44,11 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
 
     # Nothing of the dead run reached serving.
     assert _active(store).pk == before.pk
-    assert services.artifact_path(before).read_bytes() == before_file
+    assert artifacts.artifact_path(before).read_bytes() == before_file
     with unscoped():
         assert not ModelVersion.objects.filter(run_id=run.pk).exists()
-    services.clear_model_cache()
-    assert services.load_active_model(store).version.pk == before.pk
+    artifacts.clear_model_cache()
+    assert artifacts.load_active_model(store).version.pk == before.pk
     orphan = _run(run.pk)
     assert orphan.status == JobStatus.RUNNING  # orphaned: nobody will ever finish it
 
@@ -68,8 +68,8 @@ def test_worker_killed_mid_training(worker_var_dir, start_worker, shop, store, s
     assert done.data_stats["new_events"] == 0  # no events arrived since the fixture's run
     active = _active(store)
     assert active.run_id == retry.pk and active.pk != before.pk
-    services.clear_model_cache()
-    assert services.load_active_model(store).version.pk == active.pk
+    artifacts.clear_model_cache()
+    assert artifacts.load_active_model(store).version.pk == active.pk
     # The dead run's message is still unacknowledged in Redis (redelivered after the broker's
     # visibility timeout); a late redelivery of a finished run is ignored by run_training.
     assert services.run_training(run.pk).status == JobStatus.FAILED
@@ -81,7 +81,7 @@ def test_beat_tick_fails_orphaned_runs(worker_var_dir, start_worker, shop, store
 
     doomed = start_worker(SHOP_RECS_TEST_TRAINING_DELAY="60")
     run = services.start_training(store, ["popularity"])
-    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=120, workers=(doomed,))
+    wait_until(lambda: _run(run.pk).status == JobStatus.RUNNING, timeout=45, workers=(doomed,))
     doomed.proc.kill()
     doomed.proc.wait(timeout=10)
     settings.TRAINING_STALE_SECONDS = 1

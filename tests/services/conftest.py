@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import ROOT, require_postgres, require_redis
+from tests.conftest import ROOT, publishing_to, require_postgres, require_redis
 
 
 @pytest.fixture
@@ -56,16 +56,10 @@ def celery_worker(transactional_db):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    from shop_recs.celery import app
-
-    old = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.broker_url = broker
-    app.conf.task_default_queue = queue
     try:
-        yield proc
+        with publishing_to(queue, broker):
+            yield proc
     finally:
-        app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = old
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -12,7 +12,7 @@ from django.db import connection
 from shop_recs.activity.models import Event
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import unscoped
-from shop_recs.training import artifacts, services
+from shop_recs.training import artifacts, errors, services
 from shop_recs.training.models import ModelVersion, TrainingRun
 from tests.conftest import require_postgres
 from tests.services.conftest import wait_for
@@ -84,7 +84,7 @@ def test_lock_holds_under_concurrent_starts(make_store):
             barrier.wait()
             services.start_training(store, ["popularity"], enqueue=False)
             outcomes.append("started")
-        except services.TrainingAlreadyRunning:
+        except errors.TrainingAlreadyRunning:
             outcomes.append("locked")
         finally:
             connection.close()

@@ -202,7 +202,7 @@ def test_fbt_lift_ranking_with_min_support(api_client, shop, add_events, make_cu
 
 
 def test_log_inserts_can_skip_the_wal_wait_without_changing_the_statement():
-    from shop_recs.platform.logbuffer import without_wal_wait
+    from shop_recs.platform.sql import without_wal_wait
 
     assert without_wal_wait("INSERT INTO t (a, b) VALUES (%s, %s::jsonb) RETURNING id") == (
         "WITH _async AS (SELECT set_config('synchronous_commit', 'off', true)) "

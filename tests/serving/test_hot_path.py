@@ -78,7 +78,8 @@ def test_revoked_elsewhere_is_refused_within_the_cache_window(api_client, store,
 
 @pytest.mark.django_db
 def test_activation_here_serves_the_new_version_at_once(api_client, shop, store):
-    from shop_recs.training.services import activate_version, train_store
+    from shop_recs.training.activation import activate_version
+    from shop_recs.training.services import train_store
 
     first = api_client.get(f"{API}/recommendations/customer/C0").json()["model_version"]
     train_store(store, algorithms=["popularity"])

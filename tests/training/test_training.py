@@ -12,7 +12,7 @@ from django.utils import timezone
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.recsys import registry
 from shop_recs.stores.scoping import store_scope
-from shop_recs.training import activation, artifacts, services
+from shop_recs.training import activation, artifacts, errors, services
 from shop_recs.training.errors import ArtifactCorrupt, VersionNotUsable
 from shop_recs.training.models import ModelVersion, TrainingRun
 
@@ -29,7 +29,7 @@ def _active(store):
 
 def test_second_start_raises_and_creates_no_duplicate(store, merchant):
     first = services.start_training(store, ["popularity"], user=merchant)  # on_commit not run: stays queued
-    with pytest.raises(services.TrainingAlreadyRunning, match=f"#{first.pk}"):
+    with pytest.raises(errors.TrainingAlreadyRunning, match=f"#{first.pk}"):
         services.start_training(store, ["ease"], user=merchant)
     with store_scope(store):
         assert TrainingRun.objects.count() == 1
@@ -109,7 +109,7 @@ def test_failed_run_leaves_active_version_untouched(store, shop_data, monkeypatc
         raise RuntimeError("factorisation exploded")
 
     monkeypatch.setattr(registry.ALGORITHMS["item_knn"], "fit", boom)
-    with pytest.raises(services.TrainingError, match="factorisation exploded"):
+    with pytest.raises(errors.TrainingError, match="factorisation exploded"):
         services.train_store(store, ["item_knn"])
     with store_scope(store):
         run = TrainingRun.objects.first()
@@ -121,7 +121,7 @@ def test_failed_run_leaves_active_version_untouched(store, shop_data, monkeypatc
 
 
 def test_empty_store_fails_clearly(store):
-    with pytest.raises(services.TrainingError, match="no usable interactions"):
+    with pytest.raises(errors.TrainingError, match="no usable interactions"):
         services.train_store(store, ["popularity"])
 
 

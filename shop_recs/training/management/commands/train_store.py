@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from shop_recs.stores.models import Store
-from shop_recs.training import services
+from shop_recs.training import errors, services
 
 
 class Command(BaseCommand):
@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
         try:
             run = services.train_store(store, algorithms, on_progress=show)
-        except services.TrainingError as exc:
+        except errors.TrainingError as exc:
             raise CommandError(str(exc))
         finally:
             bar.close()
