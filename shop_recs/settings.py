@@ -174,7 +174,7 @@ CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "celery")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 2 * 60 * 60)}
 CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
-        "task": "shop_recs.activity.tasks.purge_idempotency_records",
+        "task": "shop_recs.api.tasks.purge_idempotency_records",
         "schedule": 3600.0,
     },
     # Scheduled retraining: every few minutes, start a run for each store whose TrainingSchedule is due.

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from analytics.evaluation import charts, selectors, services
+from analytics.evaluation import charts, selectors, services, tuning
 from analytics.evaluation.forms import EvaluationSettingsForm, StartEvaluationForm, StartTuningForm
 from analytics.evaluation.models import EvaluationRun, JobStatus, TuningJob
 from shop_recs.stores.access import store_view
@@ -207,7 +207,7 @@ def start_tuning(request: HttpRequest) -> HttpResponse:
     form = StartTuningForm(request.POST, prefix="tune")
     if not form.is_valid():
         return render(request, "evaluation/index.html", _index_context(request, tuning_form=form), status=400)
-    job = services.start_tuning(
+    job = tuning.start_tuning(
         request.store,
         form.cleaned_data["algorithms"],
         form.cleaned_data["protocol"],
@@ -269,7 +269,7 @@ def promote(request: HttpRequest, tuning_job_id: int) -> HttpResponse:
     job = _job_or_404(tuning_job_id)
     algorithm = request.POST.get("algorithm") or None
     try:
-        services.promote_tuning(job, request.user, algorithm)
+        tuning.promote_tuning(job, request.user, algorithm)
     except services.EvaluationError as exc:
         messages.error(request, _("Could not promote: %(error)s") % {"error": exc})
     else:

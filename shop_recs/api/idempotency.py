@@ -149,9 +149,13 @@ def _atomic(action: Callable[[], Response], savepoint: bool = True) -> Response:
     return response
 
 
-def purge_expired_idempotency_records(now=None) -> int:
-    """Delete records older than ``IDEMPOTENCY_TTL_HOURS`` across all stores (a periodic task)."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
-    # Genuinely cross-store maintenance (a periodic task, no store at hand): the unscoped manager.
+def purge_expired_idempotency_records(ttl: timedelta | None = None) -> int:
+    """Delete idempotency records older than the TTL, across all stores; returns how many.
+
+    A client retrying after the TTL is treated as a new request, so the TTL must comfortably exceed
+    any client's retry horizon (48 h by default, ``IDEMPOTENCY_TTL_HOURS``).
+    """
+    cutoff = timezone.now() - (ttl or timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS))
+    # all stores: a periodic task with no store at hand; the same rule holds for every store.
     deleted, _ = IdempotencyRecord.all_stores.filter(created_at__lt=cutoff).delete()
     return deleted

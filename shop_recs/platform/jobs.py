@@ -218,6 +218,7 @@ def fail_stale_jobs(store: Any = None, models: Iterable[type[JobRun]] | None = N
     total = 0
     for model in job_models() if models is None else models:
         now = timezone.now()
+        # all stores: the sweep fails dead workers' rows in every store (one store when ``store`` is given).
         stale = model.all_stores.filter(status=JobStatus.RUNNING, heartbeat_at__lt=now - model.stale_after())
         if store is not None:
             stale = stale.filter(store=store)

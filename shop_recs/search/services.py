@@ -347,7 +347,6 @@ def normalize_query(query: str) -> str:
     return " ".join(tokenize(query))[:MAX_QUERY_LENGTH]
 
 
-# Long on purpose: one request's pipeline (parse, retrieve, personalise, rules, log), read top to bottom.
 def search_products(
     store: Store,
     query: str,
@@ -396,26 +395,15 @@ def search_products(
         store, product_ids[order].tolist(), final[order].tolist(), customer_pk
     )
 
-    # Only the requested page is turned into hits; a product a rule injected (one the text search
-    # did not find) is not a search result and is skipped.
-    position_of = dict(zip(product_ids.tolist(), range(n_found), strict=True))
-    hits: list[SearchHit] = []
-    for pid, score in zip(ranked_ids[offset : offset + n], ranked_scores[offset : offset + n], strict=True):
-        i = position_of.get(pid)
-        if i is None:
-            continue
-        doc = int(doc_idx[i])
-        hits.append(
-            SearchHit(
-                product_id=pid,
-                sku=store_index.skus[doc],
-                title=store_index.titles[doc],
-                price=store_index.price_decimals[doc],
-                score=round(score, 6),
-                text_score=round(float(text[i]), 6),
-                personal_score=None if personal is None else round(float(personal[i]), 6),
-            )
-        )
+    hits = _page_hits(
+        store_index,
+        doc_idx,
+        product_ids,
+        text,
+        personal,
+        ranked_ids[offset : offset + n],
+        ranked_scores[offset : offset + n],
+    )
     total = len(ranked_ids) if rules_applied else result.total
     did_you_mean = _did_you_mean(store_index.index, query, result.total) if result.corrected_query is None else None
     outcome = SearchOutcome(
@@ -431,6 +419,38 @@ def search_products(
         log_query(store, query, outcome, customer_id=customer_pk, session_id=session_id)
         outcome.list_id = log_search_list(store, outcome, customer_id=customer_pk, version=version)
     return outcome
+
+
+def _page_hits(
+    store_index: StoreIndex,
+    doc_idx: np.ndarray,
+    product_ids: np.ndarray,
+    text: np.ndarray,
+    personal: np.ndarray | None,
+    page_ids: list[int],
+    page_scores: list[float],
+) -> list[SearchHit]:
+    """The requested page as hits. A product a rule injected (one the text search did not find) is
+    not a search result and is skipped."""
+    position_of = dict(zip(product_ids.tolist(), range(len(product_ids)), strict=True))
+    hits: list[SearchHit] = []
+    for pid, score in zip(page_ids, page_scores, strict=True):
+        i = position_of.get(pid)
+        if i is None:
+            continue
+        doc = int(doc_idx[i])
+        hits.append(
+            SearchHit(
+                product_id=pid,
+                sku=store_index.skus[doc],
+                title=store_index.titles[doc],
+                price=store_index.price_decimals[doc],
+                score=round(score, 6),
+                text_score=round(float(text[i]), 6),
+                personal_score=None if personal is None else round(float(personal[i]), 6),
+            )
+        )
+    return hits
 
 
 def _did_you_mean(index: SearchIndex, query: str, n_found: int) -> str | None:

@@ -36,7 +36,7 @@ class StoreScopedAdmin(admin.ModelAdmin):
 
     def _scope(self, request):
         if request.user.is_superuser:
-            # Genuinely cross-store: a superuser administers the whole platform, not one store.
+            # all stores: a superuser administers the whole platform, not one store.
             return unscoped()
         return store_scope(member_store_ids(request.user))
 

@@ -207,8 +207,6 @@ def _k_core(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) 
         keep = new_keep
 
 
-# Long on purpose: a linear pandas pipeline whose steps each report progress;
-# splitting it would pass the frame through six helpers.
 def build_interactions(
     store: Store, since: datetime | None = None, config: MatrixConfig | dict[str, Any] | None = None
 ) -> InteractionData:
@@ -218,55 +216,8 @@ def build_interactions(
     frame = _read_events(store, since)
     stats: dict[str, Any] = {"events_read": int(len(frame))}
     report: dict[str, Any] = {}
-
-    # Exact duplicates (same customer, product, type and second) are client retries, not intent.
-    before = len(frame)
-    frame = frame.drop_duplicates(subset=["customer_id", "product_id", "event_type", "ts"])
-    report["duplicates_removed"] = int(before - len(frame))
-
-    weights = frame["event_type"].map(config.event_weights).fillna(0.0).to_numpy(dtype=np.float64)
-    unweighted = weights <= 0
-    report["zero_weight_events"] = int(unweighted.sum())
-    frame = frame.loc[~unweighted]
-    weights = weights[~unweighted]
-
-    frame, bot_report = _bot_filter(frame, config)
-    if bot_report["events_removed"]:
-        weights = frame["event_type"].map(config.event_weights).to_numpy(dtype=np.float64)
-    report.update(bot_report)
-
-    ts = frame["ts"].to_numpy(dtype=np.int64)
-    if len(frame):
-        is_rating = (frame["event_type"] == "rating").to_numpy()
-        if is_rating.any():
-            rating = frame["value"].to_numpy(dtype=np.float64)
-            scale = np.where(np.isfinite(rating), np.clip(rating, 0, None) / config.rating_scale, 1.0)
-            weights = np.where(is_rating, weights * scale, weights)
-        if config.half_life_days:
-            age_days = (ts.max() - ts) / SECONDS_PER_DAY
-            weights = weights * np.power(0.5, age_days / float(config.half_life_days))
-
-    # One cell per (customer, product): summed weight (capped), latest time.
-    cells = (
-        pd.DataFrame({"u": frame["customer_id"].to_numpy(), "i": frame["product_id"].to_numpy(), "w": weights, "t": ts})
-        .groupby(["u", "i"], sort=True)
-        .agg(w=("w", "sum"), t=("t", "max"))
-        .reset_index()
-    )
-    if config.max_cell_value:
-        cells["w"] = cells["w"].clip(upper=config.max_cell_value)
-    cells = cells[cells["w"] > 0]
-
-    user_ids, u_idx = np.unique(cells["u"].to_numpy(dtype=np.int64), return_inverse=True)
-    item_ids, i_idx = np.unique(cells["i"].to_numpy(dtype=np.int64), return_inverse=True)
-    keep = _k_core(u_idx.ravel(), i_idx.ravel(), config.min_user_interactions, config.min_item_interactions)
-    report["cells_below_min_support"] = int((~keep).sum())
-    n_users_before, n_items_before = len(user_ids), len(item_ids)
-    cells = cells.loc[keep]
-    user_ids, u_idx = np.unique(cells["u"].to_numpy(dtype=np.int64), return_inverse=True)
-    item_ids, i_idx = np.unique(cells["i"].to_numpy(dtype=np.int64), return_inverse=True)
-    report["users_below_min_support"] = int(n_users_before - len(user_ids))
-    report["items_below_min_support"] = int(n_items_before - len(item_ids))
+    frame, weights, ts = _weighted_events(frame, config, report)
+    cells, user_ids, u_idx, item_ids, i_idx = _cells(frame, weights, ts, config, report)
 
     values = cells["w"].to_numpy(dtype=np.float32)
     log = Interactions(
@@ -300,6 +251,70 @@ def build_interactions(
         stats=stats,
         filter_report=report,
     )
+
+
+def _weighted_events(
+    frame: pd.DataFrame, config: MatrixConfig, report: dict[str, Any]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The events that count, with their weights and times: duplicates, zero-weight types and bots
+    removed (each counted in ``report``), ratings scaled, older events decayed."""
+    # Exact duplicates (same customer, product, type and second) are client retries, not intent.
+    before = len(frame)
+    frame = frame.drop_duplicates(subset=["customer_id", "product_id", "event_type", "ts"])
+    report["duplicates_removed"] = int(before - len(frame))
+
+    weights = frame["event_type"].map(config.event_weights).fillna(0.0).to_numpy(dtype=np.float64)
+    unweighted = weights <= 0
+    report["zero_weight_events"] = int(unweighted.sum())
+    frame = frame.loc[~unweighted]
+    weights = weights[~unweighted]
+
+    frame, bot_report = _bot_filter(frame, config)
+    if bot_report["events_removed"]:
+        weights = frame["event_type"].map(config.event_weights).to_numpy(dtype=np.float64)
+    report.update(bot_report)
+
+    ts = frame["ts"].to_numpy(dtype=np.int64)
+    if len(frame):
+        is_rating = (frame["event_type"] == "rating").to_numpy()
+        if is_rating.any():
+            rating = frame["value"].to_numpy(dtype=np.float64)
+            scale = np.where(np.isfinite(rating), np.clip(rating, 0, None) / config.rating_scale, 1.0)
+            weights = np.where(is_rating, weights * scale, weights)
+        if config.half_life_days:
+            age_days = (ts.max() - ts) / SECONDS_PER_DAY
+            weights = weights * np.power(0.5, age_days / float(config.half_life_days))
+    return frame, weights, ts
+
+
+def _cells(
+    frame: pd.DataFrame, weights: np.ndarray, ts: np.ndarray, config: MatrixConfig, report: dict[str, Any]
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One cell per (customer, product): summed weight (capped), latest time; then the k-core.
+
+    Returns the kept cells and ``(user_ids, user index per cell, item_ids, item index per cell)``.
+    """
+    cells = (
+        pd.DataFrame({"u": frame["customer_id"].to_numpy(), "i": frame["product_id"].to_numpy(), "w": weights, "t": ts})
+        .groupby(["u", "i"], sort=True)
+        .agg(w=("w", "sum"), t=("t", "max"))
+        .reset_index()
+    )
+    if config.max_cell_value:
+        cells["w"] = cells["w"].clip(upper=config.max_cell_value)
+    cells = cells[cells["w"] > 0]
+
+    user_ids, u_idx = np.unique(cells["u"].to_numpy(dtype=np.int64), return_inverse=True)
+    item_ids, i_idx = np.unique(cells["i"].to_numpy(dtype=np.int64), return_inverse=True)
+    keep = _k_core(u_idx.ravel(), i_idx.ravel(), config.min_user_interactions, config.min_item_interactions)
+    report["cells_below_min_support"] = int((~keep).sum())
+    n_users_before, n_items_before = len(user_ids), len(item_ids)
+    cells = cells.loc[keep]
+    user_ids, u_idx = np.unique(cells["u"].to_numpy(dtype=np.int64), return_inverse=True)
+    item_ids, i_idx = np.unique(cells["i"].to_numpy(dtype=np.int64), return_inverse=True)
+    report["users_below_min_support"] = int(n_users_before - len(user_ids))
+    report["items_below_min_support"] = int(n_items_before - len(item_ids))
+    return cells, user_ids, u_idx, item_ids, i_idx
 
 
 def item_side_information(store: Store, item_ids: np.ndarray) -> tuple[list[str], np.ndarray, list[str]]:

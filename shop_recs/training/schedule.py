@@ -157,6 +157,7 @@ def enqueue_due_trainings(now: datetime | None = None) -> TickResult:
     """Start a run for every due store (see the module doc). Safe to run concurrently: each schedule
     row is claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``."""
     now = now or timezone.now()
+    # all stores: the beat tick looks for every store's due schedule.
     with unscoped():
         due_ids = list(
             TrainingSchedule.objects.filter(enabled=True, next_due_at__lte=now)

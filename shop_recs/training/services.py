@@ -307,6 +307,7 @@ def _send_model_trained(run: TrainingRun) -> None:
 
 def _event_marks(store: Store, run: TrainingRun) -> tuple[int, int]:
     """``(largest Event.pk now, the store's events above the previous successful run's mark)``."""
+    # all stores: only the table's largest event id, the watermark later runs compare against.
     high_water = Event.all_stores.aggregate(m=Max("pk"))["m"] or 0
     with store_scope(store):
         previous = (

@@ -2,14 +2,14 @@
 
 import pytest
 
-from analytics.evaluation import services
+from analytics.evaluation import services, tuning
 
 pytestmark = pytest.mark.django_db
 
 
 def test_render_active(store, analyst, client):
     services.start_evaluation(store, ["popularity"], enqueue=False)
-    services.start_tuning(store, ["popularity"], enqueue=False)
+    tuning.start_tuning(store, ["popularity"], enqueue=False)
     client.force_login(analyst)
     html = client.get("/s/alpha/evaluation/").content.decode()
     assert "data-status-url" in html and "in progress" in html

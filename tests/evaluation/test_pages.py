@@ -10,7 +10,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from analytics.evaluation import charts, selectors, services, views
+from analytics.evaluation import charts, selectors, services, tuning, views
 from analytics.evaluation.models import EvaluationRun, TuningJob
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import store_scope, unscoped
@@ -145,7 +145,7 @@ def test_versions_and_tuning_charts_draw_the_stored_numbers(
     _same(by_meta["popularity"]["y"], [0.1])
 
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.start_tuning(store, ["popularity"], "temporal", {"test_days": 1})
+        job = tuning.start_tuning(store, ["popularity"], "temporal", {"test_days": 1})
     with store_scope(store):
         rows = [{"algorithm": t.algorithm, "params": t.params, "score": t.score} for t in selectors.trials(job)]
     fig = json.loads(charts.tuning_figure(rows, "ndcg@10").to_json())
@@ -209,7 +209,7 @@ def test_other_stores_runs_and_jobs_are_404(
     make_taste_store(other_store)
     with django_capture_on_commit_callbacks(execute=True):
         theirs = services.start_evaluation(other_store, ["popularity"], "leave_last", {}, [10])
-    job = services.start_tuning(other_store, ["popularity"], enqueue=False)
+    job = tuning.start_tuning(other_store, ["popularity"], enqueue=False)
     with django_capture_on_commit_callbacks(execute=True):
         mine = services.start_evaluation(store, ["popularity"], "leave_last", {}, [10])
     client = login(merchant)

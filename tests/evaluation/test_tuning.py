@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from analytics.evaluation import services
+from analytics.evaluation import services, tuning
 from analytics.evaluation.models import TuningJob, TuningTrial
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.recsys import registry
@@ -22,7 +22,7 @@ def _tune(store, capture, **kwargs) -> TuningJob:
     args = dict(algorithms=["popularity"], protocol="temporal", protocol_params={"test_days": 1})
     args.update(kwargs)
     with capture(execute=True):
-        job = services.start_tuning(store, **args)
+        job = tuning.start_tuning(store, **args)
     with store_scope(store):
         return TuningJob.objects.get(pk=job.pk)
 
@@ -44,7 +44,7 @@ def test_trials_cover_the_grid_and_the_leaderboard_picks_the_known_best(
     assert job.best == "popularity"
     assert job.leaderboard["popularity"]["params"] == {"count": "weight"}
     assert job.leaderboard["popularity"]["score"] == pytest.approx(1.0)
-    assert not services._split_path(job.pk).exists()  # the validation split file is cleaned up
+    assert not tuning._split_path(job.pk).exists()  # the validation split file is cleaned up
 
 
 def test_several_algorithms_and_failing_trials(store, popularity_puzzle, django_capture_on_commit_callbacks):
@@ -64,15 +64,15 @@ def test_several_algorithms_and_failing_trials(store, popularity_puzzle, django_
 
 
 def test_group_fallback_without_result_backend_finalises_on_the_last_trial(store, popularity_puzzle):
-    job = services.start_tuning(store, ["popularity"], "temporal", {"test_days": 1}, enqueue=False)
-    trial_ids = services.prepare_tuning(job.pk)
+    job = tuning.start_tuning(store, ["popularity"], "temporal", {"test_days": 1}, enqueue=False)
+    trial_ids = tuning.prepare_tuning(job.pk)
     assert len(trial_ids) == 3
     for i, tid in enumerate(trial_ids):
-        services.run_trial(tid, finalise_when_last=True)
+        tuning.run_trial(tid, finalise_when_last=True)
         job.refresh_from_db()
         assert job.status == (JobStatus.SUCCEEDED if i == len(trial_ids) - 1 else JobStatus.RUNNING)
     assert job.leaderboard["popularity"]["params"] == {"count": "weight"}
-    assert services.finalise_tuning(job.pk).status == JobStatus.SUCCEEDED  # idempotent
+    assert tuning.finalise_tuning(job.pk).status == JobStatus.SUCCEEDED  # idempotent
 
 
 def test_promote_writes_the_training_config_and_training_config_reads_it(
@@ -83,7 +83,7 @@ def test_promote_writes_the_training_config_and_training_config_reads_it(
     training_config_module.update_settings(store, 0.05)
     assert training_config_module.store_gate_config(store) == {"max_drop": 0.05}
     job = _tune(store, django_capture_on_commit_callbacks)
-    services.promote_tuning(job, merchant)
+    tuning.promote_tuning(job, merchant)
     with store_scope(store):
         config = StoreTrainingConfig.objects.get()
     assert config.algorithms == ["popularity"] and config.params["popularity"] == {"count": "weight"}
@@ -96,13 +96,13 @@ def test_promote_writes_the_training_config_and_training_config_reads_it(
 
 
 def test_an_unfinished_job_cannot_be_promoted(store):
-    job = services.start_tuning(store, ["popularity"], enqueue=False)
+    job = tuning.start_tuning(store, ["popularity"], enqueue=False)
     with pytest.raises(services.EvaluationError):
-        services.promote_tuning(job)
+        tuning.promote_tuning(job)
 
 
 def test_start_tuning_validates(store):
     with pytest.raises(ValueError):
-        services.start_tuning(store, ["popularity"], metric="ndcg@99", enqueue=False)
+        tuning.start_tuning(store, ["popularity"], metric="ndcg@99", enqueue=False)
     with pytest.raises(ValueError):
-        services.start_tuning(store, [], enqueue=False)
+        tuning.start_tuning(store, [], enqueue=False)

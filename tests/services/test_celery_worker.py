@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from shop_recs.activity.retention import purge_expired_idempotency_records
-from shop_recs.activity.tasks import purge_idempotency_records
+from shop_recs.api.idempotency import purge_expired_idempotency_records
 from shop_recs.api.models import IdempotencyRecord
+from shop_recs.api.tasks import purge_idempotency_records
 from shop_recs.stores.scoping import unscoped
 from tests.services.conftest import wait_for
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from analytics.evaluation import services
+from analytics.evaluation import tuning
 from analytics.evaluation.models import TuningJob, TuningTrial
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.scoping import unscoped
@@ -30,7 +30,7 @@ def worker_env(tmp_path, monkeypatch, settings):
 
 
 def test_real_worker_runs_the_chord_and_finalises(worker_env, celery_worker, store, popularity_puzzle):  # noqa: F811
-    job = services.start_tuning(store, ["popularity"], "temporal", {"test_days": 1})  # autocommit: sent at once
+    job = tuning.start_tuning(store, ["popularity"], "temporal", {"test_days": 1})  # autocommit: sent at once
 
     def finished():
         with unscoped():

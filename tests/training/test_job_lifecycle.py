@@ -11,6 +11,7 @@ from django.utils import timezone
 from analytics import services as analytics_services
 from analytics import tasks as analytics_tasks
 from analytics.evaluation import services as evaluation_services
+from analytics.evaluation import tuning as evaluation_tuning
 from analytics.evaluation.models import EvaluationRun, TuningJob
 from analytics.models import ProfileRun
 from shop_recs.platform import jobs
@@ -29,7 +30,7 @@ def _running(row, age: timedelta) -> None:
 def test_stale_sweep_fails_every_job_model_of_dead_workers(store):
     training = services.start_training(store, ["popularity"], enqueue=False)
     evaluation = evaluation_services.start_evaluation(store, ["popularity"], enqueue=False)
-    tuning = evaluation_services.start_tuning(store, ["popularity"], enqueue=False)
+    tuning = evaluation_tuning.start_tuning(store, ["popularity"], enqueue=False)
     profiles = analytics_services.start_profile_run(store, enqueue=False)
     busy = analytics_services.start_profile_run(store, enqueue=False)
     for row in (training, evaluation, tuning, profiles):

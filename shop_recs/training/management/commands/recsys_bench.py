@@ -72,7 +72,6 @@ class Command(BaseCommand):
         out.add_argument("--dump-recs", help="write DIR/<algorithm>.csv (user,item,rank) for every test user")
 
     # ------------------------------------------------------------------------------------------
-    # Long on purpose: command-line orchestration (read, split, tune, fit, score, print) with no logic of its own.
     def handle(self, *args: Any, **opts: Any) -> None:
         k = int(opts["k"])
         if k < 1:
@@ -99,48 +98,7 @@ class Command(BaseCommand):
         results: list[dict[str, Any]] = []
         bar = tqdm(jobs, desc="recsys_bench", file=sys.stderr, unit="algo")
         for kind, name, factory, grid in bar:
-            bar.set_postfix_str(f"{name}: tuning")
-            row: dict[str, Any] = {"algorithm": name, "kind": kind}
-            try:
-                if opts["no_tune"]:
-                    params: dict[str, Any] = {}
-                    row["tuning"] = None
-                else:
-                    tuned = tune(
-                        factory,
-                        val,
-                        grid,
-                        metric=f"ndcg@{k}",
-                        n_iter=opts["n_iter"],
-                        seed=opts["seed"],
-                        time_budget=opts["tune_budget"],
-                        fit_kwargs=val_fit,
-                        progress=lambda r, name=name: bar.set_postfix_str(f"{name}: {r['params']} -> {r['score']:.4f}"),
-                    )
-                    params = tuned.best_params
-                    row["tuning"] = tuned.to_dict()
-                bar.set_postfix_str(f"{name}: fit on train")
-                model = factory(**params)
-                t0 = time.perf_counter()
-                model.fit(split.train, **accepted_fit_kwargs(model, full_fit))
-                fit_seconds = time.perf_counter() - t0
-                res = evaluate(model, split.train, split.test, ks=[k], cold_threshold=opts["cold_threshold"])
-            except Exception as exc:  # noqa: BLE001 - one broken algorithm must not sink the run
-                row["error"] = f"{type(exc).__name__}: {exc}"
-                self._err(f"{name} failed: {row['error']}")
-                results.append(row)
-                continue
-            row.update(
-                params=params,
-                metrics=res.metrics,
-                slices=res.slices,
-                fit_seconds=fit_seconds,
-                recommend_seconds=res.recommend_seconds,
-                n_users=int(len(res.users)),
-            )
-            results.append(row)
-            if opts["dump_recs"]:
-                self._dump(Path(opts["dump_recs"]), name, split, res.users, res.recs)
+            results.append(self._bench_one(bar, opts, k, split, val, val_fit, full_fit, kind, name, factory, grid))
         bar.close()
 
         self.stdout.write(self._table(results, k))
@@ -156,6 +114,64 @@ class Command(BaseCommand):
             }
             Path(opts["json_path"]).write_text(json.dumps(_clean(payload), indent=2))
             self._err(f"wrote {opts['json_path']}")
+
+    # ------------------------------------------------------------------------------------------
+    def _bench_one(
+        self,
+        bar: Any,
+        opts: dict[str, Any],
+        k: int,
+        split: Any,
+        val: Any,
+        val_fit: dict[str, Any],
+        full_fit: dict[str, Any],
+        kind: str,
+        name: str,
+        factory: Any,
+        grid: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Tune one algorithm on the validation split, fit it on train, score it on test: its result row."""
+        bar.set_postfix_str(f"{name}: tuning")
+        row: dict[str, Any] = {"algorithm": name, "kind": kind}
+        try:
+            if opts["no_tune"]:
+                params: dict[str, Any] = {}
+                row["tuning"] = None
+            else:
+                tuned = tune(
+                    factory,
+                    val,
+                    grid,
+                    metric=f"ndcg@{k}",
+                    n_iter=opts["n_iter"],
+                    seed=opts["seed"],
+                    time_budget=opts["tune_budget"],
+                    fit_kwargs=val_fit,
+                    progress=lambda r, name=name: bar.set_postfix_str(f"{name}: {r['params']} -> {r['score']:.4f}"),
+                )
+                params = tuned.best_params
+                row["tuning"] = tuned.to_dict()
+            bar.set_postfix_str(f"{name}: fit on train")
+            model = factory(**params)
+            t0 = time.perf_counter()
+            model.fit(split.train, **accepted_fit_kwargs(model, full_fit))
+            fit_seconds = time.perf_counter() - t0
+            res = evaluate(model, split.train, split.test, ks=[k], cold_threshold=opts["cold_threshold"])
+        except Exception as exc:  # noqa: BLE001 - one broken algorithm must not sink the run
+            row["error"] = f"{type(exc).__name__}: {exc}"
+            self._err(f"{name} failed: {row['error']}")
+            return row
+        row.update(
+            params=params,
+            metrics=res.metrics,
+            slices=res.slices,
+            fit_seconds=fit_seconds,
+            recommend_seconds=res.recommend_seconds,
+            n_users=int(len(res.users)),
+        )
+        if opts["dump_recs"]:
+            self._dump(Path(opts["dump_recs"]), name, split, res.users, res.recs)
+        return row
 
     # ------------------------------------------------------------------------------------------
     def _err(self, msg: str) -> None:
