@@ -12,6 +12,7 @@ import os
 import socket
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
@@ -21,11 +22,15 @@ from shop_recs.stores.scoping import unscoped
 
 ROOT = Path(__file__).resolve().parent.parent
 UCI_FILE = ROOT.parent / "shared" / "data" / "online_retail.csv.gz"
-IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def in_ci() -> bool:
+    """``CI=true`` (read at each call: ``.ci/run`` sets it, and a test may change it)."""
+    return os.environ.get("CI", "").lower() == "true"
 
 
 def skip_or_fail(reason: str) -> None:
-    if IN_CI:
+    if in_ci():
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
 
@@ -36,14 +41,16 @@ def require_postgres() -> None:
 
 
 def require_redis() -> str:
+    """``REDIS_URL``, once the Redis it names answers a TCP connect (skip, or fail under CI)."""
     url = os.environ.get("REDIS_URL", "")
     if not url:
         skip_or_fail("this test needs Redis (set REDIS_URL=redis://...)")
-    host, port = "127.0.0.1", 6379
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
     try:
         socket.create_connection((host, port), timeout=1).close()
     except OSError:
-        skip_or_fail(f"Redis is not reachable at {host}:{port}")
+        skip_or_fail(f"Redis is not reachable at {host}:{port} (REDIS_URL)")
     return url
 
 

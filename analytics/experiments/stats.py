@@ -1,7 +1,8 @@
 """Statistics for online experiments: pure functions (numpy/scipy only, no Django).
 
-Every test here is two-sided. Rates use the two-proportion z-test with the pooled standard error;
-revenue per customer uses Welch's t-test (unequal variances) and a percentile bootstrap interval.
+Every test here is two-sided. Rates use the two-proportion z-test (the pooled standard error for the
+statistic, the unpooled one for the interval of the difference); revenue per customer uses Welch's
+t-test (unequal variances) and a percentile bootstrap interval.
 """
 
 from __future__ import annotations

@@ -129,7 +129,12 @@ def test_bad_input(api_client, shop):
 
 
 def test_requires_api_key(client, shop):
-    assert client.get(URL).status_code in (401, 403)
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    response = client.get(URL, HTTP_AUTHORIZATION="Bearer sr_deadbeef_wrongsecret")
+    assert response.status_code == 401
+    assert response.json()["error"] == {"code": "authentication_failed", "message": "Invalid API key.", "details": None}
 
 
 def test_schema_documents_the_endpoints(client):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 
 from shop_recs.activity.models import Event
 from shop_recs.ads import selectors, services
 from shop_recs.ads.models import AttributionBasis, Campaign, DailyCap, Impression
 from shop_recs.stores.scoping import store_scope, unscoped
 from tests.conftest import require_postgres
+from tests.threads import run_in_threads
 
 T = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
 
@@ -116,27 +115,14 @@ def test_context_impression_id_attributes_any_product(store, make_customer, make
 
 
 def _hammer(store, fn, threads: int, per_thread: int) -> list:
-    results: list = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(threads)
+    """``fn(i, j)`` ``per_thread`` times in each of ``threads`` threads (own connections); any
+    thread's exception fails the test (``tests.threads``)."""
 
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            with store_scope(store):
-                for j in range(per_thread):
-                    out = fn(i, j)
-                    with lock:
-                        results.append(out)
-        finally:
-            connection.close()  # each thread had its own connection
+    def worker(i: int) -> list:
+        with store_scope(store):
+            return [fn(i, j) for j in range(per_thread)]
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return results
+    return [out for chunk in run_in_threads(worker, threads) for out in chunk]
 
 
 @pytest.mark.django_db(transaction=True)

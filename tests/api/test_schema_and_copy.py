@@ -108,32 +108,22 @@ def test_postgres_concurrent_duplicates_write_once(store, api_key, make_product)
     """Two identical requests with one Idempotency-Key at the same moment: one write, one replay."""
     require_postgres()
     import json
-    import threading
 
     from rest_framework.test import APIClient
 
     from tests.api.helpers import count, event
+    from tests.threads import run_in_threads
 
     make_product(store, "SKU-1")
     body = json.dumps([event(customer=f"c{i}") for i in range(2000)])
-    barrier = threading.Barrier(2)
-    results: list[tuple[int, str | None, dict]] = []
 
-    def twin() -> None:
+    def twin(_i: int) -> tuple[int, str | None, dict]:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
-        try:
-            barrier.wait(timeout=10)
-            r = client.post("/api/v1/events/batch", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="twin")
-            results.append((r.status_code, r.headers.get("Idempotent-Replayed"), r.json()))
-        finally:
-            connection.close()
+        r = client.post("/api/v1/events/batch", body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="twin")
+        return (r.status_code, r.headers.get("Idempotent-Replayed"), r.json())
 
-    threads = [threading.Thread(target=twin) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    results = run_in_threads(twin, 2, timeout=60)
     assert [r[0] for r in results] == [201, 201]
     assert sorted(str(r[1]) for r in results) == ["None", "true"]
     assert results[0][2] == results[1][2] == {"accepted": 2000}

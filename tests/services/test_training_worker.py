@@ -3,11 +3,9 @@ and the per-store lock holds under concurrent starts on PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from shop_recs.activity.models import Event
 from shop_recs.platform.jobs import JobStatus
@@ -16,6 +14,7 @@ from shop_recs.training import artifacts, errors, services
 from shop_recs.training.models import ModelVersion, TrainingRun
 from tests.conftest import require_postgres
 from tests.services.conftest import wait_for
+from tests.threads import run_in_threads
 from tests.training.conftest import T0
 
 pytestmark = pytest.mark.services
@@ -76,24 +75,15 @@ def test_real_worker_trains_and_activates(worker_var_dir, celery_worker, make_st
 def test_lock_holds_under_concurrent_starts(make_store):
     require_postgres()
     store = make_store("Race", slug="race")
-    barrier = threading.Barrier(4)
-    outcomes: list[str] = []
 
-    def attempt():
+    def attempt(_i: int) -> str:
         try:
-            barrier.wait()
             services.start_training(store, ["popularity"], enqueue=False)
-            outcomes.append("started")
+            return "started"
         except errors.TrainingAlreadyRunning:
-            outcomes.append("locked")
-        finally:
-            connection.close()
+            return "locked"
 
-    threads = [threading.Thread(target=attempt) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = run_in_threads(attempt, 4)
     assert sorted(outcomes) == ["locked", "locked", "locked", "started"]
     with unscoped():
         assert TrainingRun.objects.filter(store=store).count() == 1

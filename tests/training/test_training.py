@@ -36,8 +36,20 @@ def test_second_start_raises_and_creates_no_duplicate(store, merchant):
 
 
 def test_lock_is_per_store(store, other_store):
-    services.start_training(store, ["popularity"])
-    services.start_training(other_store, ["popularity"])  # no error
+    mine = services.start_training(store, ["popularity"])  # on_commit not run: stays queued
+    theirs = services.start_training(other_store, ["popularity"])  # another store's run takes its own lock
+    assert mine.pk != theirs.pk
+    assert (mine.store_id, mine.status) == (store.pk, JobStatus.QUEUED)
+    assert (theirs.store_id, theirs.status) == (other_store.pk, JobStatus.QUEUED)
+    with store_scope(store):
+        assert list(TrainingRun.objects.values_list("pk", flat=True)) == [mine.pk]
+    with store_scope(other_store):
+        assert list(TrainingRun.objects.values_list("pk", flat=True)) == [theirs.pk]
+    # Each store is still locked by its own run, and the error names that run.
+    with pytest.raises(errors.TrainingAlreadyRunning, match=f"#{mine.pk}"):
+        services.start_training(store, ["popularity"])
+    with pytest.raises(errors.TrainingAlreadyRunning, match=f"#{theirs.pk}"):
+        services.start_training(other_store, ["popularity"])
 
 
 def test_unknown_algorithm_is_refused(store):
