@@ -60,21 +60,32 @@ class Target:
 
 FS = "forkserver"
 TARGETS = [
-    Target("metrics", "shop_recs/recsys/metrics.py", ["tests/recsys/test_metrics.py"]),
-    Target("stats", "analytics/experiments/stats.py", ["tests/experiments/test_stats.py"]),
+    Target(
+        "metrics", "shop_recs/recsys/metrics.py", ["tests/recsys/test_metrics.py", "tests/recsys/test_metrics_edges.py"]
+    ),
+    Target(
+        "stats",
+        "analytics/experiments/stats.py",
+        ["tests/experiments/test_stats.py", "tests/experiments/test_stats_edges.py"],
+    ),
     Target("rules_builder", "analytics/rules_builder.py", ["tests/analytics/test_rules*.py"], isolation=FS),
-    Target("serving_rules", "shop_recs/serving/rules.py", ["tests/serving/test_rules_vectorised.py"], isolation=FS),
+    Target(
+        "serving_rules",
+        "shop_recs/serving/rules.py",
+        ["tests/serving/test_rules_vectorised.py", "tests/serving/test_rules_edges.py"],
+        isolation=FS,
+    ),
     Target(
         "activity_validation",
         "shop_recs/activity/services.py",
-        ["tests/api/test_events.py", "tests/imports/test_event_import.py"],
+        ["tests/api/test_events.py", "tests/api/test_validation_edges.py", "tests/imports/test_event_import.py"],
         ["_validate_events", "_future_tolerance", "clean_event_rows"],
         isolation=FS,
     ),
     Target(
         "product_cleaning",
         "shop_recs/catalog/services.py",
-        ["tests/api/test_products.py", "tests/imports/test_catalog_import.py"],
+        ["tests/api/test_products.py", "tests/api/test_validation_edges.py", "tests/imports/test_catalog_import.py"],
         [
             "normalize_category_path",
             "_check_str",
@@ -89,10 +100,15 @@ TARGETS = [
     Target(
         "ads_services",
         "shop_recs/ads/services.py",
-        ["tests/ads/test_serving.py", "tests/ads/test_tracking.py"],
+        ["tests/ads/test_serving.py", "tests/ads/test_tracking.py", "tests/ads/test_budget_and_caps.py"],
         isolation=FS,
     ),
-    Target("ads_eligibility", "shop_recs/ads/eligibility.py", ["tests/ads/test_serving.py"], isolation=FS),
+    Target(
+        "ads_eligibility",
+        "shop_recs/ads/eligibility.py",
+        ["tests/ads/test_serving.py", "tests/ads/test_budget_and_caps.py"],
+        isolation=FS,
+    ),
 ]
 
 COPY_IGNORE = shutil.ignore_patterns(
