@@ -413,3 +413,172 @@ def test_end_expired_campaigns_and_set_status(store, other_store, make_campaign)
         updated = services.set_campaign_status(running, CampaignStatus.PAUSED)
         assert updated is running
         assert Campaign.objects.get(pk=running.pk).status == CampaignStatus.PAUSED
+
+
+# --- second round: survivors of the 80-mutant samples -------------------------------------------
+
+
+def test_full_cap_rolls_back_the_fresh_cap_row(store, make_campaign, make_customer):
+    """record_impression 35: a refused impression "changes nothing" — not even the cap row it inserted."""
+    cust = make_customer(store, "C1")
+    camp = make_campaign(store, "A")
+    assert _record(store, _spec(camp, frequency_cap=0), cust.pk, timezone.now()) is None
+    assert _caps(camp) == {}
+    assert _served(camp) == 0
+
+
+def test_running_campaigns_skip_inactive_and_keep_the_name(store, make_campaign):
+    """_load 12 and 21: only *active* campaigns are running; the spec carries the campaign's name."""
+    live = make_campaign(store, "Live")
+    make_campaign(store, "Paused", status=CampaignStatus.PAUSED)
+    make_campaign(store, "Draft", status=CampaignStatus.DRAFT)
+    specs = running_campaigns(store.pk, timezone.now())
+    assert [(s.pk, s.name) for s in specs] == [(live.pk, "Live")]
+
+
+def test_table_is_served_from_the_cache_within_the_ttl(store, make_campaign, settings):
+    """running_campaigns 4: a second call within the TTL reuses the entry (a signal-less change is not seen)."""
+    settings.ADS_CAMPAIGN_CACHE_TTL = 60
+    camp = make_campaign(store, "A")
+    first = running_campaigns(store.pk)
+    with unscoped():
+        Campaign.objects.filter(pk=camp.pk).update(status=CampaignStatus.PAUSED)  # no post_save
+    assert running_campaigns(store.pk) is first
+    eligibility.invalidate_campaigns(store.pk)
+    assert running_campaigns(store.pk) == []
+
+
+def test_saving_a_campaign_drops_only_its_stores_entry(store, other_store, make_campaign):
+    """_on_change 2, 7, 9: the receiver invalidates the saved campaign's store, not every store."""
+    camp = make_campaign(store, "A")
+    make_campaign(other_store, "B")
+    running_campaigns(store.pk)
+    other = running_campaigns(other_store.pk)
+    with unscoped():
+        camp.title = "New headline"
+        camp.save()
+    assert store.pk not in eligibility._cache
+    assert eligibility._cache[other_store.pk][1] is other
+
+
+@pytest.fixture
+def rewired_signals():
+    """Disconnect the ads receivers, let the test call ``connect_signals()`` itself, restore afterwards."""
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+
+    sigs = (post_save, post_delete, m2m_changed)
+    saved = [list(s.receivers) for s in sigs]
+    post_save.disconnect(sender=Campaign, dispatch_uid="ads_campaign_saved")
+    post_delete.disconnect(sender=Campaign, dispatch_uid="ads_campaign_deleted")
+    for through in (Campaign.products.through, Campaign.categories.through, Campaign.segments.through):
+        m2m_changed.disconnect(sender=through, dispatch_uid=f"ads_m2m_{through.__name__}")
+    try:
+        yield
+    finally:
+        for s, receivers in zip(sigs, saved, strict=True):
+            s.receivers[:] = receivers
+            s.sender_receivers_cache.clear()
+
+
+def test_connect_signals_wires_campaign_changes_only(
+    rewired_signals, store, make_campaign, make_product, django_user_model
+):
+    """connect_signals 2, 5, 9, 18, 20: saves/deletes/M2M changes of *campaigns* refresh the table
+    (and connecting is what makes them do so); saving another store-owned row (a product) or another
+    model's M2M change (a user's groups) does not."""
+    from django.contrib.auth.models import Group
+
+    p1, p2 = make_product(store, "P1"), make_product(store, "P2")
+    keep = make_campaign(store, "Keep", products=[p1, p2])
+    gone = make_campaign(store, "Gone")
+    user = django_user_model.objects.create_user(username="u-groups", password="pw-123456!")
+    group = Group.objects.create(name="g-ads")
+    eligibility.connect_signals()
+
+    table = running_campaigns(store.pk)
+    with unscoped():
+        p1.title = "Renamed"
+        p1.save()
+    user.groups.add(group)
+    assert eligibility._cache[store.pk][1] is table
+
+    with unscoped():
+        keep.title = "Saved"
+        keep.save()
+    assert store.pk not in eligibility._cache
+    assert {s.pk for s in running_campaigns(store.pk)} == {keep.pk, gone.pk}
+    with unscoped():
+        gone.delete()
+    assert [s.pk for s in running_campaigns(store.pk)] == [keep.pk]
+    with unscoped():
+        keep.products.remove(p2)
+    assert running_campaigns(store.pk)[0].product_ids == frozenset({p1.pk})
+
+
+# --- predicted_affinities: both paths with stubbed serving collaborators --------------------------
+
+
+class _Activity:
+    recent_products = [11, 12]
+
+    def weights(self):
+        return {11: 1.0, 12: 0.5}
+
+
+@pytest.fixture
+def stub_serving(monkeypatch):
+    """Stubs for the serving layer: record what predicted_affinities passes in; return fixed scores."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    calls: dict = {}
+    conf: dict = {"lookup": None, "scores": np.zeros(0), "index": {}}
+
+    def candidate_affinities(state, customer_pk, weights, recent):
+        calls["candidates"] = (customer_pk, weights, recent)
+        return conf["lookup"]
+
+    def score_history(state, weights, recent):
+        calls["history"] = (weights, recent)
+        return SimpleNamespace(scores=conf["scores"])
+
+    monkeypatch.setattr(services.realtime, "recent_activity", lambda store_pk, customer_pk: _Activity())
+    state = SimpleNamespace(snap=SimpleNamespace(index=conf["index"]))
+    monkeypatch.setattr(services, "serving_state", lambda store: state)
+    monkeypatch.setattr(services.serving, "candidate_affinities", candidate_affinities)
+    monkeypatch.setattr(services.serving, "score_history", score_history)
+    return calls, conf
+
+
+def test_affinities_precomputed_path(store, make_campaign, stub_serving):
+    """predicted_affinities 15, 34, 38, 42: max over the promoted products among the candidates,
+    promoted products outside them count 0, none among them = 0; the customer is passed on."""
+    calls, conf = stub_serving
+    conf["lookup"] = {1: 0.5, 2: 0.2, 3: 1.0}
+    camp = make_campaign(store, "A")
+    small = _spec(camp, pk=101, product_ids=frozenset({1, 2}))  # fewer products than candidates
+    small_out = _spec(camp, pk=102, product_ids=frozenset({2, 99}))  # 99 is not a candidate: 0
+    big_none = _spec(camp, pk=103, product_ids=frozenset({7, 8, 9, 10}))  # none is a candidate
+    big_some = _spec(camp, pk=104, product_ids=frozenset({2, 3, 8, 9}))
+    out = services.predicted_affinities(store, 42, [small, small_out, big_none, big_some])
+    assert out == {101: 0.5, 102: 0.2, 103: 0.0, 104: 1.0}
+    assert calls["candidates"] == (42, {11: 1.0, 12: 0.5}, [11, 12])
+
+
+def test_affinities_full_catalog_path(store, make_campaign, stub_serving):
+    """predicted_affinities 46, 50, 54, 58: without precomputed arrays the history is scored over the
+    catalog, min-max normalised, and a campaign gets the max over its promoted products' positions."""
+    import numpy as np
+
+    calls, conf = stub_serving
+    conf["lookup"] = None
+    conf["scores"] = np.array([2.0, 4.0, 10.0, 6.0], dtype=np.float32)  # minmax: 0, .25, 1, .5
+    conf["index"].update({1: 0, 2: 1, 3: 2, 4: 3})
+    camp = make_campaign(store, "A")
+    a = _spec(camp, pk=201, product_ids=frozenset({2, 4}))  # max(.25, .5)
+    b = _spec(camp, pk=202, product_ids=frozenset({1, 77}))  # 77 unknown to the catalog: ignored
+    c = _spec(camp, pk=203, product_ids=frozenset({77}))  # nothing in the catalog: 0
+    out = services.predicted_affinities(store, 42, [a, b, c])
+    assert out == pytest.approx({201: 0.5, 202: 0.0, 203: 0.0})
+    assert calls["history"] == ({11: 1.0, 12: 0.5}, [11, 12])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from shop_recs.catalog.models import Category
@@ -18,9 +19,12 @@ from shop_recs.serving.rules import (
     RuleContext,
     Rules,
     apply_rules,
+    category_mask,
     load_rules,
     purchased_products,
+    rank_positions,
     ranks_by_score_alone,
+    rule_masks,
     rules_from_row,
 )
 from shop_recs.serving.snapshot import catalog_snapshot
@@ -178,3 +182,94 @@ def test_default_similarity_is_same_category_only(store, items):
     scored = {"M1": 3.0, "U1": 2.9, "U2": 2.8, "S1": 2.7, "H1": 1.0}
     out = apply_rules(store, _cands(items, scored), context=RuleContext(limit=5, diversity=0.9))
     assert _skus(items, out) == ["M1", "U1", "U2", "S1", "H1"]
+
+
+# --- mutation gaps of the 80-mutant sample (docs/benchmarks.md): _diversify_and_cut, caches, dtypes ---
+
+
+@pytest.fixture
+def many_mugs(store, cats, make_product):
+    """Fifty mugs (one more than any MMR pool of a short list needs) and one shirt."""
+    mugs = [make_product(store, f"B{k:02d}", category=cats["Mugs"]) for k in range(50)]
+    shirt = make_product(store, "BS", category=cats["Shirts"])
+    return mugs, shirt
+
+
+def test_no_limit_and_no_diversity_keeps_every_candidate(store, many_mugs):
+    # limit=None keeps all; with diversity off there is no MMR pool to cut to.
+    mugs, shirt = many_mugs
+    cands = [Candidate(p.pk, 100.0 - k, "collaborative", "") for k, p in enumerate(mugs)]
+    cands.append(Candidate(shirt.pk, 1.0, "collaborative", ""))
+    out = apply_rules(store, cands, context=RuleContext(limit=None, diversity=0.0))
+    assert [c.product_id for c in out] == [p.pk for p in mugs] + [shirt.pk]
+
+
+def test_mmr_pool_of_a_short_list_is_the_best_50(store, many_mugs):
+    # limit=2: the pool is max(50, 3 * 2) = 50 candidates, i.e. the 50 mugs (scores 100..51); the
+    # shirt (score 1) is outside it, so MMR can only pick mugs: the two best ones. Were the shirt in
+    # the pool, at diversity 0.9 it would win the second slot (0.1*0 - 0.9*0 = 0 > 0.1*rel - 0.9*1).
+    mugs, shirt = many_mugs
+    cands = [Candidate(p.pk, 100.0 - k, "collaborative", "") for k, p in enumerate(mugs)]
+    cands.append(Candidate(shirt.pk, 1.0, "collaborative", ""))
+    out = apply_rules(store, cands, context=RuleContext(limit=2, diversity=0.9))
+    assert [c.product_id for c in out] == [mugs[0].pk, mugs[1].pk]
+    # Control: a shirt inside the pool (50th best) does take the second slot.
+    cands = [Candidate(p.pk, 100.0 - k, "collaborative", "") for k, p in enumerate(mugs[:49])]
+    cands.append(Candidate(shirt.pk, 1.0, "collaborative", ""))
+    out = apply_rules(store, cands, context=RuleContext(limit=2, diversity=0.9))
+    assert [c.product_id for c in out] == [mugs[0].pk, shirt.pk]
+
+
+def test_without_diversity_no_candidate_is_dropped_for_its_score(store, items):
+    # Diversity 0: filter, sort, cut; no rule drops a candidate for its score, -inf sorts last.
+    scored = {"M1": 3.0, "M2": float("-inf"), "S1": 1.0}
+    out = apply_rules(store, _cands(items, scored), context=RuleContext(diversity=0.0))
+    assert _skus(items, out) == ["M1", "S1", "M2"]
+
+
+def test_rank_positions_boosted_flags_are_bool_without_boosts(store, items):
+    snap = catalog_snapshot(store)
+    pos = np.array([snap.index[items["M1"].pk], snap.index[items["S1"].pk]], dtype=np.int64)
+    scores = np.array([2.0, 1.0])
+    ranked = rank_positions(snap, Rules(), RuleContext(), pos, scores)
+    assert ranked.boosted.dtype == np.bool_
+    assert ranked.boosted.tolist() == [False, False]
+    assert ranked.n_pinned == 0
+    # An inserted pin comes first (src -1, the top candidate's score), still no boost flag set.
+    ranked = rank_positions(snap, Rules(pinned=(items["H1"].pk,)), RuleContext(), pos, scores)
+    assert ranked.src.tolist() == [-1, 0, 1]
+    assert ranked.pos.tolist() == [snap.index[items[s].pk] for s in ("H1", "M1", "S1")]
+    assert ranked.scores.tolist() == [2.0, 2.0, 1.0]
+    assert ranked.boosted.dtype == np.bool_
+    assert ranked.boosted.tolist() == [False, False, False]
+    assert ranked.n_pinned == 1
+
+
+def test_category_mask_is_cached_per_snapshot(store, items, cats):
+    snap = catalog_snapshot(store)
+    ids = frozenset({cats["Mugs"].pk, cats["Hats"].pk})
+    mask = category_mask(snap, ids)
+    expected = [snap.category_of(pk) in ids for pk in snap.pks.tolist()]
+    assert mask.tolist() == expected
+    assert sum(expected) == 3  # M1, M2, H1
+    assert category_mask(snap, frozenset(ids)) is mask  # the second call reads the cache
+
+
+def test_rule_masks_are_found_by_identity_without_hashing(store, items, monkeypatch):
+    snap = catalog_snapshot(store)
+    rules = Rules(blocked=frozenset({items["H1"].pk}))
+    masks = rule_masks(snap, rules)
+    assert masks.allowed[snap.index[items["H1"].pk]] == False  # noqa: E712
+    hashed: list[Rules] = []
+    plain_hash = Rules.__hash__
+
+    def counting_hash(self):
+        hashed.append(self)
+        return plain_hash(self)
+
+    monkeypatch.setattr(Rules, "__hash__", counting_hash)
+    assert rule_masks(snap, rules) is masks
+    assert hashed == []  # the same object: found by identity, the dataclass never hashed
+    equal = Rules(blocked=frozenset({items["H1"].pk}))
+    assert rule_masks(snap, equal) is masks  # an equal value: found by hashing
+    assert hashed
