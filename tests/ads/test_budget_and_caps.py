@@ -376,6 +376,12 @@ def test_eligible_campaigns_rules():
     # A spent budget excludes even inside the window, an open window does not help a spent budget.
     assert [s.pk for s in eligible_campaigns([spent], now=now, segment_ids=None)] == []
     assert [s.pk for s in eligible_campaigns([ends_now], now=now, segment_ids=None)] == []
+    # A targeted campaign the visitor is not in is skipped, and the campaigns after it still count
+    # (eligible_campaigns 16: that skip turned into the end of the loop).
+    targeted = spec(8, segment_ids=frozenset({42}))
+    assert [s.pk for s in eligible_campaigns([targeted, plain], now=now, segment_ids=None)] == [7]
+    assert [s.pk for s in eligible_campaigns([targeted, plain], now=now, segment_ids={5})] == [7]
+    assert [s.pk for s in eligible_campaigns([targeted, plain], now=now, segment_ids={42})] == [8, 7]
 
 
 # --- status changes -----------------------------------------------------------------------------
