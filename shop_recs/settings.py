@@ -8,6 +8,7 @@ workers. A malformed value raises ``ImproperlyConfigured`` at start-up instead o
 from __future__ import annotations
 
 import os
+from datetime import date as _date
 from pathlib import Path
 
 import dj_database_url
@@ -85,6 +86,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "shop_recs.stores",
+    "shop_recs.platform",
     "shop_recs.api",
     "shop_recs.catalog",
     "shop_recs.activity",
@@ -102,6 +104,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every /api/v1/ error in the JSON error shape (unknown paths, unhandled errors, NUL in the URL).
+    "shop_recs.api.errors.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -156,9 +160,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and Celery ----------------------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL", "")
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
-# No broker means the embedded mode: tasks run synchronously in the calling process.
+# No broker means the embedded mode: tasks run in the calling process (a web process hands the jobs
+# its pages start to its background pool below; commands, shells and tests run them synchronously).
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Embedded mode only (eager, no broker): a web process runs jobs it starts on this many background
+# threads after the response is sent (shop_recs.platform.executor); 0 = run them inside the request.
+JOB_EXECUTOR_THREADS = envint("JOB_EXECUTOR_THREADS", 2)
 # Chords (parallel tuning trials) need a result backend; the dashboard itself polls run rows.
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", REDIS_URL) or None
 CELERY_RESULT_EXPIRES = envint("CELERY_RESULT_EXPIRES", 3600)
@@ -172,15 +180,47 @@ CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "celery")
 # Redis redelivers an unacknowledged (acks_late) task after the visibility timeout; keep it above the
 # longest hard time limit so a long training run is not handed to a second worker while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 2 * 60 * 60)}
+# Periodic jobs (docs/operations.md, "Periodic jobs"): how often beat sends each one, in seconds.
+# Every run is recorded (shop_recs.platform.periodic) and the Jobs page flags one older than 2 intervals.
+ATTRIBUTION_INTERVAL_SECONDS = envint("ATTRIBUTION_INTERVAL_SECONDS", 300)
+CAMPAIGN_UPKEEP_INTERVAL_SECONDS = envint("CAMPAIGN_UPKEEP_INTERVAL_SECONDS", 600)
+STALE_JOB_SWEEP_INTERVAL_SECONDS = envint("STALE_JOB_SWEEP_INTERVAL_SECONDS", 300)
+# How often beat looks for stores whose profiles are due; each store's cadence is PROFILE_REFRESH_HOURS
+# unless its StorePeriodicSettings says otherwise (0 = never).
+PROFILE_REFRESH_CHECK_SECONDS = envint("PROFILE_REFRESH_CHECK_SECONDS", 900)
+PROFILE_REFRESH_HOURS = envint("PROFILE_REFRESH_HOURS", 24)
+IDEMPOTENCY_PURGE_INTERVAL_SECONDS = envint("IDEMPOTENCY_PURGE_INTERVAL_SECONDS", 3600)
+# Periodic run records older than this are deleted by the stale-job sweep (each job's latest is kept).
+PERIODIC_RUN_RETENTION_DAYS = envint("PERIODIC_RUN_RETENTION_DAYS", 14)
 CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "shop_recs.api.tasks.purge_idempotency_records",
-        "schedule": 3600.0,
+        "schedule": float(IDEMPOTENCY_PURGE_INTERVAL_SECONDS),
     },
     # Scheduled retraining: every few minutes, start a run for each store whose TrainingSchedule is due.
     "enqueue-due-trainings": {
         "task": "shop_recs.training.tasks.enqueue_due_trainings",
         "schedule": float(envint("TRAINING_SCHEDULE_TICK_SECONDS", 300)),
+    },
+    # Credit new clicks, carts and purchases to served lists: experiment results and online metrics.
+    "attribute-events": {
+        "task": "analytics.experiments.tasks.attribute_all_stores_task",
+        "schedule": float(ATTRIBUTION_INTERVAL_SECONDS),
+    },
+    # End campaigns past their end date or with their budget spent; drop old frequency counters.
+    "campaign-upkeep": {
+        "task": "shop_recs.ads.tasks.campaign_upkeep_task",
+        "schedule": float(CAMPAIGN_UPKEEP_INTERVAL_SECONDS),
+    },
+    # Fail job rows of every kind whose worker died; prune old periodic run records.
+    "sweep-stale-jobs": {
+        "task": "shop_recs.platform.tasks.sweep_stale_jobs_task",
+        "schedule": float(STALE_JOB_SWEEP_INTERVAL_SECONDS),
+    },
+    # Start a profile (and segment) refresh for every store whose cadence has passed.
+    "refresh-due-profiles": {
+        "task": "analytics.tasks.refresh_due_profiles_task",
+        "schedule": float(PROFILE_REFRESH_CHECK_SECONDS),
     },
 }
 
@@ -245,10 +285,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["shop_recs.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["shop_recs.api.auth.HasStoreApiKey"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "shop_recs.api.params.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["shop_recs.api.params.StrictJSONParser"],
     "EXCEPTION_HANDLER": "shop_recs.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -270,6 +310,12 @@ PRODUCT_BATCH_MAX = envint("PRODUCT_BATCH_MAX", 5_000)
 IDEMPOTENCY_TTL_HOURS = envint("IDEMPOTENCY_TTL_HOURS", 48)
 # Events timestamped further than this in the future are rejected (shop_recs.activity.services).
 EVENT_FUTURE_TOLERANCE_SECONDS = envint("EVENT_FUTURE_TOLERANCE_SECONDS", 300)
+# Events timestamped before this day (UTC) are rejected, and readers skip older rows already stored
+# (a year-1 timestamp is stored by PostgreSQL as 1 BC and cannot be read back; shop_recs.catalog.validation).
+try:
+    EVENT_TIMESTAMP_MIN = _date.fromisoformat(envstr("EVENT_TIMESTAMP_MIN", "2000-01-01").strip())
+except ValueError as exc:
+    raise ImproperlyConfigured(f"EVENT_TIMESTAMP_MIN={os.environ.get('EVENT_TIMESTAMP_MIN')!r} is not a date") from exc
 # Largest dashboard import upload, in MB (shop_recs.imports.forms).
 IMPORT_UPLOAD_MAX_MB = envint("IMPORT_UPLOAD_MAX_MB", 50)
 
@@ -309,6 +355,9 @@ SERVING_PRECOMPUTE_MAX_CUSTOMERS = envint("SERVING_PRECOMPUTE_MAX_CUSTOMERS", 50
 FBT_MIN_SUPPORT = envint("FBT_MIN_SUPPORT", 2)
 # How long a process trusts a store's running experiments (shop_recs.serving.experiments), seconds.
 EXPERIMENTS_CACHE_TTL = envfloat("EXPERIMENTS_CACHE_TTL", 10.0)
+# Promoting an experiment variant without "promote anyway" needs this many impressions per variant
+# (and a significant result); analytics.experiments.selectors.promotion_check.
+EXPERIMENT_PROMOTE_MIN_IMPRESSIONS = envint("EXPERIMENT_PROMOTE_MIN_IMPRESSIONS", 1000)
 
 # --- Search (shop_recs.search) ---------------------------------------------------------------
 # Weight of the customer's personal scores when re-ranking text matches (0 = text only).

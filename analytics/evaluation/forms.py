@@ -88,5 +88,27 @@ class EvaluationSettingsForm(forms.Form):
         label=_("Maximum NDCG@10 drop"),
         min_value=0.0,
         max_value=1.0,
-        help_text=_("New models whose NDCG@10 is more than this fraction below the active model's are not activated."),
+        help_text=_(
+            "A retrained live configuration is not activated when its NDCG@10 is more than this fraction below "
+            "the active model's."
+        ),
+    )
+    min_lift = forms.FloatField(
+        label=_("Minimum lift for a new kind of model"),
+        min_value=0.0,
+        max_value=1.0,
+        initial=0.0,
+        required=False,
+        help_text=_(
+            "Another algorithm or other settings go live on their own only when they beat the active model on the "
+            "same customers beyond the noise (95% interval above zero) and by at least this fraction."
+        ),
+    )
+    max_coverage_loss = forms.FloatField(
+        label=_("Largest allowed coverage loss"),
+        min_value=0.0,
+        max_value=1.0,
+        initial=0.1,
+        required=False,
+        help_text=_("A new model may not recommend from a catalog share smaller by more than this fraction."),
     )

@@ -59,7 +59,13 @@ def _index_context(request: HttpRequest, **forms: Any) -> dict[str, Any]:
         "eval_form": forms.get("eval_form") or StartEvaluationForm(prefix="eval"),
         "tuning_form": forms.get("tuning_form") or StartTuningForm(prefix="tune"),
         "settings_form": forms.get("settings_form")
-        or EvaluationSettingsForm(initial={"max_metric_drop": settings_row.max_metric_drop}),
+        or EvaluationSettingsForm(
+            initial={
+                "max_metric_drop": settings_row.max_metric_drop,
+                "min_lift": settings_row.min_lift,
+                "max_coverage_loss": settings_row.max_coverage_loss,
+            }
+        ),
         "runs": selectors.recent_runs(),
         "jobs": selectors.recent_tuning_jobs(),
         "active_runs": [r for r in selectors.recent_runs(5) if not r.is_finished],
@@ -135,7 +141,7 @@ def run_detail(request: HttpRequest, eval_run_id: int) -> HttpResponse:
     compare_figure = None
     raw = request.GET.get("compare", "")
     if raw:
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 19):  # isdigit() alone accepts "²"
             raise Http404("No such evaluation run")
         compare = _run_or_404(int(raw))
         if compare.status == JobStatus.SUCCEEDED and run.status == JobStatus.SUCCEEDED:
@@ -286,6 +292,9 @@ def update_settings(request: HttpRequest) -> HttpResponse:
     form = EvaluationSettingsForm(request.POST)
     if not form.is_valid():
         return render(request, "evaluation/index.html", _index_context(request, settings_form=form), status=400)
-    training_config_module.update_settings(request.store, form.cleaned_data["max_metric_drop"])
+    data = form.cleaned_data
+    training_config_module.update_settings(
+        request.store, data["max_metric_drop"], data.get("min_lift"), data.get("max_coverage_loss")
+    )
     messages.success(request, _("Monitoring settings saved."))
     return redirect(_index_url(request))

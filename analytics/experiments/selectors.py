@@ -7,13 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from analytics.experiments import stats
 from analytics.experiments.models import Attribution
 from shop_recs.activity.models import Event
 from shop_recs.catalog.models import Product
-from shop_recs.serving.models import Experiment, RecommendationList
+from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList
 
 
 def online_metrics(days: int = 30) -> dict[str, Any]:
@@ -212,3 +214,56 @@ def _verdict(rows: list[dict[str, Any]], alpha: float) -> dict[str, Any] | None:
             if best is None or test.p_value < best["p_value"]:
                 best = {"winner": winner["name"], "metric": "ctr", "p_value": test.p_value, "diff": test.diff}
     return best
+
+
+def promotion_check(exp: Experiment, variant: Any, *, alpha: float = 0.05) -> dict[str, Any]:
+    """What promoting ``variant`` would rest on: the figures, hard blockers and the warnings that need
+    an explicit "promote anyway".
+
+    A draft experiment is a blocker (it has served nothing, so there is nothing to promote on). Too
+    few impressions in any variant (``EXPERIMENT_PROMOTE_MIN_IMPRESSIONS``), no significant CTR
+    result in the variant's favour, or a sample-ratio mismatch are warnings.
+    """
+    results = experiment_results(exp, alpha=alpha)
+    rows = results["variants"]
+    blockers: list[str] = []
+    warnings: list[str] = []
+    if exp.status == ExperimentStatus.DRAFT:
+        blockers.append(_("The experiment has not started: it has served nothing to compare."))
+    min_impressions = settings.EXPERIMENT_PROMOTE_MIN_IMPRESSIONS
+    for row in rows:
+        if row["impressions"] < min_impressions:
+            warnings.append(
+                _("%(name)s has %(n)s impressions; at least %(min)s per variant are needed.")
+                % {"name": row["name"], "n": row["impressions"], "min": min_impressions}
+            )
+    verdict = results["verdict"]
+    if verdict is None:
+        warnings.append(_("No variant differs significantly from the control yet (CTR, alpha %(a)s).") % {"a": alpha})
+    elif verdict["winner"] != variant.name:
+        warnings.append(
+            _("The significant result favours %(winner)s, not %(name)s.")
+            % {"winner": verdict["winner"], "name": variant.name}
+        )
+    if results["srm"]["warning"]:
+        warnings.append(_("Sample ratio mismatch: the traffic split is broken, so the figures cannot be trusted."))
+    figures = {
+        "experiment": exp.pk,
+        "variant": variant.pk,
+        "variant_name": variant.name,
+        "verdict": verdict,
+        "srm_p_value": results["srm"]["p_value"],
+        "variants": [
+            {
+                "name": row["name"],
+                "impressions": row["impressions"],
+                "clicks": row["clicks"],
+                "ctr": row["ctr"],
+                "customers": row["customers"],
+                "conversion": row["conversion"],
+                "ctr_p_value": row["ctr_test"].p_value if "ctr_test" in row else None,
+            }
+            for row in rows
+        ],
+    }
+    return {"results": results, "blockers": blockers, "warnings": warnings, "figures": figures}

@@ -11,14 +11,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from analytics.experiments import selectors
 from analytics.experiments.models import Attribution, AttributionSettings
 from shop_recs.activity.models import Event
+from shop_recs.platform.jobs import json_safe
 from shop_recs.serving.experiments import VariantSpec, resolve_version
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, StoreRules, Variant, VariantKind
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
-from shop_recs.training.activation import activate_version
-from shop_recs.training.models import ModelVersion, StoreTrainingConfig
+from shop_recs.training.activation import activate_version, may_change_live_model
+from shop_recs.training.models import ActivationSource, ModelVersion, StoreTrainingConfig
 
 ATTRIBUTED_TYPES = ("click", "add_to_cart", "purchase")
 #: An event may carry a timestamp a little before the list's (client clock skew).
@@ -94,14 +96,38 @@ def stop_experiment(exp: Experiment) -> Experiment:
     return exp
 
 
-def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
+def promote_variant(exp: Experiment, variant: Variant, user: Any = None, *, override: bool = False) -> str:
     """Make the variant what the store serves outside the experiment; stops a running experiment.
 
-    A model version is activated; an algorithm activates that algorithm's version of the active
-    run and becomes the store's training configuration; a rule override is written to the rules.
+    Needs a merchant, a started experiment, and (unless ``override``, "promote anyway", which is
+    recorded) enough impressions and a significant result in the variant's favour
+    (:func:`selectors.promotion_check`). A model version is activated through the activation service
+    with the figures as evidence; an algorithm also becomes the store's training configuration; a
+    rule override is written to the rules.
     """
     if variant.experiment_id != exp.pk:
         raise ExperimentError("That variant belongs to another experiment.")
+    store = exp.store
+    if not may_change_live_model(user, store):
+        raise ExperimentError("Only a merchant of this store can promote a variant.")
+    check = selectors.promotion_check(exp, variant)
+    if check["blockers"]:
+        raise ExperimentError(" ".join(str(b) for b in check["blockers"]))
+    if check["warnings"] and not override:
+        raise ExperimentError("Not promoted: " + " ".join(str(w) for w in check["warnings"]))
+    evidence = {**json_safe(check["figures"]), "warnings": [str(w) for w in check["warnings"]], "override": override}
+    with transaction.atomic():
+        outcome = _apply_variant(exp, variant, user, evidence)
+        if exp.status == ExperimentStatus.RUNNING:
+            exp.status, exp.stopped_at = ExperimentStatus.STOPPED, timezone.now()
+        exp.promoted_variant, exp.promoted_at = variant, timezone.now()
+        exp.promoted_by = user if getattr(user, "is_authenticated", False) else None
+        exp.promotion_evidence = evidence
+        exp.save()
+    return outcome
+
+
+def _apply_variant(exp: Experiment, variant: Variant, user: Any, evidence: dict[str, Any]) -> str:
     store = exp.store
     if variant.kind == VariantKind.RULES:
         rules, _ = StoreRules.objects.get_or_create(store=store)
@@ -109,26 +135,27 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None) -> str:
             if hasattr(rules, key) and key not in ("id", "store", "store_id", "updated_at"):
                 setattr(rules, key, value)
         rules.save()
-        outcome = "rules updated"
-    else:
-        active = ModelVersion.objects.filter(is_active=True).first()
-        spec = _spec(variant)
-        version = resolve_version(store.pk, spec, active) or active
-        if version is None:
-            raise ExperimentError("The variant has no usable model version.")
-        if not version.is_active:
-            activate_version(version, user=user, reason=f"promoted from experiment #{exp.pk}, variant {variant.pk}")
-        outcome = f"model version {version.pk} ({version.algorithm}) active"
-        if variant.kind == VariantKind.ALGORITHM:
-            config, _ = StoreTrainingConfig.objects.get_or_create(store=store)
-            config.algorithms = [variant.algorithm]
-            config.updated_by = user
-            config.save()
-            outcome += "; training configuration updated"
-    if exp.status == ExperimentStatus.RUNNING:
-        exp.status, exp.stopped_at = ExperimentStatus.STOPPED, timezone.now()
-    exp.promoted_variant, exp.promoted_at = variant, timezone.now()
-    exp.save()
+        return "rules updated"
+    active = ModelVersion.objects.filter(is_active=True).first()
+    version = resolve_version(store.pk, _spec(variant), active) or active
+    if version is None:
+        raise ExperimentError("The variant has no usable model version.")
+    if not version.is_active:
+        activate_version(
+            version,
+            user=user,
+            reason=f"promoted from experiment #{exp.pk}, variant {variant.name}"
+            + (" (promoted anyway)" if evidence.get("override") else ""),
+            source=ActivationSource.PROMOTION,
+            details=evidence,
+        )
+    outcome = f"model version {version.pk} ({version.algorithm}) active"
+    if variant.kind == VariantKind.ALGORITHM:
+        config, _ = StoreTrainingConfig.objects.get_or_create(store=store)
+        config.algorithms = [variant.algorithm]
+        config.updated_by = user
+        config.save()
+        outcome += "; training configuration updated"
     return outcome
 
 

@@ -1,7 +1,8 @@
-"""Experiments pages: online metrics, the experiment list, results; start/stop (analysts too), promote (merchants).
+"""Experiments pages: online metrics, the experiment list, results; create/stop (analysts too), start and
+promote (merchants).
 
-Analysts and merchants may create, start and stop experiments (analysis); promoting a winner
-changes what the store serves, so it is for merchants only.
+Analysts and merchants may create and stop experiments (analysis). Starting one changes what a share
+of shoppers sees and promoting a winner changes what every shopper sees, so both are for merchants.
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics.experiments import charts, selectors, services
 from analytics.experiments.forms import ExperimentForm
-from shop_recs.serving.models import Experiment, Variant
+from shop_recs.serving.audit import record_change
+from shop_recs.serving.models import ChangeKind, Experiment, Variant
 from shop_recs.stores.access import store_view
 from shop_recs.training.models import ModelVersion
 
@@ -42,7 +44,9 @@ def _detail_url(request: HttpRequest, exp: Experiment) -> str:
 
 @store_view
 def index(request: HttpRequest) -> HttpResponse:
-    days = max(1, min(int(request.GET.get("days", 30) or 30), 365)) if request.GET.get("days", "30").isdigit() else 30
+    raw_days = request.GET.get("days", "30")
+    # isascii: str.isdigit() also accepts "²", which int() refuses (a 500 before).
+    days = max(1, min(int(raw_days), 365)) if raw_days.isascii() and raw_days.isdigit() and len(raw_days) < 9 else 30
     metric = request.GET.get("metric", "ctr")
     if metric not in charts.METRIC_LABELS:
         metric = "ctr"
@@ -114,16 +118,26 @@ def detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
 
 def _action(request: HttpRequest, experiment_id: int, action: Any) -> HttpResponse:
     exp = _get(experiment_id)
+    before = exp.status
     try:
         action(exp)
     except services.ExperimentError as exc:
         messages.error(request, str(exc))
+    else:
+        if exp.status != before:
+            summary = f"experiment #{exp.pk} {exp.name} on {exp.placement}: {before} → {exp.status}"
+            record_change(request.store, request.user, ChangeKind.EXPERIMENT, summary, obj=exp)
     return redirect(_detail_url(request, exp))
 
 
-@store_view
+@store_view(merchant_only=True)
 @require_POST
 def start(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    if request.POST.get("confirm") != "yes":
+        messages.error(
+            request, _("Tick the confirmation to start: the variants go live for this placement's shoppers.")
+        )
+        return redirect(_detail_url(request, _get(experiment_id)))
     return _action(request, experiment_id, services.start_experiment)
 
 
@@ -133,19 +147,41 @@ def stop(request: HttpRequest, experiment_id: int) -> HttpResponse:
     return _action(request, experiment_id, services.stop_experiment)
 
 
-@store_view
-@require_POST
+@store_view(merchant_only=True)
+@require_http_methods(["GET", "POST"])
 def promote(request: HttpRequest, experiment_id: int) -> HttpResponse:
-    if not request.membership.is_merchant:
-        raise PermissionDenied("Only merchants can promote a variant.")
+    """GET (or a POST without ``confirm``) shows the figures and asks; a confirmed POST promotes.
+
+    When the evidence is thin (few impressions, no significant result) the page says so and the
+    merchant must tick "promote anyway", which is recorded with the promotion.
+    """
     exp = _get(experiment_id)
-    variant = Variant.objects.filter(pk=request.POST.get("variant"), experiment=exp).first()
+    variant = Variant.objects.filter(
+        pk=request.POST.get("variant") or request.GET.get("variant"), experiment=exp
+    ).first()
     if variant is None:
         raise Http404("No such variant")
+    check = selectors.promotion_check(exp, variant)
+    override = request.POST.get("promote_anyway") == "on"
+    confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+    if not confirmed or check["blockers"] or (check["warnings"] and not override):
+        context = {
+            "section": SECTION,
+            "store_slug": request.store.slug,
+            "experiment": exp,
+            "variant": variant,
+            "check": check,
+            "needs_override": bool(check["warnings"]) and confirmed and not override,
+        }
+        return render(request, "experiments/promote_confirm.html", context, status=400 if confirmed else 200)
     try:
-        outcome = services.promote_variant(exp, variant, user=request.user)
+        outcome = services.promote_variant(exp, variant, user=request.user, override=override)
     except Exception as exc:  # noqa: BLE001 - shown to the merchant; e.g. a corrupt artifact
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Promoted {variant.name}: {outcome}.")
+        summary = f"experiment #{exp.pk} {exp.name}: promoted {variant.name}" + (" (anyway)" if override else "")
+        record_change(
+            request.store, request.user, ChangeKind.EXPERIMENT, summary, obj=exp, details={"outcome": outcome}
+        )
+        messages.success(request, _("Promoted %(name)s: %(outcome)s.") % {"name": variant.name, "outcome": outcome})
     return redirect(_detail_url(request, exp))

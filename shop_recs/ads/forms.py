@@ -25,6 +25,11 @@ class CampaignForm(forms.ModelForm):
     # Declared with no queryset (a scoped manager refuses queries at import time); set in __init__.
     categories = forms.ModelMultipleChoiceField(label=_("Promoted categories"), queryset=None, required=False)
     segments = forms.ModelMultipleChoiceField(label=_("Target segments"), queryset=None, required=False)
+    confirm_live = forms.BooleanField(
+        label=_("Shoppers will see this campaign's ads once it is saved as active"),
+        required=False,
+        help_text=_("Needed when this save makes the campaign active."),
+    )
 
     class Meta:
         model = Campaign
@@ -98,6 +103,11 @@ class CampaignForm(forms.ModelForm):
         if data.get("status") == CampaignStatus.ACTIVE and not (self._products or data.get("categories")):
             # Ranking is by affinity for the promoted items; an active campaign needs some.
             self.add_error("skus", _("An active campaign needs promoted products or categories."))
+        goes_live = data.get("status") == CampaignStatus.ACTIVE and (
+            self.instance.pk is None or self.instance.status != CampaignStatus.ACTIVE
+        )
+        if goes_live and not data.get("confirm_live"):
+            self.add_error("confirm_live", _("Tick this to make the campaign active: its ads go to shoppers at once."))
         return data
 
     def save(self, commit: bool = True) -> Campaign:

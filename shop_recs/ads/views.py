@@ -17,6 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from shop_recs.ads import charts, selectors, services
 from shop_recs.ads.forms import CampaignForm
 from shop_recs.ads.models import Campaign, CampaignStatus
+from shop_recs.serving.audit import record_change
+from shop_recs.serving.models import ChangeKind
 from shop_recs.stores.access import store_view
 
 
@@ -93,7 +95,18 @@ def campaign_status(request: HttpRequest, campaign_id: int) -> HttpResponse:
     status = request.POST.get("status", "")
     if status not in CampaignStatus.values:
         messages.error(request, _("Unknown status."))
+    elif status == CampaignStatus.ACTIVE and request.POST.get("confirm") != "yes":
+        messages.error(request, _("Tick the confirmation to activate: shoppers start seeing this campaign's ads."))
     else:
+        before = campaign.status
         services.set_campaign_status(campaign, status)
+        record_change(
+            request.store,
+            request.user,
+            ChangeKind.CAMPAIGN,
+            f"campaign #{campaign.pk} {campaign.name}: {before} → {campaign.status}",
+            obj=campaign,
+            details={"status": [before, campaign.status]},
+        )
         messages.success(request, _("Campaign is now %(status)s.") % {"status": campaign.get_status_display()})
     return redirect("ads:campaign_detail", store_slug=request.store.slug, campaign_id=campaign.pk)

@@ -96,6 +96,13 @@ class StoreRulesForm(forms.ModelForm):
         help_text=_("Every product in these categories gets the boost."),
     )
 
+    # Rules apply to every list served from the next request on: saving asks for this tick.
+    confirm = forms.BooleanField(
+        label=_("Apply these rules to every recommendation shoppers see from now on"),
+        required=True,
+        error_messages={"required": _("Tick the confirmation to save: the rules change what every shopper sees.")},
+    )
+
     class Meta:
         model = StoreRules
         fields = ["exclude_inactive", "exclude_out_of_stock", "exclude_purchased", "boost_weight", "default_diversity"]

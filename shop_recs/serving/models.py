@@ -131,6 +131,11 @@ class Experiment(StoreOwned):
         "Variant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("promoted")
     )
     promoted_at = models.DateTimeField(_("promoted"), null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The figures the promotion rested on, its warnings, and whether the merchant chose "promote anyway".
+    promotion_evidence = models.JSONField(_("promotion evidence"), default=dict, blank=True)
 
     class Meta:
         db_table = "experiments_experiment"
@@ -183,3 +188,33 @@ class Variant(StoreOwned):
     def tag(self) -> str:
         """What served lists of this variant carry in ``RecommendationList.variant``."""
         return f"{self.experiment_id}:{self.pk}"
+
+
+class ChangeKind(models.TextChoices):
+    RULES = "rules", _("Rules and pins")
+    EXPERIMENT = "experiment", _("Experiment")
+    CAMPAIGN = "campaign", _("Ad campaign")
+
+
+class ShopperFacingChange(StoreOwned):
+    """A confirmed change to what shoppers see, other than the live model (whose changes are
+    ``training.ActivationRecord``): rules and pins saved, an experiment started, stopped or promoted,
+    a campaign started or paused. Written by :func:`shop_recs.serving.audit.record_change`."""
+
+    kind = models.CharField(_("what"), max_length=16, choices=ChangeKind.choices)
+    object_id = models.PositiveIntegerField(_("object"), null=True, blank=True)
+    summary = models.CharField(_("change"), max_length=300)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("change to what shoppers see")
+        verbose_name_plural = _("changes to what shoppers see")
+        indexes = [models.Index(fields=["store", "-created_at"], name="shopchange_store_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.summary}"

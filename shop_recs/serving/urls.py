@@ -10,4 +10,5 @@ urlpatterns = [
     path("", views.preview, name="preview"),
     path("rules/", views.rules, name="rules"),
     path("lookup/", views.lookup, name="lookup"),
+    path("history/", views.change_history, name="history"),
 ]

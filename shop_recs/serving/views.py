@@ -7,6 +7,7 @@ API's code path with ``log=False`` and per-request rule overrides, so it writes 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,9 +15,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from shop_recs.serving import preview as sel
+from shop_recs.serving.audit import field_changes, recent_changes, record_change
 from shop_recs.serving.forms import PreviewForm, StoreRulesForm
+from shop_recs.serving.models import ChangeKind, StoreRules
 from shop_recs.serving.rules import load_rules
 from shop_recs.stores.access import require_merchant, store_view
+from shop_recs.training.activation import activation_history
 
 
 @store_view
@@ -88,9 +92,13 @@ def rules(request: HttpRequest) -> HttpResponse:
     is_merchant = request.membership.is_merchant
     if request.method == "POST":
         require_merchant(request)
+        before = _rules_values(row)
         form = StoreRulesForm(request.POST, instance=row, store=store)
         if form.is_valid():
-            form.save()
+            saved = form.save()
+            changes = field_changes(before, _rules_values(saved))
+            summary = ", ".join(sorted(changes)) or "saved without changes"
+            record_change(store, request.user, ChangeKind.RULES, f"rules: {summary}", obj=saved, details=changes)
             messages.success(request, _("Rules saved. Every list served from now on uses them."))
             return redirect(reverse("recs:rules", kwargs={"store_slug": store.slug}))
         status = 400
@@ -106,3 +114,22 @@ def rules(request: HttpRequest) -> HttpResponse:
         "updated_at": row.updated_at if row.pk else None,
     }
     return render(request, "recommend/rules.html", context, status=status)
+
+
+def _rules_values(row: StoreRules) -> dict:
+    return model_to_dict(row, exclude=["id", "store", "updated_at"]) if row.pk else {}
+
+
+@store_view
+@require_GET
+def change_history(request: HttpRequest) -> HttpResponse:
+    """Every change to what shoppers see: the live model's activations (who, how, why, what it
+    replaced) and the confirmed rule, experiment and campaign changes."""
+    context = {
+        "section": "recommendations",
+        "tab": "history",
+        "store_slug": request.store.slug,
+        "records": activation_history(request.store),
+        "changes": recent_changes(request.store),
+    }
+    return render(request, "recommend/activation_history.html", context)

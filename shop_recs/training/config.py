@@ -11,33 +11,48 @@ from typing import Any
 
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
+from shop_recs.training.gate import DEFAULT_MAX_COVERAGE_LOSS, DEFAULT_MAX_DROP, DEFAULT_MIN_LIFT
 from shop_recs.training.models import EvaluationSettings, StoreTrainingConfig
-from shop_recs.training.services import DEFAULT_ALGORITHMS, DEFAULT_GATE_MAX_DROP
-
-#: The gate's default when a store has no :class:`EvaluationSettings` row.
-DEFAULT_MAX_DROP = DEFAULT_GATE_MAX_DROP
+from shop_recs.training.services import DEFAULT_ALGORITHMS
 
 
 def evaluation_settings(store: Store) -> EvaluationSettings:
     """The store's settings row (an unsaved default when it has none)."""
     with store_scope(store):
         row = EvaluationSettings.objects.filter(store=store).first()
-    return row or EvaluationSettings(store=store, max_metric_drop=DEFAULT_MAX_DROP)
+    return row or EvaluationSettings(
+        store=store,
+        max_metric_drop=DEFAULT_MAX_DROP,
+        min_lift=DEFAULT_MIN_LIFT,
+        max_coverage_loss=DEFAULT_MAX_COVERAGE_LOSS,
+    )
 
 
-def update_settings(store: Store, max_metric_drop: float) -> EvaluationSettings:
-    if not 0.0 <= float(max_metric_drop) <= 1.0:
-        raise ValueError("max_metric_drop must be between 0 and 1")
+def update_settings(
+    store: Store,
+    max_metric_drop: float,
+    min_lift: float | None = None,
+    max_coverage_loss: float | None = None,
+) -> EvaluationSettings:
+    """Save the store's gate settings (each a fraction in [0, 1]; ``None`` keeps the current value)."""
+    values = {"max_metric_drop": max_metric_drop, "min_lift": min_lift, "max_coverage_loss": max_coverage_loss}
+    values = {name: float(value) for name, value in values.items() if value is not None}
+    for name, value in values.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1")
     with store_scope(store):
-        row, _ = EvaluationSettings.objects.update_or_create(
-            store=store, defaults={"max_metric_drop": float(max_metric_drop)}
-        )
+        row, _ = EvaluationSettings.objects.update_or_create(store=store, defaults=values)
     return row
 
 
 def store_gate_config(store: Store) -> dict[str, Any]:
-    """The ``params["_gate"]`` a training run of ``store`` should use by default: ``{"max_drop": x}``."""
-    return {"max_drop": float(evaluation_settings(store).max_metric_drop)}
+    """The ``params["_gate"]`` a training run of ``store`` uses by default (see training/gate.py)."""
+    row = evaluation_settings(store)
+    return {
+        "max_drop": float(row.max_metric_drop),
+        "min_lift": float(row.min_lift),
+        "max_coverage_loss": float(row.max_coverage_loss),
+    }
 
 
 def training_config(store: Store) -> tuple[list[str], dict[str, Any]]:

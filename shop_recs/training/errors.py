@@ -33,3 +33,7 @@ class ArtifactCorrupt(TrainingError):  # noqa: N818 - reads as a state, like the
 
 class VersionNotUsable(TrainingError):  # noqa: N818
     """The version cannot be activated (corrupt, or belongs to another store)."""
+
+
+class ActivationNotAllowed(TrainingError):  # noqa: N818
+    """The user may not change the store's live model (only its merchants, or the system, may)."""

@@ -132,6 +132,59 @@ class ModelVersion(StoreOwned):
         return f"v{self.pk} {self.algorithm}{' (active)' if self.is_active else ''}"
 
 
+class ActivationSource(models.TextChoices):
+    """How a version went live (one value per path through ``training.activation.activate_version``)."""
+
+    GATE = "gate", _("training run, passed the gate")
+    FORCED = "forced", _("training run, gate skipped (setup command)")
+    MANUAL = "manual", _("activated by hand")
+    ROLLBACK = "rollback", _("rollback")
+    PROMOTION = "promotion", _("experiment promotion")
+    ADMIN = "admin", _("Django admin")
+
+
+class ActivationRecord(StoreOwned):
+    """One change of a store's live model: what went live, what it replaced, who, how and why.
+
+    Written in the same transaction as the swap, so the history is exactly the sequence of live
+    versions. ``details`` holds the evidence (the gate's figures, the experiment's result and any
+    "promote anyway" override); it never holds customer data.
+    """
+
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="activations", verbose_name=_("version")
+    )
+    previous_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("previous version"),
+    )
+    source = models.CharField(_("how"), max_length=16, choices=ActivationSource.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    reason = models.CharField(_("why"), max_length=200, blank=True)
+    details = models.JSONField(_("evidence"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("activation")
+        verbose_name_plural = _("activation history")
+        indexes = [models.Index(fields=["store", "-created_at"], name="activation_store_created_idx")]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} live ({self.source}) at {self.created_at:%Y-%m-%d %H:%M}"
+
+
 # --- scheduled retraining -----------------------------------------------------------------------
 
 
@@ -210,6 +263,19 @@ class EvaluationSettings(StoreOwned):
         _("maximum metric drop"),
         default=0.2,
         help_text=_("A fraction between 0 and 1 of the active model's NDCG@10."),
+    )
+    # A candidate of another configuration must beat the live one by more than the noise: the lower
+    # end of the paired bootstrap interval of the difference must be above 0, and the relative lift
+    # at least ``min_lift``. A 0.0002 NDCG edge is a tie, and a tie is no reason to change the model.
+    min_lift = models.FloatField(
+        _("minimum lift"),
+        default=0.0,
+        help_text=_("A fraction: 0.02 asks a new kind of model for at least 2% more NDCG@10 than the live one."),
+    )
+    max_coverage_loss = models.FloatField(
+        _("largest allowed coverage loss"),
+        default=0.1,
+        help_text=_("A fraction of the live model's catalog coverage that a new model may lose."),
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -41,11 +41,12 @@ from shop_recs.recsys.evaluate import evaluate
 from shop_recs.recsys.splits import Split, make_split
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
-from shop_recs.training.activation import activate_version
+from shop_recs.training import activation, gate
 from shop_recs.training.artifacts import write_version
 from shop_recs.training.errors import TrainingAlreadyRunning, TrainingError
+from shop_recs.training.gate import GateConfig
 from shop_recs.training.matrix import InteractionData, MatrixConfig, build_interactions
-from shop_recs.training.models import ACTIVE_RUN_STATUSES, ModelVersion, TrainingRun
+from shop_recs.training.models import ACTIVE_RUN_STATUSES, ActivationSource, ModelVersion, TrainingRun
 from shop_recs.training.precompute import precompute_for_version
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ logger = logging.getLogger(__name__)
 PRIMARY_METRIC = "ndcg@10"
 #: Reported holdout metrics (``ndcg@10``, ``recall@10``, ... as computed by recsys.evaluate).
 REPORTED_METRICS = ("ndcg@10", "recall@10", "precision@10", "hit_rate@10", "map@10", "coverage@10")
-#: The gate refuses a candidate whose primary metric is more than this fraction below the active one.
-DEFAULT_GATE_MAX_DROP = 0.2
+#: The gate refuses a refresh whose primary metric is more than this fraction below the active one.
+DEFAULT_GATE_MAX_DROP = gate.DEFAULT_MAX_DROP
 #: How often a run may be (re)started after its worker died before it is failed for good.
 MAX_ATTEMPTS = 2
 #: Default algorithms of ``train_store`` (the demo setup): the registry's hybrid of item kNN,
@@ -102,6 +103,7 @@ def start_training(
         raise ValueError(f"unknown algorithm(s): {', '.join(unknown)}; known: {', '.join(available_algorithms())}")
     params = dict(params or {})
     MatrixConfig.from_dict(params.get("_matrix"))  # validate early: a typo fails the request, not the worker
+    GateConfig.from_dict(params.get("_gate"))
     # A run whose worker died must not hold the lock forever.
     jobs.fail_stale_jobs(store=store, models=[TrainingRun])
     with store_scope(store):
@@ -217,7 +219,7 @@ def _train(run: TrainingRun, progress: JobProgress) -> None:
     candidate = versions[best]
     _precompute(run, progress, candidate, fitted[best], data)
     progress.stage("activating", 97)
-    verdict = _gate_and_activate(run, candidate, dict(params.get("_gate") or {}))
+    verdict = _gate_and_activate(run, candidate, dict(params.get("_gate") or {}), data, split)
     progress.stage("frequently bought together", 98)
     _send_model_trained(run)
     jobs.succeed(run, timings=progress.finish(), gate=json_safe(verdict))
@@ -249,8 +251,12 @@ def _evaluate_and_fit(
     run: TrainingRun, progress: JobProgress, data: InteractionData, split: Split | None, params: dict[str, Any]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Recommender]]:
     """Per algorithm: score it on the holdout (if there is one), then fit it on all the data."""
+    from shop_recs.recsys.selection import interval  # why: edits stay inside this function
+    from shop_recs.training.selection import compare_blends
+
     results: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Recommender] = {}
+    per_user: dict[str, np.ndarray] = {}
     span = 70 / len(run.algorithms)
     for n, name in enumerate(run.algorithms):
         base = 20 + n * span
@@ -266,10 +272,15 @@ def _evaluate_and_fit(
             )
             results[name] = {k: result.metrics.get(k) for k in REPORTED_METRICS}
             results[name]["n_test_users"] = int(len(result.users))
+            per_user[name] = np.asarray(result.per_user[PRIMARY_METRIC], dtype=np.float64)
+            results[name]["interval"] = interval(per_user[name])
+            results[name]["validation"] = split.info.get("validation", split.protocol)
         progress.stage(f"fitting {name}", int(base + span * 0.5))
         model = registry.make(name, **algo_params)
         _fit(model, data.matrix, data, rows=data.log)
         fitted[name] = model
+    for name, check in compare_blends(per_user).items():
+        results[name]["blend_check"] = check
     return results, fitted
 
 
@@ -286,14 +297,34 @@ def _precompute(
         logger.exception("training run %s: could not precompute the serving arrays", run.pk)
 
 
-def _gate_and_activate(run: TrainingRun, candidate: ModelVersion, gate_config: dict[str, Any]) -> dict[str, Any]:
-    """Activate the candidate if the gate passes it (and the run did not ask to skip activation)."""
-    verdict = _gate(run.store, candidate, gate_config)
-    if verdict["passed"] and gate_config.get("activate", True):
-        activate_version(candidate, user=run.created_by, reason=f"training run #{run.pk}: {verdict['reason']}")
-        verdict["activated"] = candidate.pk
-    else:
-        verdict["activated"] = None
+def _gate_and_activate(
+    run: TrainingRun,
+    candidate: ModelVersion,
+    gate_params: dict[str, Any],
+    data: InteractionData,
+    split: Split | None,
+) -> dict[str, Any]:
+    """Judge the candidate (training/gate.py) and activate it if it passed and whoever started the run
+    may change the live model. An analyst's run finishes, and its version waits for a merchant."""
+    config = GateConfig.from_dict(gate_params)
+    with store_scope(run.store):
+        active = ModelVersion.objects.filter(is_active=True).first()
+    verdict = _gate(run, candidate, active, config, data, split)
+    verdict["activated"] = None
+    if not (verdict["passed"] and config.activate):
+        return verdict
+    if not activation.may_change_live_model(run.created_by, run.store):
+        verdict["held"] = "started by an analyst: only a merchant can make this version live"
+        return verdict
+    source = ActivationSource.FORCED if verdict["kind"] == "forced" else ActivationSource.GATE
+    activation.activate_version(
+        candidate,
+        user=run.created_by,
+        reason=f"training run #{run.pk}: {verdict['reason']}",
+        source=source,
+        details={"run": run.pk, "gate": json_safe(verdict)},
+    )
+    verdict["activated"] = candidate.pk
     return verdict
 
 
@@ -339,14 +370,23 @@ def _test_delay(progress: JobProgress) -> None:
 
 
 def _split(data: InteractionData, holdout: dict[str, Any]) -> tuple[Split | None, dict[str, Any]]:
-    """A holdout from the evaluation engineer's splits (default: leave the last item out per user)."""
-    protocol = holdout.pop("protocol", "leave_last")
-    kwargs = holdout or ({"k": 1} if protocol == "leave_last" else {})
+    """The run's holdout (training.selection.holdout_split, the bench's rule): the requested protocol,
+    else a global temporal cut when the events' timestamps allow one, else leave-last-one-out.
+    ``info["validation"]`` and ``info["validation_reason"]`` record which was used."""
+    from shop_recs.training.selection import holdout_split  # why: edits stay inside this function
+
+    holdout = dict(holdout)
+    protocol = holdout.pop("protocol", None)
     try:
-        split = make_split(data.log, protocol, **kwargs)
+        if protocol is None:
+            split = holdout_split(data.log, {})
+        else:
+            split = make_split(data.log, protocol, **holdout)
+            split.info.update(validation=protocol, validation_reason="requested by the run")
     except ValueError as exc:
-        return None, {"protocol": protocol, "params": kwargs, "skipped": str(exc)}
-    info = {"protocol": protocol, "params": kwargs, **split.info, "n_test_users": int(len(split.test_users))}
+        return None, {"protocol": protocol or "auto", "params": holdout, "skipped": str(exc)}
+    n_test = int(len(split.test_users))
+    info = {"protocol": split.protocol, "params": split.params, **split.info, "n_test_users": n_test}
     if len(split.test_users) == 0:
         info["skipped"] = "no user has enough history for a holdout"
         return None, info
@@ -386,40 +426,67 @@ def _aligned_timestamps(rows: Any, matrix: sp.csr_matrix) -> np.ndarray | None:
 
 
 def _best(results: dict[str, dict[str, Any]], order: list[str]) -> str:
-    scored = [(results[a].get(PRIMARY_METRIC), a) for a in order]
-    scored = [(v, a) for v, a in scored if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not scored:
+    """The best holdout metric; a blend only when it beats the best single model by more than one SE
+    (training.selection.pick_best, the bench's rule)."""
+    from shop_recs.training.selection import pick_best  # why: edits stay inside this function
+
+    if not any(
+        isinstance(v, (int, float)) and math.isfinite(v) for v in (results[a].get(PRIMARY_METRIC) for a in order)
+    ):
         return order[0]
-    return max(scored, key=lambda pair: pair[0])[1]
+    return pick_best(results, order, PRIMARY_METRIC)
 
 
-def _gate(store: Store, candidate: ModelVersion, config: dict[str, Any]) -> dict[str, Any]:
-    """Refuse a candidate much worse than the active version on the holdout metric."""
-    max_drop = float(config.get("max_drop", DEFAULT_GATE_MAX_DROP))
-    verdict: dict[str, Any] = {"metric": PRIMARY_METRIC, "max_drop": max_drop, "candidate_version": candidate.pk}
-    cand = (candidate.metrics or {}).get(PRIMARY_METRIC)
-    verdict["candidate"] = cand
-    with store_scope(store):
-        active = ModelVersion.objects.filter(is_active=True).first()
-    if config.get("force"):
-        return {**verdict, "passed": True, "reason": "forced"}
-    if active is None:
-        return {**verdict, "passed": True, "reason": "no active version"}
-    current = (active.metrics or {}).get(PRIMARY_METRIC)
-    verdict.update(active_version=active.pk, active=current)
-    if not isinstance(current, (int, float)) or not math.isfinite(current):
-        return {**verdict, "passed": True, "reason": "the active version has no holdout metric"}
-    if not isinstance(cand, (int, float)) or not math.isfinite(cand):
-        return {**verdict, "passed": False, "reason": "the candidate has no holdout metric to compare"}
-    floor = current * (1.0 - max_drop)
-    verdict["floor"] = floor
-    if cand + 1e-12 < floor:
-        return {
-            **verdict,
-            "passed": False,
-            "reason": f"{PRIMARY_METRIC} {cand:.4f} is more than {max_drop:.0%} below the active {current:.4f}",
-        }
-    return {**verdict, "passed": True, "reason": f"{PRIMARY_METRIC} {cand:.4f} >= floor {floor:.4f}"}
+def _gate(
+    run: TrainingRun,
+    candidate: ModelVersion,
+    active: ModelVersion | None,
+    config: GateConfig,
+    data: InteractionData,
+    split: Split | None,
+) -> dict[str, Any]:
+    """The gate's verdict; a switch of configuration is scored against the live one on this run's holdout."""
+    cand = _gate_view(candidate)
+    live = None if active is None else _gate_view(active)
+    paired, error = None, ""
+    if live is not None and not config.force and split is not None and not gate.same_configuration(cand, live):
+        try:
+            paired = _paired_on_holdout(candidate, active, data, split)
+        except Exception as exc:  # noqa: BLE001 - the live configuration may no longer fit; refuse, never crash
+            logger.warning("training run %s: could not score the live configuration: %s", run.pk, exc)
+            error = str(exc)[:200]
+    verdict = gate.decide(cand, live, config, paired, PRIMARY_METRIC)
+    if error and not verdict["passed"]:
+        verdict["reason"] = f"could not score the live configuration on this holdout: {error}"
+    return verdict
+
+
+def _gate_view(version: ModelVersion) -> gate.Candidate:
+    metrics = version.metrics or {}
+    return gate.Candidate(
+        version_id=version.pk,
+        algorithm=version.algorithm,
+        params=dict(version.params or {}),
+        metric=metrics.get(PRIMARY_METRIC),
+        coverage=metrics.get("coverage@10"),
+    )
+
+
+def _paired_on_holdout(
+    candidate: ModelVersion, active: ModelVersion, data: InteractionData, split: Split
+) -> gate.Paired | None:
+    """Fit both configurations on the holdout's train part and score them on the same customers.
+
+    The live version's own figures came from an older holdout, so they cannot be paired with the
+    candidate's; re-fitting its configuration on today's split is what makes the comparison fair.
+    """
+    models = []
+    for version in (candidate, active):
+        model = registry.make(version.algorithm, **dict(version.params or {}))
+        _fit(model, split.train, data, rows=split.train_log)
+        models.append(model)
+    users = _holdout_sample(split.test)
+    return gate.paired_comparison(models[0], models[1], split.train, split.test, users, PRIMARY_METRIC)
 
 
 # --- convenience ------------------------------------------------------------------------------

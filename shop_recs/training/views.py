@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from shop_recs.platform.periodic import periodic_status
 from shop_recs.stores.access import store_view
 from shop_recs.training import activation, schedule, selectors, services
 from shop_recs.training.config import training_config
@@ -66,6 +68,9 @@ def _context(
         # What an empty algorithm list on the schedule resolves to when a scheduled run starts.
         "schedule_default_algorithms": algorithms,
         "schedule_overdue": bool(row and row.enabled and row.next_due_at and row.next_due_at <= timezone.now()),
+        # Periodic (beat) jobs: when each last ran, what it did for this store, which are overdue.
+        "periodic_jobs": periodic_status(request.store.pk),
+        "periodic_embedded": settings.CELERY_TASK_ALWAYS_EAGER,
     }
 
 
@@ -128,12 +133,38 @@ def _version_or_404(version_id: int) -> ModelVersion:
         raise Http404("No such model version")
 
 
-@store_view(merchant_only=True)
-@require_POST
-def activate(request: HttpRequest, version_id: int) -> HttpResponse:
+def _confirm_change(request: HttpRequest, version: ModelVersion, action: str) -> HttpResponse:
+    """The confirmation page of an activation or rollback: what goes live, what it replaces, the figures."""
+    active = selectors.active_version()
+    context = {
+        "section": "jobs",
+        "store_slug": request.store.slug,
+        "version": version,
+        "active": active,
+        "action": action,
+        "run": version.run,
+        "coverage_new": _coverage(version),
+        "coverage_live": _coverage(active),
+    }
+    return render(request, "recommend/confirm_activation.html", context)
+
+
+def _coverage(version: ModelVersion | None) -> str:
+    value = ((version and version.metrics) or {}).get("coverage@10")
+    return f"{value:.1%}" if isinstance(value, (int, float)) else ""
+
+
+def _change_live_model(request: HttpRequest, version_id: int, action: str) -> HttpResponse:
+    """Activate or roll back: GET, or a POST without ``confirm``, shows the confirmation page."""
     version = _version_or_404(version_id)
+    if request.method != "POST" or request.POST.get("confirm") != "yes":
+        return _confirm_change(request, version, action)
+    note = (request.POST.get("reason") or "").strip()
     try:
-        activation.activate_version(version, user=request.user, reason="activated on the Jobs page")
+        if action == "rollback":
+            activation.rollback_to(version, user=request.user, reason=note or "rolled back on the Jobs page")
+        else:
+            activation.activate_version(version, user=request.user, reason=note or "activated on the Jobs page")
     except TrainingError as exc:
         messages.error(request, _("Could not activate version %(id)s: %(error)s") % {"id": version.pk, "error": exc})
     else:
@@ -142,15 +173,12 @@ def activate(request: HttpRequest, version_id: int) -> HttpResponse:
 
 
 @store_view(merchant_only=True)
-@require_POST
+@require_http_methods(["GET", "POST"])
+def activate(request: HttpRequest, version_id: int) -> HttpResponse:
+    return _change_live_model(request, version_id, "activate")
+
+
+@store_view(merchant_only=True)
+@require_http_methods(["GET", "POST"])
 def rollback(request: HttpRequest, version_id: int) -> HttpResponse:
-    version = _version_or_404(version_id)
-    try:
-        activation.rollback_to(version, user=request.user, reason="rolled back on the Jobs page")
-    except TrainingError as exc:
-        messages.error(
-            request, _("Could not roll back to version %(id)s: %(error)s") % {"id": version.pk, "error": exc}
-        )
-    else:
-        messages.success(request, _("Rolled back to version %(id)s.") % {"id": version.pk})
-    return redirect(_jobs_url(request))
+    return _change_live_model(request, version_id, "rollback")

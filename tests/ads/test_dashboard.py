@@ -29,6 +29,7 @@ def form_data(**over):
         "status": "active",
         "attribution_basis": "click",
         "attribution_window_days": "",
+        "confirm_live": "on",
     }
     data.update(over)
     return data
@@ -153,3 +154,27 @@ def test_charts_are_pure_functions():
     assert [t.name for t in fig.data] == ["Impressions", "Clicks", "Conversions"]
     fig = charts.pacing_figure(days, [3, 7], 10, {"served": "Served", "even": "Even"})
     assert list(fig.data[1].y) == [5.0, 10.0]
+
+
+def test_going_live_needs_a_confirmation_and_is_recorded(client, merchant, store, products):
+    """Making a campaign active changes what shoppers see: the form and the status button ask first."""
+    from shop_recs.ads.models import Campaign
+    from shop_recs.serving.models import ShopperFacingChange
+    from shop_recs.stores.scoping import store_scope
+
+    client.force_login(merchant)
+    refused = client.post("/s/alpha/ads/new/", form_data(confirm_live=""))
+    assert refused.status_code == 200 and "confirm_live" in refused.context["form"].errors
+    assert client.post("/s/alpha/ads/new/", form_data(status="paused", confirm_live="")).status_code == 302
+    with store_scope(store):
+        campaign = Campaign.objects.get()
+    status_url = f"/s/alpha/ads/{campaign.pk}/status/"
+    client.post(status_url, {"status": "active"})
+    campaign.refresh_from_db()
+    assert campaign.status == "paused"
+    client.post(status_url, {"status": "active", "confirm": "yes"})
+    campaign.refresh_from_db()
+    assert campaign.status == "active"
+    with store_scope(store):
+        change = ShopperFacingChange.objects.get(kind="campaign")
+    assert change.user == merchant and change.details == {"status": ["paused", "active"]}

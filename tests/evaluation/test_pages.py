@@ -197,8 +197,13 @@ def test_tuning_page_promote_for_merchants_only(
     assert client.post(promote_url).status_code == 302
     with store_scope(store):
         assert StoreTrainingConfig.objects.get().params["popularity"] == {"count": "weight"}
-    assert client.post("/s/alpha/evaluation/settings/", {"max_metric_drop": "0.1"}).status_code == 302
-    assert training_config_module.store_gate_config(store) == {"max_drop": 0.1}
+    posted = {"max_metric_drop": "0.1", "min_lift": "0.02", "max_coverage_loss": "0.25"}
+    assert client.post("/s/alpha/evaluation/settings/", posted).status_code == 302
+    assert training_config_module.store_gate_config(store) == {
+        "max_drop": 0.1,
+        "min_lift": 0.02,
+        "max_coverage_loss": 0.25,
+    }
     html = client.get("/s/alpha/evaluation/").content.decode()
     assert "from tuning job" in html
 

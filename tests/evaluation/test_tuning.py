@@ -79,9 +79,14 @@ def test_promote_writes_the_training_config_and_training_config_reads_it(
     store, popularity_puzzle, merchant, django_capture_on_commit_callbacks
 ):
     algorithms, params = training_config_module.training_config(store)
-    assert algorithms == ["hybrid"] and params == {"_gate": {"max_drop": 0.2}}
-    training_config_module.update_settings(store, 0.05)
-    assert training_config_module.store_gate_config(store) == {"max_drop": 0.05}
+    assert algorithms == ["hybrid"]
+    assert params == {"_gate": {"max_drop": 0.2, "min_lift": 0.0, "max_coverage_loss": 0.1}}
+    training_config_module.update_settings(store, 0.05, min_lift=0.03)
+    assert training_config_module.store_gate_config(store) == {
+        "max_drop": 0.05,
+        "min_lift": 0.03,
+        "max_coverage_loss": 0.1,
+    }
     job = _tune(store, django_capture_on_commit_callbacks)
     tuning.promote_tuning(job, merchant)
     with store_scope(store):
@@ -90,7 +95,10 @@ def test_promote_writes_the_training_config_and_training_config_reads_it(
     assert config.source_job_id == job.pk and config.updated_by == merchant
     algorithms, params = training_config_module.training_config(store)
     assert algorithms == ["popularity"]
-    assert params == {"popularity": {"count": "weight"}, "_gate": {"max_drop": 0.05}}
+    assert params == {
+        "popularity": {"count": "weight"},
+        "_gate": {"max_drop": 0.05, "min_lift": 0.03, "max_coverage_loss": 0.1},
+    }
     job.refresh_from_db()
     assert job.promoted_at is not None
 

@@ -15,7 +15,7 @@ from shop_recs.activity.models import Event
 from shop_recs.serving.experiments import assign_bucket
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList
 from shop_recs.stores.scoping import store_scope, unscoped
-from shop_recs.training.models import ModelVersion
+from shop_recs.training.models import ActivationRecord, ModelVersion
 
 
 @pytest.fixture
@@ -245,14 +245,30 @@ def test_promote_permissions_and_effect(client, analyst, merchant, store, experi
     url = reverse("experiments:promote", kwargs={"store_slug": store.slug, "experiment_id": experiment.pk})
     with store_scope(store):
         pop_variant = experiment.variants.get(name="pop")
+    confirmed = {"variant": pop_variant.pk, "confirm": "yes", "promote_anyway": "on"}
     client.force_login(analyst)
-    assert client.post(url, {"variant": pop_variant.pk}).status_code == 403
+    assert client.get(url, {"variant": pop_variant.pk}).status_code == 403
+    assert client.post(url, confirmed).status_code == 403
     stop = reverse("experiments:stop", kwargs={"store_slug": store.slug, "experiment_id": experiment.pk})
     client.force_login(merchant)
-    assert client.post(url, {"variant": pop_variant.pk}).status_code == 302
+    # No traffic yet: the confirmation lists the missing evidence, and a confirmation without the
+    # override changes nothing.
+    page = client.get(url, {"variant": pop_variant.pk}).content.decode()
+    assert 'id="promotion-warnings"' in page and "impressions" in page
+    assert client.post(url, {"variant": pop_variant.pk, "confirm": "yes"}).status_code == 400
+    with store_scope(store):
+        assert ModelVersion.objects.get(is_active=True).pk == versions["knn"].pk
+    assert client.post(url, confirmed).status_code == 302
     with store_scope(store):
         assert ModelVersion.objects.get(is_active=True).pk == versions["pop"].pk
-        assert Experiment.objects.get(pk=experiment.pk).status == ExperimentStatus.STOPPED
+        exp = Experiment.objects.get(pk=experiment.pk)
+    assert exp.status == ExperimentStatus.STOPPED
+    assert exp.promoted_by == merchant and exp.promotion_evidence["override"] is True
+    with store_scope(store):
+        record = ActivationRecord.objects.latest("pk")
+    assert (record.version_id, record.previous_version_id) == (versions["pop"].pk, versions["knn"].pk)
+    assert (record.source, record.user, record.details["override"]) == ("promotion", merchant, True)
+    assert record.details["experiment"] == experiment.pk and "(promoted anyway)" in record.reason
     assert client.post(stop).status_code == 302  # already stopped: a message, not an error
 
 

@@ -136,7 +136,7 @@ def test_start_page_refuses_a_second_running_experiment(client, merchant, store)
 
     def start(exp):
         url = reverse("experiments:start", kwargs={"store_slug": store.slug, "experiment_id": exp.pk})
-        return client.post(url, follow=True)
+        return client.post(url, {"confirm": "yes"}, follow=True)
 
     assert start(first).status_code == 200
     response = start(second)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from shop_recs.serving.models import RecommendationList, StoreRules
+from shop_recs.serving.models import RecommendationList, ShopperFacingChange, StoreRules
 from shop_recs.serving.services import recommend_for_customer
 from shop_recs.stores.models import Role
 from shop_recs.stores.scoping import store_scope, unscoped
@@ -165,7 +165,9 @@ def test_analyst_reads_preview_and_rules_but_cannot_save(shop, analyst, login):
     assert 'id="read-only"' in html and "Save rules" not in html
     assert all(f.field.disabled for f in resp.context["form"])
     assert (
-        client.post(url("rules"), {"exclude_inactive": "on", "boost_weight": "2", "default_diversity": "0"}).status_code
+        client.post(
+            url("rules"), {"exclude_inactive": "on", "boost_weight": "2", "default_diversity": "0", "confirm": "on"}
+        ).status_code
         == 403
     )
     with unscoped():
@@ -182,6 +184,7 @@ def _rules_post(**extra):
         "blocked": "",
         "pinned": "",
         "boosted": "",
+        "confirm": "on",
     }
     data.update(extra)
     return data
@@ -258,3 +261,16 @@ def test_other_stores_member_gets_404_everywhere(store, other_store, shop, make_
         assert client.post(url(name), _rules_post()).status_code == 404, name
     with unscoped():
         assert not StoreRules.objects.exists()
+
+
+def test_saving_rules_needs_the_confirmation_and_is_recorded(store, shop, merchant, login):
+    client = login(merchant)
+    unticked = client.post(url("rules"), _rules_post(boost_weight="3", confirm=""))
+    assert unticked.status_code == 400 and "confirm" in unticked.context["form"].errors
+    with unscoped():
+        assert not StoreRules.objects.exists()
+    assert client.post(url("rules"), _rules_post(boost_weight="3", blocked="M1")).status_code == 302
+    with store_scope(store):
+        change = ShopperFacingChange.objects.get()
+    assert change.kind == "rules" and change.user == merchant
+    assert change.details["boost_weight"] == [None, 3.0] and "blocked_product_ids" in change.details

@@ -101,12 +101,13 @@ def test_train_store_default_trains_and_activates(store, shop_data):
     assert _active(store).algorithm in services.DEFAULT_ALGORITHMS
 
 
-def test_gate_refuses_a_much_worse_model(store, shop_data):
-    services.train_store(store, ["item_knn"])
+def test_gate_refuses_a_much_worse_refresh(store, shop_data):
+    services.train_store(store, ["popularity"])
     incumbent = _active(store)
     ModelVersion.all_stores.filter(pk=incumbent.pk).update(metrics={"ndcg@10": 0.999})
     run = services.train_store(store, ["popularity"], params={"_gate": {"max_drop": 0.1}})
     assert run.status == JobStatus.SUCCEEDED
+    assert run.gate["kind"] == "refresh"
     assert run.gate["passed"] is False and run.gate["activated"] is None
     assert "below the active" in run.gate["reason"]
     assert _active(store).pk == incumbent.pk

@@ -8,7 +8,7 @@ from shop_recs.platform.jobs import JobStatus
 from shop_recs.stores.models import Role
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training import services
-from shop_recs.training.models import ModelVersion, TrainingRun
+from shop_recs.training.models import ActivationRecord, ModelVersion, TrainingRun
 
 
 def _url(name, slug="alpha", **kwargs):
@@ -63,9 +63,25 @@ def test_merchant_activates_and_rolls_back(client, store, shop_data, merchant):
     with store_scope(store):
         first = ModelVersion.objects.get(algorithm="popularity")
     _login(client, merchant)
-    assert client.post(_url("rollback", version_id=first.pk)).status_code == 302
+    # A plain click shows the confirmation with both versions' figures and changes nothing.
+    page = client.post(_url("rollback", version_id=first.pk))
+    assert page.status_code == 200 and 'id="activation-figures"' in page.content.decode()
+    first.refresh_from_db()
+    assert not first.is_active
+    assert (
+        client.post(_url("rollback", version_id=first.pk), {"confirm": "yes", "reason": "bad week"}).status_code == 302
+    )
     first.refresh_from_db()
     assert first.is_active
+    with store_scope(store):
+        record = ActivationRecord.objects.latest("pk")
+    assert (record.version_id, record.source, record.user, record.reason) == (
+        first.pk,
+        "rollback",
+        merchant,
+        "bad week",
+    )
+    assert record.previous_version.algorithm == "item_knn"
 
 
 def test_status_endpoint_json(client, store, merchant):
