@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 
 from shop_recs.stores.models import Membership, Role
 from shop_recs.stores.scoping import store_scope, unscoped
 
 
+def colleagues(user):
+    """The users who share at least one store with ``user`` (themselves included)."""
+    return get_user_model().objects.filter(memberships__store_id__in=member_store_ids(user)).distinct()
+
+
 def member_store_ids(user, *, merchant: bool = False) -> list[int]:
+    if not getattr(user, "is_authenticated", False):
+        # The admin asks every ModelAdmin for permissions while rendering its login page, as the
+        # anonymous user: no stores (filtering memberships by AnonymousUser was a TypeError, a 500).
+        return []
     qs = Membership.objects.filter(user=user)
     if merchant:
         qs = qs.filter(role=Role.MERCHANT)
@@ -34,6 +44,16 @@ class StoreScopedAdmin(admin.ModelAdmin):
         with self._scope(request):
             return super().history_view(request, *args, **kwargs)
 
+    def get_queryset(self, request):
+        # The base manager with an explicit store filter, not the scoped default manager: Django's
+        # site-wide autocomplete view (/admin/autocomplete/) queries every registered admin outside
+        # the scope the views above enter, and a scoped query there was a ScopeError (a 500).
+        qs = self.model._base_manager.get_queryset()
+        if not request.user.is_superuser:
+            qs = qs.filter(store_id__in=member_store_ids(request.user))
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
     def _scope(self, request):
         if request.user.is_superuser:
             # all stores: a superuser administers the whole platform, not one store.
@@ -46,7 +66,19 @@ class StoreScopedAdmin(admin.ModelAdmin):
             from shop_recs.stores.models import Store
 
             kwargs["queryset"] = Store.objects.filter(pk__in=member_store_ids(request.user, merchant=True))
+        elif db_field.related_model is get_user_model() and not request.user.is_superuser:
+            # created_by / user dropdowns: only people of the member's own stores, never the whole
+            # installation's user list (it named other tenants' staff).
+            kwargs["queryset"] = colleagues(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_list_filter(self, request):
+        # A plain "store" filter lists every store of the installation; this one lists only the stores
+        # that appear in the (scoped) changelist.
+        return [
+            ("store", admin.RelatedOnlyFieldListFilter) if name == "store" else name
+            for name in super().get_list_filter(request)
+        ]
 
     def _is_merchant_for(self, request, obj) -> bool:
         if request.user.is_superuser:
