@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date as _date
+from datetime import timedelta as _timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -100,6 +101,7 @@ INSTALLED_APPS = [
     "analytics.evaluation",
     "analytics.experiments",
     "shop_recs.dashboard",
+    "axes",  # login throttling (django-axes): failed attempts per account and per IP address
 ]
 
 MIDDLEWARE = [
@@ -114,6 +116,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "shop_recs.platform.middleware.PrivatePagesMiddleware",
+    # Last, as django-axes asks: answers a locked-out login with its lockout page (HTTP 429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "shop_recs.urls"
@@ -192,6 +197,12 @@ PROFILE_REFRESH_HOURS = envint("PROFILE_REFRESH_HOURS", 24)
 IDEMPOTENCY_PURGE_INTERVAL_SECONDS = envint("IDEMPOTENCY_PURGE_INTERVAL_SECONDS", 3600)
 # Periodic run records older than this are deleted by the stale-job sweep (each job's latest is kept).
 PERIODIC_RUN_RETENTION_DAYS = envint("PERIODIC_RUN_RETENTION_DAYS", 14)
+# Served lists, search queries and their attributions older than this many days are deleted daily
+# (analytics.retention); 0 keeps them forever. At least 30: the online metrics page reads 30 days.
+LOG_RETENTION_DAYS = envint("LOG_RETENTION_DAYS", 0)
+if 0 < LOG_RETENTION_DAYS < 30:
+    raise ImproperlyConfigured(f"LOG_RETENTION_DAYS={LOG_RETENTION_DAYS} must be 0 (keep forever) or at least 30")
+LOG_PURGE_INTERVAL_SECONDS = envint("LOG_PURGE_INTERVAL_SECONDS", 24 * 3600)
 CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "shop_recs.api.tasks.purge_idempotency_records",
@@ -222,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "analytics.tasks.refresh_due_profiles_task",
         "schedule": float(PROFILE_REFRESH_CHECK_SECONDS),
     },
+    # Delete served-list, search and attribution rows older than LOG_RETENTION_DAYS (0: keeps all).
+    "purge-old-logs": {
+        "task": "analytics.tasks.purge_old_logs_task",
+        "schedule": float(LOG_PURGE_INTERVAL_SECONDS),
+    },
 }
 
 if REDIS_URL:
@@ -248,6 +264,15 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Login throttling (django-axes, the dashboard and the admin): LOGIN_FAILURE_LIMIT wrong passwords for
+# one account, or from one IP address, pause sign-in for LOGIN_COOLOFF_MINUTES. Attempts are kept in
+# the database, so every web process and replica sees the same count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = _timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "shop_recs.stores.views.locked_out"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "login"
 
