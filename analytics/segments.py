@@ -22,6 +22,7 @@ import pandas as pd
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
+from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
@@ -66,7 +67,12 @@ def profile_frame(extra: tuple[str, ...] = ()) -> pd.DataFrame:
         *extra,
     )
     rows = list(CustomerProfile.objects.order_by("pk").values_list(*cols))
-    return pd.DataFrame(rows, columns=list(cols)).set_index("id")
+    df = pd.DataFrame(rows, columns=list(cols)).set_index("id")
+    # Profiles an older run computed from unvalidated events may hold inf (1e308 purchases); as NaN
+    # they are "unknown" to clustering and summaries, whose JSON could not store Infinity.
+    numeric = df.select_dtypes(include="number").columns
+    df[numeric] = df[numeric].replace([np.inf, -np.inf], np.nan)
+    return df
 
 
 def feature_matrix(df: pd.DataFrame, top_categories: int = TOP_CATEGORIES) -> pd.DataFrame:
@@ -225,8 +231,13 @@ def build_auto_segments(store: Store, k: int | None = None, seed: int = SEED) ->
         pop_cat = feats[cat_cols].mean() if cat_cols else pd.Series(dtype=float)
         total_revenue = float(df["monetary"].sum())
         segments: list[Segment] = []
+        ids = df.index.to_numpy()
+        new_members = [set(ids[result.labels == i].tolist()) for i in range(result.k)]
         with transaction.atomic():
-            Segment.objects.filter(kind=Segment.Kind.AUTO).delete()
+            previous = _previous_auto_members()
+            kept = match_previous_segments(previous, new_members)
+            # Deleting a segment that no longer exists pauses the campaigns aimed at it (ads.segment_guard).
+            Segment.objects.filter(kind=Segment.Kind.AUTO).exclude(pk__in=list(kept.values())).delete()
             used: dict[str, int] = {}
             for i in range(result.k):
                 mask = result.labels == i
@@ -247,19 +258,19 @@ def build_auto_segments(store: Store, k: int | None = None, seed: int = SEED) ->
                 if used[name] > 1:
                     name = f"{name} ({used[name]})"
                 summary = summarize(df, mask, total_revenue)
-                segments.append(
-                    Segment.objects.create(
-                        store=store,
-                        kind=Segment.Kind.AUTO,
-                        name=name,
-                        description=desc,
-                        cluster_index=i,
-                        centroid=[round(float(v), 4) for v in result.centroids[i]],
-                        size=summary["size"],
-                        summary=summary,
-                    )
-                )
-            ids = df.index.to_numpy()
+                values = {
+                    "name": name,
+                    "description": desc,
+                    "cluster_index": i,
+                    "centroid": [round(float(v), 4) for v in result.centroids[i]],
+                    "size": summary["size"],
+                    "summary": summary,
+                }
+                if i in kept:  # the same group of customers as before: same row, same campaigns
+                    Segment.objects.filter(pk=kept[i]).update(**values)
+                    segments.append(Segment.objects.get(pk=kept[i]))
+                else:
+                    segments.append(Segment.objects.create(store=store, kind=Segment.Kind.AUTO, **values))
             for i, seg in enumerate(segments):
                 members = ids[result.labels == i].tolist()
                 for s in range(0, len(members), 5_000):
@@ -276,6 +287,42 @@ def build_auto_segments(store: Store, k: int | None = None, seed: int = SEED) ->
             settings_row.save(update_fields=["segmentation"])
         refresh_segment_memberships(store)
         return segments
+
+
+#: A rebuilt cluster keeps an old automatic segment's identity (its id, and so its campaigns and
+#: exports) when the two share at least this Jaccard overlap of customers.
+MIN_IDENTITY_OVERLAP = 0.3
+
+
+def _previous_auto_members() -> dict[int, set[int]]:
+    members: dict[int, set[int]] = {
+        pk: set() for pk in Segment.objects.filter(kind=Segment.Kind.AUTO).values_list("pk", flat=True)
+    }
+    for profile_id, segment_id in CustomerProfile.objects.filter(auto_segment__isnull=False).values_list(
+        "pk", "auto_segment_id"
+    ):
+        members.setdefault(segment_id, set()).add(profile_id)
+    return members
+
+
+def match_previous_segments(previous: dict[int, set[int]], clusters: list[set[int]]) -> dict[int, int]:
+    """``{new cluster index: old segment id}``: the one-to-one matching of greatest total Jaccard
+    overlap (scipy's Hungarian ``linear_sum_assignment``), keeping pairs at ``MIN_IDENTITY_OVERLAP`` or more.
+
+    k-means numbers its clusters arbitrarily on every run, so a rebuild must not tie identity to the
+    cluster index; the customers in a group are what a merchant targeted.
+    """
+    old_ids = list(previous)
+    if not old_ids or not clusters:
+        return {}
+    overlap = np.zeros((len(clusters), len(old_ids)))
+    for i, new in enumerate(clusters):
+        for j, old_id in enumerate(old_ids):
+            old = previous[old_id]
+            union = len(new | old)
+            overlap[i, j] = len(new & old) / union if union else 0.0
+    rows, cols = linear_sum_assignment(overlap, maximize=True)
+    return {int(i): old_ids[j] for i, j in zip(rows, cols, strict=True) if overlap[i, j] >= MIN_IDENTITY_OVERLAP}
 
 
 def segment_queryset(segment: Segment) -> QuerySet:

@@ -60,6 +60,9 @@ class Campaign(StoreOwned):
     )
     weight = models.FloatField(_("weight"), default=1.0)
     status = models.CharField(_("status"), max_length=8, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    # Why the system (not a merchant) changed the status, e.g. "paused: target segment deleted"; shown on the
+    # campaign page and cleared when a merchant sets the status again.
+    status_reason = models.CharField(_("status reason"), max_length=300, blank=True, default="")
     attribution_basis = models.CharField(
         _("attribute purchases"), max_length=12, choices=AttributionBasis.choices, default=AttributionBasis.CLICK
     )
