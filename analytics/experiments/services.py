@@ -17,6 +17,7 @@ from shop_recs.activity.models import Event
 from shop_recs.platform.jobs import json_safe
 from shop_recs.serving.experiments import VariantSpec, resolve_version
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, StoreRules, Variant, VariantKind
+from shop_recs.serving.overrides import InvalidOverride, clean_overrides, store_rules_values
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.activation import activate_version, may_change_live_model
@@ -46,11 +47,21 @@ class ExperimentError(Exception):
 
 
 def validate_variants(variants: list[Variant] | list[dict[str, Any]]) -> None:
+    """The split sums to 100 over at least two variants; every rule override is a valid rule value
+    (the same validation serving applies when it loads the variant: serving/overrides.py)."""
     shares = [v["traffic"] if isinstance(v, dict) else v.traffic for v in variants]
     if len(shares) < 2:
         raise ExperimentError("An experiment needs at least two variants.")
     if sum(shares) != 100:
         raise ExperimentError(f"The traffic split must sum to 100 (it sums to {sum(shares)}).")
+    for v in variants:
+        name, overrides = (
+            (v.get("name"), v.get("rule_overrides")) if isinstance(v, dict) else (v.name, v.rule_overrides)
+        )
+        try:
+            clean_overrides(overrides)
+        except InvalidOverride as exc:
+            raise ExperimentError(f"Variant {name}: {exc}") from None
 
 
 def create_experiment(
@@ -131,9 +142,12 @@ def _apply_variant(exp: Experiment, variant: Variant, user: Any, evidence: dict[
     store = exp.store
     if variant.kind == VariantKind.RULES:
         rules, _ = StoreRules.objects.get_or_create(store=store)
-        for key, value in (variant.rule_overrides or {}).items():
-            if hasattr(rules, key) and key not in ("id", "store", "store_id", "updated_at"):
-                setattr(rules, key, value)
+        try:
+            values = store_rules_values(variant.rule_overrides)
+        except InvalidOverride as exc:
+            raise ExperimentError(f"Variant {variant.name}: {exc}") from None
+        for column, value in values.items():
+            setattr(rules, column, value)
         rules.save()
         return "rules updated"
     active = ModelVersion.objects.filter(is_active=True).first()

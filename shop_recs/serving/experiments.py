@@ -14,11 +14,12 @@ variant model is wrapped in :class:`RemappedModel` so it speaks the active model
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,10 +30,13 @@ from django.utils import timezone
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.recsys import registry
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, Variant
+from shop_recs.serving.overrides import InvalidOverride, clean_overrides
 from shop_recs.serving.runtime import serving_state
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.artifacts import _ITEM_IDS_KEY, _USER_IDS_KEY, artifact_path, verify_artifact
 from shop_recs.training.models import ModelVersion
+
+logger = logging.getLogger(__name__)
 
 
 def unit_hash(experiment_id: int, key: str) -> float:
@@ -116,18 +120,40 @@ def running_experiments(store_id: int) -> dict[str, ExperimentSpec]:
         exps = list(Experiment.objects.filter(status=ExperimentStatus.RUNNING).order_by("pk"))
         variants = list(Variant.objects.filter(experiment__in=exps).order_by("position", "pk")) if exps else []
     for exp in exps:
-        vs = tuple(
-            VariantSpec(
-                v.pk, v.name, v.kind, v.traffic, v.model_version_id, v.algorithm, dict(v.rule_overrides or {}), v.tag
-            )
-            for v in variants
-            if v.experiment_id == exp.pk
-        )
+        vs = _safe_variants(exp, [v for v in variants if v.experiment_id == exp.pk])
         if vs and sum(v.traffic for v in vs) > 0:
             by_placement[exp.placement] = ExperimentSpec(exp.pk, exp.name, exp.placement, vs)
     with _lock:
         _cache[store_id] = _Entry(time.monotonic(), by_placement)
     return by_placement
+
+
+def _safe_variants(exp: Experiment, variants: list[Variant]) -> tuple[VariantSpec, ...]:
+    """The experiment's variants as served. A variant whose rule overrides are invalid (saved before
+    validation existed, or edited in the database) serves the control's configuration under its own
+    name, and the fallback is logged: a bad override must never reach the hot path."""
+    specs: list[VariantSpec] = []
+    for v in variants:
+        try:
+            overrides = clean_overrides(v.rule_overrides)
+        except InvalidOverride as exc:
+            if not specs:
+                logger.error(
+                    "experiment %s: the control %r has invalid rule overrides (%s); not serving it", exp.pk, v.name, exc
+                )
+                return ()
+            control = specs[0]
+            logger.error(
+                "experiment %s: variant %r has invalid rule overrides (%s); serving the control %r instead",
+                exp.pk,
+                v.name,
+                exc,
+                control.name,
+            )
+            specs.append(replace(control, pk=v.pk, name=v.name, traffic=v.traffic, tag=v.tag))
+            continue
+        specs.append(VariantSpec(v.pk, v.name, v.kind, v.traffic, v.model_version_id, v.algorithm, overrides, v.tag))
+    return tuple(specs)
 
 
 class RemappedModel:
