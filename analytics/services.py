@@ -5,27 +5,41 @@
 * ``build_profiles(store, mode)`` computes and upserts profiles synchronously (tests, benchmarks).
 * ``build_auto_segments`` / ``refresh_segment_memberships`` live in ``analytics.segments``.
 * ``export_segment_csv`` writes the CSV and logs a :class:`SegmentExport`.
+* ``release_counts`` is the one way a noisy figure leaves the store: it finds the release of this
+  data version in the ledger (:class:`DPRelease`) or, budget permitting, draws and records a new one.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import math
-from datetime import UTC, datetime
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from analytics import privacy
 from analytics import segments as seg
-from analytics.models import CustomerProfile, ProfileRun, Segment, SegmentExport, StoreAnalyticsSettings
+from analytics.models import (
+    CustomerProfile,
+    DPRelease,
+    ProfileRun,
+    Segment,
+    SegmentExport,
+    StoreAnalyticsSettings,
+)
 from analytics.profiles import ProfileConfig, compute_profiles, predict_interests, read_events, read_products
 from shop_recs.activity.models import Customer, Event
 from shop_recs.platform import jobs
@@ -336,6 +350,175 @@ def _csv_cell(value: Any) -> Any:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    if isinstance(value, str) and _looks_like_formula(value):
         return "'" + value  # keep spreadsheets from evaluating a cell as a formula
     return value
+
+
+#: Spreadsheets evaluate a cell that starts with one of these, also after leading blanks (OWASP
+#: "CSV injection"); a leading TAB or CR is itself a known way to smuggle a formula through.
+_FORMULA_CHARS = ("=", "+", "-", "@")
+
+
+def _looks_like_formula(value: str) -> bool:
+    return value[:1] in ("\t", "\r") or value.lstrip(" \t\r\n")[:1] in _FORMULA_CHARS
+
+
+# --- differential privacy: releases, the ledger and the budget --------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """Cells released at one noise scale: ``scale = factor / ε`` per count, L1 sensitivity ``l1``.
+
+    ``factor`` is the most one customer can move one cell (1 for a count, the clip for a clipped sum)
+    and ``l1`` the most they can move the whole group's cells together.
+    """
+
+    factor: int
+    l1: int
+
+
+@dataclass
+class Release:
+    """What a page shows: noisy (or, with DP off, exact) values and the privacy accounting around them.
+
+    ``status``: ``off`` (no DP: exact values), ``cached`` (this data version was released before:
+    nothing spent now), ``fresh`` (released now, ``epsilon`` spent), ``stale`` (budget used up: the
+    last figures released for this subject, from ``released_at``) or ``exhausted`` (budget used up
+    and nothing released before: no figures).
+    """
+
+    status: str
+    values: dict[str, int] | None
+    epsilon: float = 0.0
+    cell_epsilon: float | None = None
+    released_at: datetime | None = None
+    spent: float = 0.0
+    budget: float = 0.0
+    window_days: int = 0
+    accuracy: float | None = None
+
+    @property
+    def dp(self) -> bool:
+        return self.status != "off"
+
+    @property
+    def blocked(self) -> bool:
+        return self.status in ("stale", "exhausted")
+
+
+def query_subject(tree: Any) -> str:
+    """A stable name for an audience query: the hash of its canonical JSON (same tree, same release)."""
+    canonical = json.dumps(tree, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def noise_key(store: Store) -> bytes:
+    """The store's secret noise key, generated once (a conditional UPDATE, so racing requests agree)."""
+    cfg = get_settings(store)
+    if not cfg.noise_key:
+        with store_scope(store):
+            StoreAnalyticsSettings.objects.filter(pk=cfg.pk, noise_key="").update(noise_key=secrets.token_hex(32))
+            cfg.refresh_from_db(fields=["noise_key"])
+    return bytes.fromhex(cfg.noise_key)
+
+
+def data_version(store: Store, cfg: StoreAnalyticsSettings) -> str:
+    """A fingerprint of everything a segment figure is computed from, and of the noise settings.
+
+    It changes when a profile run finishes, a profile is added or erased, a segment is created,
+    rebuilt or edited, or ε or the revenue clip changes: then, and only then, new noise is drawn.
+    """
+    with store_scope(store):
+        run = ProfileRun.objects.filter(status=JobStatus.SUCCEEDED).order_by("-pk").values_list("pk", flat=True).first()
+        prof = CustomerProfile.objects.aggregate(n=Count("pk"), top=Max("pk"), at=Max("computed_at"))
+        segs = list(Segment.objects.order_by("pk").values_list("pk", "updated_at"))
+    parts = [
+        f"run={run}",
+        f"profiles={prof['n']}:{prof['top']}:{prof['at'].isoformat() if prof['at'] else ''}",
+        "segments=" + ",".join(f"{pk}@{at.isoformat()}" for pk, at in segs),
+        f"eps={cfg.dp_epsilon!r}",
+        f"clip={cfg.revenue_clip!r}",
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def budget_spent(store: Store, cfg: StoreAnalyticsSettings) -> float:
+    """ε spent by releases inside the store's budget window."""
+    since = timezone.now() - timedelta(days=cfg.dp_budget_window_days)
+    with store_scope(store):
+        return float(DPRelease.objects.filter(created_at__gte=since).aggregate(e=Sum("epsilon"))["e"] or 0.0)
+
+
+def release_epsilon(cell_epsilon: float, groups: Mapping[str, Group]) -> float:
+    """ε of releasing these groups once, from OpenDP's privacy map of each group's measurement."""
+    return sum(privacy.epsilon_spent(g.factor / cell_epsilon, g.l1) for g in groups.values())
+
+
+def release_counts(
+    store: Store,
+    kind: str,
+    subject: str,
+    compute: Callable[[], dict[str, int]],
+    groups: Mapping[str, Group],
+    *,
+    user: Any = None,
+) -> Release:
+    """The figures a page may show for ``(kind, subject)``; ``compute`` gives the true integer cells.
+
+    A cell belongs to the group named by its key's prefix (``"size:12"`` is in ``"size"``). With DP
+    off the true values come back. With DP on, a release already recorded for this data version is
+    shown again (no spend); otherwise, if the budget allows, each cell gets its seeded discrete
+    Laplace noise and the release is recorded; if not, the last release of this subject is shown.
+    """
+    cfg = get_settings(store)
+    if cfg.dp_epsilon is None:
+        return Release(status="off", values=compute())
+    cell_eps = privacy.check_epsilon(cfg.dp_epsilon)
+    cost = release_epsilon(cell_eps, groups)
+    version = data_version(store, cfg)
+    key = noise_key(store)
+    base = {
+        "cell_epsilon": cell_eps,
+        "budget": cfg.dp_budget,
+        "window_days": cfg.dp_budget_window_days,
+        "accuracy": privacy.accuracy(1.0 / cell_eps),
+    }
+    with store_scope(store), transaction.atomic():
+        # One release at a time per store: the lock makes "check the budget, then spend" atomic.
+        StoreAnalyticsSettings.objects.select_for_update().filter(pk=cfg.pk).first()
+        mine = DPRelease.objects.filter(kind=kind, subject=subject)
+        found = mine.filter(data_version=version).first()
+        if found is not None:
+            spent = budget_spent(store, cfg)
+            return Release("cached", found.values, found.epsilon, released_at=found.created_at, spent=spent, **base)
+        spent = budget_spent(store, cfg)
+        if spent + cost > cfg.dp_budget + 1e-12:
+            last = mine.first()
+            if last is None:
+                return Release("exhausted", None, cost, spent=spent, **base)
+            return Release("stale", last.values, cost, released_at=last.created_at, spent=spent, **base)
+        true = compute()
+        unknown = sorted({c.split(":", 1)[0] for c in true} - set(groups))
+        if unknown:
+            raise ValueError(f"cells without a noise group: {', '.join(unknown)}")
+        values: dict[str, int] = {}
+        for prefix, group in groups.items():
+            cells = {c: v for c, v in true.items() if c.split(":", 1)[0] == prefix}
+            # The seed names the release (kind, subject) as well as the data version and the cell:
+            # two different questions never share a draw, or one answer would give the other's noise.
+            seed_version = f"{version}|{kind}|{subject}"
+            values.update(privacy.noisy_counts(cells, group.factor / cell_eps, key=key, version=seed_version))
+        row = DPRelease.objects.create(
+            store=store,
+            kind=kind,
+            subject=subject,
+            data_version=version,
+            epsilon=cost,
+            cell_epsilon=cell_eps,
+            cells=len(values),
+            values=values,
+            user=user if getattr(user, "is_authenticated", False) else None,
+        )
+    return Release("fresh", values, cost, released_at=row.created_at, spent=spent + cost, **base)
