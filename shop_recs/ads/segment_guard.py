@@ -16,6 +16,6 @@ logger = logging.getLogger(__name__)
 
 
 def pause_targeting_campaigns(sender: Any, instance: Any, **kwargs: Any) -> None:
-    paused = pause_campaigns_losing_segment(instance.pk, instance.name)
+    paused = pause_campaigns_losing_segment(instance.store_id, instance.pk, instance.name)
     if paused:
         logger.warning("store %s: segment %s deleted; %d campaign(s) paused", instance.store_id, instance.pk, paused)

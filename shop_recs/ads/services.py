@@ -208,24 +208,23 @@ def set_campaign_status(campaign: Campaign, status: str) -> Campaign:
     return campaign
 
 
-def pause_campaigns_losing_segment(segment_id: int, segment_name: str) -> int:
-    """Pause every running or draft campaign that targets a segment about to be deleted.
+def pause_campaigns_losing_segment(store_id: int, segment_id: int, segment_name: str) -> int:
+    """Pause every running or draft campaign of the store that targets a segment about to be deleted.
 
     Deleting the segment drops the campaign's link to it; a campaign left with no target segment
     would count as untargeted and go to everyone. Pausing it, with the reason, keeps the audience
     from ever widening; a merchant re-targets it and starts it again. Returns how many were paused.
     """
-    # all stores: called from the segment's pre_delete signal with the segment's own id; the campaigns
-    # that link to it can only belong to the segment's store.
-    campaigns = Campaign.all_stores.filter(
-        segments__pk=segment_id, status__in=[CampaignStatus.ACTIVE, CampaignStatus.DRAFT]
-    ).distinct()
     reason = f"paused: its target segment “{segment_name}” was deleted"[:300]
     paused = 0
-    for campaign in campaigns:
-        campaign.status, campaign.status_reason = CampaignStatus.PAUSED, reason
-        campaign.save(update_fields=["status", "status_reason", "updated_at"])
-        paused += 1
+    with store_scope(store_id):
+        campaigns = Campaign.objects.filter(
+            segments__pk=segment_id, status__in=[CampaignStatus.ACTIVE, CampaignStatus.DRAFT]
+        ).distinct()
+        for campaign in campaigns:
+            campaign.status, campaign.status_reason = CampaignStatus.PAUSED, reason
+            campaign.save(update_fields=["status", "status_reason", "updated_at"])
+            paused += 1
     return paused
 
 
