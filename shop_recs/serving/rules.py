@@ -20,6 +20,7 @@ once; other processes (and bulk upserts, which send no signals) pick changes up 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -132,8 +133,13 @@ _rules_cache: dict[int, tuple[float, Rules]] = {}
 _lock = threading.Lock()
 
 
+#: A whole number as the JSON id columns may hold it ("12", 12, "-3"). Not ``str.isdigit``: it accepts
+#: "²" and, after ``lstrip("-")``, "--2", and ``int()`` of either raised while loading the rules.
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _int_set(values: Any) -> frozenset[int]:
-    return frozenset(int(v) for v in (values or []) if str(v).lstrip("-").isdigit())
+    return frozenset(int(v) for v in (values or []) if _INTEGER.fullmatch(str(v)))
 
 
 def rules_from_row(row: Any) -> Rules:

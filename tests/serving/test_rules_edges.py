@@ -273,3 +273,79 @@ def test_rule_masks_are_found_by_identity_without_hashing(store, items, monkeypa
     equal = Rules(blocked=frozenset({items["H1"].pk}))
     assert rule_masks(snap, equal) is masks  # an equal value: found by hashing
     assert hashed
+
+
+# --- round 3 (full mutation run of rules.py, 2026-12-04): pins at the edges, purchases by customer ---
+
+
+def _first_position_sku(store, items) -> str:
+    snap = catalog_snapshot(store)
+    by_pk = {p.pk: sku for sku, p in items.items()}
+    return by_pk[int(snap.pks[0])]
+
+
+def test_pins_alone_are_inserted_with_score_one(store, items):
+    """No candidates at all: the pinned products still fill the list, each scored 1.0."""
+    _save_rules(store, pinned_product_ids=[items["S1"].pk, items["M1"].pk])
+    with store_scope(store):
+        out = apply_rules(store, [], context=RuleContext(limit=5))
+    assert _skus(items, out) == ["S1", "M1"]
+    assert [c.score for c in out] == [1.0, 1.0] and {c.reason_code for c in out} == {"pinned"}
+
+
+def test_a_pin_the_request_excludes_is_not_inserted(store, items):
+    _save_rules(store, pinned_product_ids=[items["S1"].pk, items["H1"].pk])
+    with store_scope(store):
+        out = apply_rules(store, _cands(items, {"M1": 0.9}), context=RuleContext(limit=5, exclude={items["S1"].pk}))
+    assert _skus(items, out) == ["H1", "M1"]
+
+
+def test_a_pinned_candidate_at_catalog_position_zero_is_moved_not_duplicated(store, items):
+    first = _first_position_sku(store, items)
+    others = [sku for sku in ("M1", "M2", "S1", "H1") if sku != first][:2]
+    _save_rules(store, pinned_product_ids=[items[first].pk])
+    with store_scope(store):
+        out = apply_rules(
+            store, _cands(items, {others[0]: 0.9, first: 0.5, others[1]: 0.4}), context=RuleContext(limit=5)
+        )
+    assert _skus(items, out) == [first, others[0], others[1]]
+    assert out[0].score == 0.5  # its own score, kept: it was a candidate, not an insertion
+
+
+def test_a_pin_missing_from_the_catalog_never_takes_an_unknown_candidates_place(store, items):
+    """Pins and candidates that are not in the catalog both map to position -1; they must not meet."""
+    _save_rules(store, pinned_product_ids=[999_999, items["S1"].pk])
+    cands = [Candidate(888_888, 0.95, "collaborative", ""), *_cands(items, {"M1": 0.9})]
+    with store_scope(store):
+        out = apply_rules(store, cands, context=RuleContext(limit=5))
+    assert _skus(items, out) == ["S1", "M1"]
+    assert out[0].score == 0.9 and out[0].reason_code == "pinned"  # inserted at the top candidate's score
+
+
+def test_apply_rules_looks_up_the_customers_purchases_itself(store, items, make_customer):
+    from shop_recs.activity.models import Event
+
+    alice = make_customer(store, "alice")
+    with unscoped():
+        Event.objects.bulk_create(
+            [
+                Event(store=store, customer=alice, product=items["M1"], event_type="purchase", timestamp=TS),
+                # An order-level purchase with no product must not break the lookup.
+                Event(store=store, customer=alice, product=None, event_type="purchase", timestamp=TS, value=5),
+            ]
+        )
+    with store_scope(store):
+        assert purchased_products(alice.pk) == {items["M1"].pk}
+        out = apply_rules(store, _cands(items, {"M1": 0.9, "S1": 0.5}), customer_id=alice.pk)
+    assert _skus(items, out) == ["S1"]
+
+
+def test_rules_from_row_ignores_ids_that_only_look_numeric_after_stripping():
+    class Row:
+        exclude_inactive = exclude_out_of_stock = exclude_purchased = True
+        repurchasable_category_ids = ["X1", "-", "--2", "²", "3"]  # "--2" and "²" raised ValueError
+        blocked_product_ids = pinned_product_ids = boosted_product_ids = boosted_category_ids = None
+        boost_weight = 1.5
+        default_diversity = 0
+
+    assert rules_from_row(Row()).repurchasable_categories == frozenset({3})
