@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from analytics.models import CustomerProfile, ProfileRun, Segment, SegmentExport, StoreAnalyticsSettings
+from analytics.forms import PrivacyForm
+from analytics.models import (
+    CustomerProfile,
+    DPRelease,
+    ProfileRun,
+    Segment,
+    SegmentExport,
+    StoreAnalyticsSettings,
+)
 from shop_recs.stores.admin_base import StoreScopedAdmin
 
 
@@ -32,4 +40,46 @@ class SegmentExportAdmin(StoreScopedAdmin):
 
 @admin.register(StoreAnalyticsSettings)
 class StoreAnalyticsSettingsAdmin(StoreScopedAdmin):
-    list_display = ("store", "dp_epsilon", "min_cell_size", "segment_k")
+    list_display = ("store", "dp_epsilon", "dp_budget", "dp_budget_window_days", "min_cell_size", "segment_k")
+    # The dashboard's checks (a positive ε, budget and clip; a window of at least a day) hold here too.
+    form = PrivacyForm
+    # The noise key is not editable (editable=False) and so never shown.
+    fields = (
+        "store",
+        "dp_epsilon",
+        "dp_budget",
+        "dp_budget_window_days",
+        "min_cell_size",
+        "revenue_clip",
+        "segment_k",
+        "segmentation",
+    )
+
+
+@admin.register(DPRelease)
+class DPReleaseAdmin(StoreScopedAdmin):
+    """The privacy ledger: readable by the store's members, never edited by anyone (it is the audit)."""
+
+    list_display = ("created_at", "store", "kind", "subject", "epsilon", "cell_epsilon", "cells", "user")
+    list_filter = ("kind",)
+    readonly_fields = (
+        "store",
+        "kind",
+        "subject",
+        "data_version",
+        "epsilon",
+        "cell_epsilon",
+        "cells",
+        "values",
+        "user",
+        "created_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

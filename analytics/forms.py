@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -57,10 +58,28 @@ class AutoSegmentForm(forms.Form):
 class PrivacyForm(forms.ModelForm):
     class Meta:
         model = StoreAnalyticsSettings
-        fields = ["dp_epsilon", "min_cell_size", "revenue_clip", "segment_k"]
+        fields = ["dp_epsilon", "dp_budget", "dp_budget_window_days", "min_cell_size", "revenue_clip", "segment_k"]
 
     def clean_dp_epsilon(self):
         eps = self.cleaned_data["dp_epsilon"]
-        if eps is not None and eps <= 0:
+        if eps is not None and not (math.isfinite(eps) and eps > 0):
             raise forms.ValidationError(_("Epsilon must be positive (leave empty to turn noise off)."))
         return eps
+
+    def clean_dp_budget(self):
+        budget = self.cleaned_data["dp_budget"]
+        if not (math.isfinite(budget) and budget > 0):
+            raise forms.ValidationError(_("The privacy budget must be a positive number."))
+        return budget
+
+    def clean_dp_budget_window_days(self):
+        days = self.cleaned_data["dp_budget_window_days"]
+        if days < 1:
+            raise forms.ValidationError(_("The budget window must be at least one day."))
+        return days
+
+    def clean_revenue_clip(self):
+        clip = self.cleaned_data["revenue_clip"]
+        if not (math.isfinite(clip) and clip > 0):
+            raise forms.ValidationError(_("The revenue clip must be a positive number."))
+        return clip

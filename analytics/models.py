@@ -23,10 +23,12 @@ class PriceBand(models.TextChoices):
 
 
 class StoreAnalyticsSettings(StoreOwned):
-    """Per-store analytics settings: differential-privacy noise and small-cell suppression.
+    """Per-store analytics settings: differential-privacy noise, its budget, and small-cell suppression.
 
-    ``dp_epsilon`` null means no noise; ``min_cell_size`` (k) suppresses any aggregate computed from
-    fewer than k customers. ``segment_k`` null lets silhouette choose the number of auto segments.
+    ``dp_epsilon`` null means no noise; otherwise it is the ε of one noisy count (discrete Laplace of
+    scale 1/ε) and ``dp_budget`` bounds the ε that new releases may spend per ``dp_budget_window_days``
+    (see ``docs/privacy.md``). ``min_cell_size`` (k) hides any figure below k: the noisy one with DP
+    on, the true one with DP off. ``segment_k`` null lets silhouette choose the number of auto segments.
     ``segmentation`` holds the last clustering's feature names, scaling and scores (for the charts).
     """
 
@@ -39,6 +41,15 @@ class StoreAnalyticsSettings(StoreOwned):
     )
     segment_k = models.PositiveSmallIntegerField(_("number of auto segments"), null=True, blank=True)
     segmentation = models.JSONField(_("last segmentation"), default=dict, blank=True)
+    dp_budget = models.FloatField(
+        _("privacy budget (total epsilon)"),
+        default=10.0,
+        help_text=_("Most epsilon that new noisy figures may spend in one budget window."),
+    )
+    dp_budget_window_days = models.PositiveSmallIntegerField(_("budget window (days)"), default=30)
+    # Secret per store: keys the seeds of the noise, so knowing the code does not reveal the noise.
+    # Never shown; generated on first use (analytics.services.noise_key).
+    noise_key = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         verbose_name = _("analytics settings")
@@ -185,3 +196,41 @@ class SegmentExport(StoreOwned):
 
     def __str__(self) -> str:
         return f"{self.segment_name} ({self.row_count} rows)"
+
+
+class DPRelease(StoreOwned):
+    """One release of noisy figures: the privacy ledger (what was released, when, by whom, at what ε).
+
+    A page reloaded on the same data version finds its row and shows the stored figures again, so
+    reloading spends nothing and reveals nothing new. ``values`` holds the noisy counts before the
+    threshold (the threshold is post-processing, applied when shown). ``subject`` names what was
+    asked: a segment id, or a hash of an audience query; ``data_version`` identifies the data the
+    figures were computed from (profile run, profile count, segment states, ε).
+    """
+
+    class Kind(models.TextChoices):
+        SEGMENTS = "segments", _("Segments page")
+        SEGMENT = "segment", _("Segment detail")
+        AUDIENCE = "audience", _("Audience size")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    subject = models.CharField(_("subject"), max_length=64, blank=True, default="")
+    data_version = models.CharField(_("data version"), max_length=64)
+    epsilon = models.FloatField(_("epsilon spent"))
+    cell_epsilon = models.FloatField(_("epsilon per count"))
+    cells = models.PositiveIntegerField(_("noisy cells"), default=0)
+    values = models.JSONField(_("noisy values"), default=dict)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(_("released"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("privacy release")
+        verbose_name_plural = _("privacy releases")
+        constraints = [
+            models.UniqueConstraint(fields=["store", "kind", "subject", "data_version"], name="dprelease_unique")
+        ]
+        indexes = [models.Index(fields=["store", "created_at"], name="dprelease_store_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} ε={self.epsilon:g}"

@@ -34,6 +34,7 @@ Formulas (``as_of`` is the time of the run):
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,7 @@ _CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
 VIEW, PURCHASE = _CODE["view"], _CODE["purchase"]
 DAY = 86_400.0
 _EPOCH = pd.Timestamp(0, tz="UTC")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -109,11 +111,30 @@ def read_events(customer_ids: np.ndarray | None = None, chunk: int = 250_000) ->
     """The store's customer events as a compact frame, read in keyset-paginated chunks.
 
     Chunks keep peak memory at one chunk of Python tuples plus the numpy arrays, instead of millions
-    of tuples at once. ``customer_ids`` restricts the read (incremental runs).
+    of tuples at once. ``customer_ids`` restricts the read (incremental runs). Rows outside
+    ``shop_recs.catalog.validation.readable_events_q`` are skipped; how many is
+    ``frame.attrs["skipped_rows"]`` (and logged).
     """
     from shop_recs.activity.models import Event  # why: the module stays importable without Django (pure math)
+    from shop_recs.catalog.validation import readable_events_q  # why: as above
 
-    base = Event.objects.filter(customer__isnull=False).order_by("pk")
+    readable = readable_events_q()
+    unreadable = Event.objects.filter(customer__isnull=False).exclude(readable)
+    if customer_ids is not None:
+        ids = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()
+        skipped = sum(unreadable.filter(customer_id__in=ids[i : i + 5_000]).count() for i in range(0, len(ids), 5_000))
+    else:
+        skipped = unreadable.count()
+    frame = _read_event_chunks(
+        Event.objects.filter(readable, customer__isnull=False).order_by("pk"), customer_ids, chunk
+    )
+    frame.attrs["skipped_rows"] = skipped
+    if skipped:
+        logger.warning("profiles: skipped %d event(s) with a timestamp or value outside the valid range", skipped)
+    return frame
+
+
+def _read_event_chunks(base: Any, customer_ids: np.ndarray | None, chunk: int) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     if customer_ids is not None:
         ids = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()

@@ -112,9 +112,15 @@ def _node(node: Any, path: str, depth: int, counter: dict[str, int]) -> Q:
 
 def _number(value: Any, path: str) -> float:
     # bool is an int subclass in Python; "true > 3" is a mistake, not a number.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleError(path, f"expected a finite number, got {value!r}")
-    return value
+    try:
+        # float(): an int beyond float's range (10**400) is an OverflowError, and one within it would
+        # overflow SQLite's INTEGER in the query; both were 500s.
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise RuleError(path, f"expected a finite number, got {value!r:.60}")
+    return value if isinstance(value, float) or abs(value) < 2**53 else number
 
 
 def _string(value: Any, path: str) -> str:

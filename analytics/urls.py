@@ -16,6 +16,7 @@ urlpatterns = [
     path("segments/<int:segment_id>/export/", views.segment_export, name="segment_export"),
     path("profiles/run/", views.start_run, name="start_run"),
     path("profiles/runs/<int:run_id>/status/", views.run_status, name="run_status"),
-    path("customers/<str:external_id>/", views.customer_profile, name="customer_profile"),
+    # path: ids stored before the id rule may hold "/" (docs/api.md, "Validation").
+    path("customers/<path:external_id>/", views.customer_profile, name="customer_profile"),
     path("privacy/", views.privacy_settings, name="privacy"),
 ]

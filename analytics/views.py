@@ -45,15 +45,20 @@ def _run_json(run: ProfileRun | None) -> dict | None:
     }
 
 
+def _chartable(values: list) -> list:
+    """Cells a chart can draw: a figure not released (budget used up) is drawn like a hidden one."""
+    return [None if v == selectors.NOT_RELEASED else v for v in values]
+
+
 @store_view
 def segments(request: HttpRequest) -> HttpResponse:
-    data = selectors.segments_dashboard(request.store)
+    data = selectors.segments_dashboard(request.store, request.user)
     k = data["k"]
     names = [s.name for s in data["segments"]]
     figures = {}
-    if data["segments"]:
-        figures["sizes"] = _fig(charts.segment_sizes_figure(names, data["sizes"]))
-        figures["overlap"] = _fig(charts.overlap_figure(names, data["overlap"]))
+    if data["segments"] and data["release"].values is not None:
+        figures["sizes"] = _fig(charts.segment_sizes_figure(names, _chartable(data["sizes"])))
+        figures["overlap"] = _fig(charts.overlap_figure(names, [_chartable(row) for row in data["overlap"]]))
     if data["centroids"]:
         figures["centroids"] = _fig(
             charts.centroid_heatmap_figure(data["centroid_names"], data["centroid_features"], data["centroids"])
@@ -61,9 +66,15 @@ def segments(request: HttpRequest) -> HttpResponse:
     if data["pca"]:
         figures["pca"] = _fig(charts.pca_scatter_figure(data["pca"]["x"], data["pca"]["y"], data["pca"]["labels"]))
     if data["n_profiles"]:
-        figures["rfm"] = _fig(charts.rfm_heatmap_figure(data["rfm"]))
+        figures["rfm"] = _fig(charts.rfm_heatmap_figure([_chartable(row) for row in data["rfm"]]))
+    dp_on = data["release"].dp
     rows = [
-        {"segment": s, "size": privacy.display(size, k), "revenue_share": (s.summary or {}).get("revenue_share")}
+        {
+            "segment": s,
+            "size": size if size == selectors.NOT_RELEASED else privacy.display(size, k),
+            # The cached share is exact: not shown while differential privacy is on.
+            "revenue_share": None if dp_on else (s.summary or {}).get("revenue_share"),
+        }
         for s, size in zip(data["segments"], data["sizes"], strict=True)
     ]
     return render(
@@ -76,6 +87,7 @@ def segments(request: HttpRequest) -> HttpResponse:
             "figures": figures,
             "run": _run_json(ProfileRun.objects.first()),
             "auto_form": AutoSegmentForm(),
+            "release": data["release"],
         },
     )
 
@@ -132,6 +144,7 @@ def segment_new(request: HttpRequest) -> HttpResponse:
             "section": "segments",
             "form": form,
             "catalogue": field_catalogue(),
+            "dp_on": services.get_settings(request.store).dp_epsilon is not None,
         },
     )
 
@@ -142,39 +155,65 @@ def audience(request: HttpRequest) -> JsonResponse:
     """Live audience size for a condition tree: ``{"ok": true, "count": n, "display": "1,234"}`` or 400."""
     try:
         payload = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, an int over 4,300 digits, nesting too deep
         return JsonResponse({"ok": False, "error": _("The request body is not valid JSON.")}, status=400)
     tree = payload.get("rules") if isinstance(payload, dict) else None
     try:
         q = compile_rules(tree)
     except RuleError as exc:
         return JsonResponse({"ok": False, "error": str(exc)}, status=400)
-    k = services.get_settings(request.store).min_cell_size
-    count = CustomerProfile.objects.filter(q).count()
-    shown = privacy.suppress(count, k)
-    return JsonResponse({"ok": True, "count": shown, "display": privacy.display(shown, k)})
+    result = selectors.audience_size(request.store, q, tree, request.user)
+    rel = result["release"]
+    body = {"ok": True, "count": result["count"], "display": result["display"]}
+    if rel.dp:
+        body.update(
+            epsilon=round(rel.epsilon, 6),
+            status=rel.status,
+            budget_left=round(max(0.0, rel.budget - rel.spent), 6),
+            note=_dp_note(rel),
+        )
+    return JsonResponse(body)
+
+
+def _dp_note(rel: services.Release) -> str:
+    """One sentence for the audience box: what this figure cost, or why there is none."""
+    if rel.status == "exhausted":
+        return _("Privacy budget used up: no new audience sizes until it frees up.")
+    if rel.status == "stale":
+        return _("Privacy budget used up: this is the size released earlier for these conditions.")
+    if rel.status == "cached":
+        return _("Released before for these conditions (ε = %(e)s, not spent again).") % {"e": f"{rel.epsilon:g}"}
+    return _("Noisy count, ε = %(e)s spent.") % {"e": f"{rel.epsilon:g}"}
 
 
 @store_view
 def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
     seg = get_object_or_404(Segment, pk=segment_id)
-    k = services.get_settings(request.store).min_cell_size
+    figures = selectors.segment_figures(request.store, seg, request.user)
+    k, rel = figures["k"], figures["release"]
     error = ""
     sample = []
     try:
         sample = list(segment_queryset(seg).select_related("customer").order_by("-monetary")[:25])
     except RuleError as exc:
         error = str(exc)
-    summary = dict(seg.summary or {})
+    # A member list is not an aggregate noise can protect, and its length would reveal a small size:
+    # with DP on it is not shown (merchants can still export, and every export is logged).
+    if rel.dp or figures["size"] is None:
+        sample = []
     return render(
         request,
         "analytics/segment_detail.html",
         {
             "section": "segments",
             "segment": seg,
-            "summary": summary,
-            "sample": sample if len(sample) >= k else [],
-            "size_display": privacy.display(privacy.suppress(summary.get("size", 0), k), k),
+            "summary": dict(seg.summary or {}),
+            "sample": sample,
+            "size_display": figures["size_display"],
+            "size_shown": figures["size"] is not None,
+            "revenue": figures["revenue"],
+            "clip": figures["clip"],
+            "release": rel,
             "error": error,
             "export_form": ExportForm(),
             "k": k,
@@ -220,7 +259,7 @@ def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
         if profile.dow_histogram:
             figures["habits"] = _fig(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, _DOW))
         segs = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
-    recent = Event.objects.filter(customer=customer).select_related("product").order_by("-timestamp")[:20]
+    recent = activity_selectors.recent_events(Event.objects.filter(customer=customer).select_related("product"))
     return render(
         request,
         "analytics/customer_profile.html",
@@ -252,4 +291,8 @@ def privacy_settings(request: HttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, _("Privacy settings saved."))
         return redirect("analytics:privacy", store_slug=request.store.slug)
-    return render(request, "analytics/privacy.html", {"section": "segments", "form": form})
+    return render(
+        request,
+        "analytics/privacy.html",
+        {"section": "segments", "form": form, "ledger": selectors.privacy_ledger(request.store, obj)},
+    )

@@ -1,7 +1,9 @@
 """The Celery app.
 
 With no broker configured (the embedded default) tasks run eagerly, in-process, so the demo needs no
-Redis; with ``CELERY_BROKER_URL``/``REDIS_URL`` set they go to real workers.
+Redis: a web process runs the jobs its pages start on its own background threads, after the response
+(``shop_recs.platform.executor``, through ``platform.jobs.enqueue_on_commit``); commands run them
+synchronously. With ``CELERY_BROKER_URL``/``REDIS_URL`` set they go to real workers.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
+from analytics.experiments.periodic import attribute_all_stores
 from analytics.experiments.services import attribute_events
 from shop_recs.stores.models import Store
 
@@ -15,7 +18,7 @@ def attribute_events_task(store_id: int) -> int:
     return attribute_events(store) if store is not None else 0
 
 
-@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
-def attribute_all_stores_task() -> int:
-    """Periodic: attribute every store's new events (schedule it with beat, e.g. every 5 minutes)."""
-    return sum(attribute_events(store) for store in Store.objects.all())
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900, ignore_result=True)
+def attribute_all_stores_task() -> dict[str, Any]:
+    """Periodic (beat entry ``attribute-events``): attribute every store's new events."""
+    return attribute_all_stores()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from shop_recs.activity.models import Customer, Event
+from shop_recs.activity.models import Customer, ErasureRecord, Event
 from shop_recs.api.models import IdempotencyRecord
 from shop_recs.stores.admin_base import StoreScopedAdmin
 
@@ -45,3 +45,23 @@ class IdempotencyRecordAdmin(StoreScopedAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ErasureRecord)
+class ErasureRecordAdmin(StoreScopedAdmin):
+    """The erasure audit trail: read-only, written only by ``activity.erasure``."""
+
+    list_display = ["created_at", "kind", "via", "store", "user", "api_key", "total_rows"]
+    list_filter = [("store", admin.RelatedOnlyFieldListFilter), "kind", "via"]
+    list_select_related = ["store", "user", "api_key"]
+    readonly_fields = ["store", "kind", "via", "user", "api_key", "row_counts", "created_at"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # an audit trail nobody can edit

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from shop_recs.activity.models import Customer
+from shop_recs.activity import erasure
+from shop_recs.activity.models import Customer, ErasureRecord
 from shop_recs.activity.serializers import (
     CustomerBulkRowSerializer,
     CustomerInputSerializer,
@@ -18,14 +21,66 @@ from shop_recs.activity.serializers import (
     IngestResultSerializer,
 )
 from shop_recs.activity.services import InvalidRows, ingest_events, upsert_customers
+from shop_recs.api.auth import StoreClient
 from shop_recs.api.errors import error_response, invalid_rows_response, not_found
 from shop_recs.api.idempotency import IDEMPOTENCY_PARAM, run_idempotent
+from shop_recs.api.params import BadInput, bad_input_response, int_param
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
 from shop_recs.catalog.serializers import ErrorSerializer
 
 EVENT_TAG = ["events"]
 CUSTOMER_TAG = ["customers"]
+
+ERASURE_RESULT = inline_serializer(
+    "ErasureResult",
+    fields={
+        "record": serializers.IntegerField(help_text="The audit record's id (ErasureRecord): keep it as proof."),
+        "rows": serializers.DictField(
+            child=serializers.IntegerField(), help_text="Rows deleted (merge: moved) per table, zeros included."
+        ),
+    },
+)
+MERGE_RESULT = inline_serializer(
+    "MergeResult",
+    fields={
+        "record": serializers.IntegerField(
+            allow_null=True, help_text="The audit record's id; null when there was nothing to fold in."
+        ),
+        "merged": serializers.BooleanField(help_text="False when there was nothing left to fold in."),
+        "rows": serializers.DictField(child=serializers.IntegerField()),
+    },
+)
+MERGE_INPUT = inline_serializer(
+    "MergeInput",
+    fields={
+        "from": serializers.CharField(
+            max_length=100, help_text="An anonymous session id, or the external id of a duplicate customer."
+        )
+    },
+)
+EVENT_ROW = inline_serializer(
+    "CustomerEvent",
+    fields={
+        "id": serializers.IntegerField(),
+        "type": serializers.CharField(),
+        "sku": serializers.CharField(allow_null=True),
+        "session_id": serializers.CharField(),
+        "value": serializers.FloatField(allow_null=True, help_text="Null also when the stored value is not finite."),
+        "quantity": serializers.IntegerField(allow_null=True),
+        "order_id": serializers.CharField(),
+        "query": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(
+            allow_null=True, help_text="Null when the stored time cannot be read (see stored_timestamp)."
+        ),
+        "readable": serializers.BooleanField(
+            help_text="False for a row the validation refuses today (stored before it): the pages skip it."
+        ),
+        "stored_timestamp": serializers.CharField(help_text="The time as the database prints it."),
+    },
+    many=True,
+)
+EVENT_LIST_MAX = 1000
 
 
 class EventView(StoreScopedAPIMixin, APIView):
@@ -82,6 +137,24 @@ class CustomerDetailView(StoreScopedAPIMixin, APIView):
 
     @extend_schema(
         tags=CUSTOMER_TAG,
+        summary="Erase a customer",
+        description="Deletes the customer and every row about them: events (and the anonymous events of their "
+        "sessions), profile and segment memberships, served lists and experiment assignments, search log, ad "
+        "impressions and clicks, frequency counters and attributions, in one transaction, and drops the cached "
+        "activity and precomputed candidates at once. The answer names the audit record (which holds no "
+        "personal data) and the rows deleted per table. A retry answers 404: the customer is gone. What stays "
+        "(published aggregates) is listed in docs/privacy.md.",
+        responses={200: ERASURE_RESULT, 404: ErrorSerializer, **ERRORS},
+    )
+    def delete(self, request: Request, external_id: str) -> Response:
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            return not_found("customer", external_id)
+        record = erasure.erase_customer(self.store, customer, _actor(request))
+        return Response(_result(record))
+
+    @extend_schema(
+        tags=CUSTOMER_TAG,
         summary="Create or replace a customer",
         request=CustomerInputSerializer,
         responses={200: CustomerSerializer, 201: CustomerSerializer, **ERRORS},
@@ -118,3 +191,138 @@ class CustomerBulkView(StoreScopedAPIMixin, APIView):
         except InvalidRows as exc:
             return invalid_rows_response(exc)
         return Response({"created": result.created, "updated": result.updated})
+
+
+# --- erasure: events and merge ------------------------------------------------------------------
+
+
+def _actor(request: Request) -> erasure.Actor:
+    client = request.user
+    key_id = client.api_key.pk if isinstance(client, StoreClient) else None
+    return erasure.Actor(via=ErasureRecord.Via.API, api_key_id=key_id)
+
+
+def _result(record: ErasureRecord) -> dict:
+    return {"record": record.pk, "rows": record.row_counts}
+
+
+def _erase_error(exc: erasure.EraseError) -> Response:
+    status = 404 if exc.code == "not_found" else 400
+    return error_response(exc.code, exc.message, http_status=status)
+
+
+def _event_ids(raw: str | None) -> list[int]:
+    """``?ids=1,2,3``: ASCII integers separated by commas (spaces allowed)."""
+    parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    if not parts:
+        raise BadInput("ids", "name at least one event id, e.g. ids=12,15")
+    if len(parts) > erasure.MAX_EVENT_IDS:
+        raise BadInput("ids", f"at most {erasure.MAX_EVENT_IDS} ids")
+    if not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
+        raise BadInput("ids", "must be event ids (integers) separated by commas")
+    return [int(p) for p in parts]
+
+
+class CustomerEventsView(StoreScopedAPIMixin, APIView):
+    @extend_schema(
+        tags=CUSTOMER_TAG,
+        summary="A customer's events, newest first",
+        description="To find bad events to delete, including rows stored before today's validation that every "
+        "other page skips (`readable: false`). Page with `before` (the smallest id of the previous page).",
+        parameters=[
+            OpenApiParameter("limit", int, description=f"How many (1..{EVENT_LIST_MAX}, default 100)."),
+            OpenApiParameter("before", int, description="Only events with a smaller id."),
+        ],
+        responses={200: EVENT_ROW, 404: ErrorSerializer, **ERRORS},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            return not_found("customer", external_id)
+        try:
+            limit = int_param(request.query_params, "limit", 100, 1, EVENT_LIST_MAX)
+            before = int_param(request.query_params, "before", 0, 0, 2**62)
+        except BadInput as exc:
+            return bad_input_response(exc)
+        rows = [
+            {
+                "id": e.pk,
+                "type": e.event_type,
+                "sku": e.sku,
+                "session_id": e.session_id,
+                "value": e.value,
+                "quantity": e.quantity,
+                "order_id": e.order_id,
+                "query": e.query,
+                "timestamp": e.timestamp,
+                "readable": e.readable,
+                "stored_timestamp": e.timestamp_text,
+            }
+            for e in erasure.list_events(customer, before=before or None, limit=limit)
+        ]
+        return Response(rows)
+
+    @extend_schema(
+        tags=CUSTOMER_TAG,
+        summary="Delete some of a customer's events",
+        description="Deletes bad events by id (`?ids=12,15`, at most 1,000), with the attributions derived from "
+        "them; the customer's profile is recomputed by the next profile refresh. All ids must be this customer's "
+        "events, or nothing is deleted (404 naming the others). Recorded like an erasure.",
+        parameters=[
+            OpenApiParameter("ids", OpenApiTypes.STR, required=True, description="Event ids, comma-separated.")
+        ],
+        responses={200: ERASURE_RESULT, 404: ErrorSerializer, **ERRORS},
+    )
+    def delete(self, request: Request, external_id: str) -> Response:
+        customer = Customer.objects.filter(external_id=external_id).first()
+        if customer is None:
+            return not_found("customer", external_id)
+        try:
+            ids = _event_ids(request.query_params.get("ids"))
+        except BadInput as exc:
+            return bad_input_response(exc)
+        try:
+            record = erasure.delete_events(self.store, customer, ids, _actor(request))
+        except erasure.EraseError as exc:
+            return _erase_error(exc)
+        return Response(_result(record))
+
+
+class CustomerMergeView(StoreScopedAPIMixin, APIView):
+    @extend_schema(
+        tags=CUSTOMER_TAG,
+        summary="Merge a session or a duplicate customer into this customer",
+        description="Like Recombee's MergeUsers: the events of the anonymous session `from`, and of the customer "
+        "whose external id is `from` (which is then deleted, its blank demographics filling this customer's), with "
+        "their served lists, search log, ad impressions and attributions, become this customer's. The next "
+        "recommendations use them at once. Idempotent: a second call finds nothing left and changes nothing "
+        "(`merged: false`); with an Idempotency-Key a retry replays the first answer.",
+        parameters=[IDEMPOTENCY_PARAM],
+        request=MERGE_INPUT,
+        responses={200: MERGE_RESULT, 404: ErrorSerializer, 422: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        # The customer is part of the key's scope: the same key and body for two customers are two requests.
+        # Only a hash of the id is stored with the key, and an erasure deletes it (docs/privacy.md).
+        endpoint = erasure.merge_endpoint(external_id)
+
+        def action() -> Response:
+            data = request.data
+            source = data.get("from") if isinstance(data, dict) else None
+            if not isinstance(source, str) or not source.strip() or len(source) > 100:
+                return error_response(
+                    "invalid_input",
+                    'Expected {"from": "<session id or customer id>"} (1 to 100 characters).',
+                    [{"field": "from", "reason": "must be a non-empty string of at most 100 characters"}],
+                )
+            customer = Customer.objects.filter(external_id=external_id).first()
+            if customer is None:
+                return not_found("customer", external_id)
+            try:
+                result = erasure.merge_customers(self.store, customer, source, _actor(request))
+            except erasure.EraseError as exc:
+                return _erase_error(exc)
+            record = result.record.pk if result.record is not None else None
+            return Response({"record": record, "merged": result.merged, "rows": result.counts})
+
+        return run_idempotent(request, self.store, endpoint, action)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -97,6 +98,13 @@ class Event(StoreOwned):
             models.Index(fields=["customer", "-timestamp"], name="event_customer_time_idx"),
             # "events of this product" (product pages, co-purchase mining).
             models.Index(fields=["product", "timestamp"], name="event_product_time_idx"),
+            # "the anonymous events of this session" (merging a session into a customer, erasing a
+            # customer's sessions). Partial: only anonymous rows pay for it on ingestion.
+            models.Index(
+                fields=["store", "session_id"],
+                name="event_anon_session_idx",
+                condition=models.Q(customer__isnull=True),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -107,3 +115,56 @@ class Event(StoreOwned):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class ErasureRecord(StoreOwned):
+    """The audit line of one erasure, bad-event deletion or merge: what kind, who, when, how many rows.
+
+    Holds nothing about the customer on purpose (no external id, no hash of it): a hash of an id the
+    shop can recompute is still personal data, and the record must outlive the person it forgets.
+    The API answers with this row's id, which the shop can keep as its proof of erasure.
+    """
+
+    class Kind(models.TextChoices):
+        ERASE = "erase", _("Customer erased")
+        DELETE_EVENTS = "delete_events", _("Events deleted")
+        MERGE = "merge", _("Customers merged")
+
+    class Via(models.TextChoices):
+        API = "api", _("API")
+        DASHBOARD = "dashboard", _("Dashboard")
+
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    via = models.CharField(_("via"), max_length=16, choices=Via.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    api_key = models.ForeignKey(
+        "stores.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("API key"),
+    )
+    #: Table label -> rows deleted (erasure, event deletion) or moved (merge); zeros included, so the
+    #: record shows every table that was looked at.
+    row_counts = models.JSONField(_("rows per table"), default=dict)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("erasure record")
+        verbose_name_plural = _("erasure records")
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def total_rows(self) -> int:
+        return sum(int(n) for n in self.row_counts.values())

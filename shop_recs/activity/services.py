@@ -19,6 +19,7 @@ from django.utils import timezone
 from shop_recs.activity import changes
 from shop_recs.activity.ingest import ensure_customers, product_ids_by_sku, write_events
 from shop_recs.activity.models import Customer, EventType
+from shop_recs.catalog import validation as rules
 from shop_recs.catalog.services import InvalidRows, RowError, check_batch_shape
 from shop_recs.stores.models import Store
 
@@ -79,7 +80,12 @@ def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], lis
     cleaned: list[tuple | None] = []
     keep = cleaned.append
     latest = now + _future_tolerance()
+    earliest = rules.earliest_timestamp()
     fromiso = datetime.fromisoformat
+    # The shared value rules (shop_recs.catalog.validation), bound once: ids, text, JSON, numbers.
+    id_ok = rules.is_valid_id
+    text_problem = rules.text_problem
+    value_max = rules.VALUE_MAX
     event_types = _EVENT_TYPES
     allowed = _ALLOWED
     for i, row in enumerate(rows):
@@ -102,8 +108,12 @@ def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], lis
         n_who = len(errors)
         if customer is not None and (type(customer) is not str or not customer or len(customer) > 100):
             err({"index": i, "field": "customer", "reason": "must be a non-empty string of at most 100 characters"})
+        elif customer is not None and not id_ok(customer):
+            err({"index": i, "field": "customer", "reason": f"must be {rules.ID_RULE}"})
         if session is not None and (type(session) is not str or not session or len(session) > 100):
             err({"index": i, "field": "session_id", "reason": "must be a non-empty string of at most 100 characters"})
+        elif session is not None and not id_ok(session):
+            err({"index": i, "field": "session_id", "reason": f"must be {rules.ID_RULE}"})
         if not customer and not session and len(errors) == n_who:
             err({"index": i, "field": "customer", "reason": "give customer or session_id (or both)"})
 
@@ -118,13 +128,20 @@ def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], lis
             err({"index": i, "field": "sku", "reason": "this field is required"})
         elif type(sku) is not str or not sku or len(sku) > 100:
             err({"index": i, "field": "sku", "reason": "must be a non-empty string of at most 100 characters"})
+        elif not id_ok(sku):
+            err({"index": i, "field": "sku", "reason": f"must be {rules.ID_RULE}"})
         if query is not None and (type(query) is not str or len(query) > 500):
             err({"index": i, "field": "query", "reason": "must be a string of at most 500 characters"})
+        elif query is not None and (problem := text_problem(query)):
+            err({"index": i, "field": "query", "reason": problem})
 
         value = row.get("value")
         if value is not None:
             if type(value) not in (int, float) or not math.isfinite(value):
                 err({"index": i, "field": "value", "reason": "must be a number"})
+                value = None
+            elif not -value_max <= value <= value_max:
+                err({"index": i, "field": "value", "reason": f"must be between {-value_max:.0f} and {value_max:.0f}"})
                 value = None
             else:
                 value = float(value)
@@ -135,6 +152,8 @@ def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], lis
         order_id = row.get("order_id")
         if order_id is not None and (type(order_id) is not str or len(order_id) > 100):
             err({"index": i, "field": "order_id", "reason": "must be a string of at most 100 characters"})
+        elif order_id and not id_ok(order_id):
+            err({"index": i, "field": "order_id", "reason": f"must be {rules.ID_RULE}"})
 
         if etype == "rating":
             if value is None:
@@ -165,14 +184,16 @@ def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], lis
             except ValueError:
                 err({"index": i, "field": "timestamp", "reason": f"not an ISO-8601 date-time: {ts_raw[:40]!r}"})
             else:
-                if ts.tzinfo is None or ts.utcoffset() is None:
-                    err({"index": i, "field": "timestamp", "reason": "must include a time zone (e.g. 'Z' or '+02:00')"})
-                elif ts > latest:
-                    err({"index": i, "field": "timestamp", "reason": "is in the future"})
+                problem = rules.timestamp_problem(ts, earliest, latest)
+                if problem:
+                    err({"index": i, "field": "timestamp", "reason": problem})
+                    ts = None
 
         context = row.get("context")
         if context is not None and type(context) is not dict:
             err({"index": i, "field": "context", "reason": "must be an object"})
+        elif context and (problem := rules.json_problem(context)):
+            err({"index": i, "field": "context", "reason": problem})
 
         if len(errors) == n:
             keep((customer, session, etype, sku, value, quantity, order_id, query, ts, context))
@@ -262,6 +283,8 @@ def clean_customer_rows(rows: object, *, max_rows: int | None = None) -> list[di
         ext = row.get("external_id")
         if not isinstance(ext, str) or not ext.strip() or len(ext) > 100 or "/" in ext:
             errors.append({"index": i, "field": "external_id", "reason": "required, at most 100 characters, no '/'"})
+        elif not rules.is_valid_id(ext):
+            errors.append({"index": i, "field": "external_id", "reason": f"must be {rules.ID_RULE}"})
         elif ext in seen:
             errors.append({"index": i, "field": "external_id", "reason": f"duplicate of row {seen[ext]}"})
         else:
@@ -275,6 +298,8 @@ def clean_customer_rows(rows: object, *, max_rows: int | None = None) -> list[di
                 errors.append(
                     {"index": i, "field": name, "reason": f"must be a string of at most {max_len} characters"}
                 )
+            elif problem := rules.text_problem(value):
+                errors.append({"index": i, "field": name, "reason": problem})
             out[name] = value
         signup = row.get("signup_date")
         if signup is not None:

@@ -7,6 +7,7 @@ so keep the two in step when a rule changes.
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from shop_recs.catalog.models import Product
@@ -29,8 +30,22 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorBodySerializer()
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 1000},
+            {"type": "string", "maxLength": 0},
+        ]
+    }
+)
+class OptionalURLField(serializers.URLField):
+    """An http(s) URL or ``""`` (none): the schema says so, where a plain URLField's ``format: uri``
+    made every product without an image a schema violation."""
+
+
 class ProductSerializer(serializers.ModelSerializer):
     category = serializers.SerializerMethodField(help_text="Category path, e.g. 'Home > Kitchen > Mugs'.")
+    image_url = OptionalURLField(read_only=True)
 
     class Meta:
         model = Product
@@ -55,7 +70,7 @@ class ProductInputSerializer(serializers.Serializer):
     currency = serializers.RegexField(
         r"^[A-Za-z]{3}$", required=False, allow_null=True, help_text="3-letter code; default: the store's currency."
     )
-    image_url = serializers.URLField(required=False, allow_blank=True, max_length=1000, default="")
+    image_url = OptionalURLField(required=False, allow_blank=True, max_length=1000, default="")
     is_active = serializers.BooleanField(required=False, default=True)
     in_stock = serializers.BooleanField(required=False, default=True)
     attributes = serializers.DictField(required=False, default=dict)

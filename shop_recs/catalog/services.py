@@ -17,6 +17,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from shop_recs.catalog import validation as rules
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
 from shop_recs.stores.models import Store
 
@@ -81,7 +82,7 @@ PRODUCT_FIELDS: dict[str, Any] = {
 }
 _ALLOWED_KEYS = frozenset(PRODUCT_FIELDS) | {"sku"}
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
-_PRICE_MAX = Decimal("9999999999.99")  # max_digits=12, decimal_places=2
+_PRICE_MAX = rules.PRICE_MAX  # max_digits=12, decimal_places=2
 _url_validator = URLValidator(schemes=["http", "https"])
 
 
@@ -110,6 +111,8 @@ def _check_str(row: dict, name: str, max_len: int, errors: list, index: int, req
         errors.append({"index": index, "field": name, "reason": "must not be blank"})
     elif len(value) > max_len:
         errors.append({"index": index, "field": name, "reason": f"at most {max_len} characters"})
+    elif problem := rules.text_problem(value):
+        errors.append({"index": index, "field": name, "reason": problem})
 
 
 def check_batch_shape(rows: object, max_rows: int | None, noun: str) -> None:
@@ -156,6 +159,8 @@ def _clean_product_row(row: dict, i: int, seen: dict[str, int], errors: list[Row
     _check_str(row, "sku", 100, errors, i, required=True)
     if isinstance(sku, str) and "/" in sku:
         errors.append({"index": i, "field": "sku", "reason": "must not contain '/'"})
+    elif isinstance(sku, str) and sku.strip() and len(sku) <= rules.ID_MAX_LENGTH and not rules.is_valid_id(sku):
+        errors.append({"index": i, "field": "sku", "reason": f"must be {rules.ID_RULE}"})
     if isinstance(sku, str) and sku in seen:
         errors.append({"index": i, "field": "sku", "reason": f"duplicate of row {seen[sku]}"})
     elif isinstance(sku, str):
@@ -169,13 +174,17 @@ def _clean_product_row(row: dict, i: int, seen: dict[str, int], errors: list[Row
     tags = row.get("tags")
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
         errors.append({"index": i, "field": "tags", "reason": "must be a list of strings"})
+    elif tags and (problem := rules.json_problem(tags)):
+        errors.append({"index": i, "field": "tags", "reason": problem})
     attributes = row.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         errors.append({"index": i, "field": "attributes", "reason": "must be an object"})
+    elif attributes and (problem := rules.json_problem(attributes)):
+        errors.append({"index": i, "field": "attributes", "reason": problem})
     price = _clean_price(row.get("price"), errors, i)
     currency = row.get("currency")
     if currency is not None:
-        if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
+        if not isinstance(currency, str) or not _CURRENCY_RE.fullmatch(currency):
             errors.append({"index": i, "field": "currency", "reason": "must be a 3-letter code like 'EUR'"})
         else:
             currency = currency.upper()
@@ -206,6 +215,9 @@ def _clean_category(category: Any, errors: list[RowError], i: int) -> Any:
     if not isinstance(category, str):
         errors.append({"index": i, "field": "category", "reason": "must be a path string like 'A > B'"})
         return category
+    if problem := rules.text_problem(category):
+        errors.append({"index": i, "field": "category", "reason": problem})
+        return category
     if not category.strip():
         return None
     try:
@@ -216,17 +228,22 @@ def _clean_category(category: Any, errors: list[RowError], i: int) -> Any:
 
 
 def _clean_price(price: Any, errors: list[RowError], i: int) -> Decimal | None:
-    """The price as a ``Decimal`` (None if absent or not a number); errors for bad values."""
-    if price is None:
+    """The price as a ``Decimal`` (None if absent, blank or not a number); errors for bad values."""
+    if price is None or (isinstance(price, str) and not price.strip()):
+        # Blank means "no price", as the schema (a nullable decimal string) and the importers allow.
         return None
     if isinstance(price, bool) or not isinstance(price, (int, float, str)):
+        errors.append({"index": i, "field": "price", "reason": "must be a number"})
+        return None
+    if isinstance(price, str) and len(price) > 40:
+        # Decimal() of a 100,000-digit string is slow; no valid price is that long.
         errors.append({"index": i, "field": "price", "reason": "must be a number"})
         return None
     try:
         price = Decimal(str(price))
         if not price.is_finite():
             raise InvalidOperation
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         errors.append({"index": i, "field": "price", "reason": "must be a number"})
         return None
     if price < 0:

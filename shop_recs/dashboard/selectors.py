@@ -16,6 +16,7 @@ from django.db.models.functions import Cast, Coalesce, Concat, TruncDate
 from django.utils import timezone
 
 from shop_recs.activity.models import Customer, Event, EventType
+from shop_recs.catalog.validation import readable_events_q
 
 # Selectable Overview periods, in days; ``None`` means all time.
 PERIODS: dict[str, int | None] = {"7": 7, "30": 30, "90": 90, "all": None}
@@ -43,6 +44,9 @@ class Period:
     end: datetime | None
 
     def filter(self, qs):
+        # Always within the readable window: a row stored before validation with a year-1 timestamp
+        # or a 1e300 value would fail the whole page ("all time" included), so it is skipped.
+        qs = qs.filter(readable_events_q())
         if self.start is not None:
             qs = qs.filter(timestamp__gte=self.start)
         if self.end is not None:
@@ -91,7 +95,7 @@ def resolve_period(key: str | None) -> Period:
     """
     if key not in PERIODS:
         key = DEFAULT_PERIOD
-    latest = Event.objects.aggregate(latest=Max("timestamp"))["latest"]
+    latest = Event.objects.filter(readable_events_q()).aggregate(latest=Max("timestamp"))["latest"]
     days = PERIODS[key]
     if latest is None or days is None:
         return Period(key=key, start=None, end=None)
@@ -222,7 +226,7 @@ def event_type_counts(qs) -> dict[str, int]:
 def customer_activity_per_day(customer: Customer) -> list[dict]:
     """One customer's events per day and type, for the small activity chart on the profile page."""
     rows = (
-        Event.objects.filter(customer=customer)
+        Event.objects.filter(readable_events_q(), customer=customer)
         .annotate(day=TruncDate("timestamp"))
         .values("day", "event_type")
         .annotate(n=Count("id"))
@@ -242,6 +246,15 @@ def daily_series(rows: list[dict]) -> tuple[list[date], dict[str, list[int]]]:
     for r in rows:
         series.setdefault(r["event_type"], [0] * len(days))[index[r["day"]]] += r["n"]
     return days, series
+
+
+def recent_events(events, limit: int = 20):
+    """The latest ``limit`` of an event queryset (a product's or a customer's) that can be shown.
+
+    Rows outside ``readable_events_q`` (a year-1 timestamp, a 1e300 value stored before validation)
+    are left out of the list, so the page renders; they still count in ``event_type_counts``.
+    """
+    return events.filter(readable_events_q()).order_by("-timestamp")[:limit]
 
 
 # --- profiles and segments (analytics app) --------------------------------------------------------

@@ -2,16 +2,22 @@
 
 from django.urls import include, path
 
-from shop_recs.dashboard import views
+from shop_recs.dashboard import tasks_views, views
 
 app_name = "dashboard"
 
 store_patterns = [
     path("", views.overview, name="overview"),
     path("catalog/", views.catalog, name="catalog"),
-    path("catalog/<str:sku>/", views.product_detail, name="product_detail"),
+    # path: ids stored before the id rule (docs/api.md, "Validation") may hold "/"; pages must still link.
+    path("catalog/<path:sku>/", views.product_detail, name="product_detail"),
     path("customers/", views.customers, name="customers"),
-    path("customers/<str:external_id>/", views.customer_detail, name="customer_detail"),
+    # Before customer_detail, with path converters: an old id holding "/" still reaches its actions.
+    path("customers/<path:external_id>/erase/", views.erase_customer, name="erase_customer"),
+    path("customers/<path:external_id>/events/delete/", views.delete_customer_events, name="delete_customer_events"),
+    path("customers/<path:external_id>/", views.customer_detail, name="customer_detail"),
+    path("tasks/", tasks_views.tasks, name="tasks"),
+    path("tasks/status/", tasks_views.task_status, name="task_status"),
     path("settings/keys/", views.api_keys, name="api_keys"),
     path("settings/keys/<int:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("settings/members/", views.members, name="members"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.apps import apps as django_apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -19,7 +20,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from shop_recs.activity.models import Customer, Event, EventType
+from shop_recs.activity import erasure
+from shop_recs.activity.models import Customer, ErasureRecord, Event, EventType
 from shop_recs.catalog.models import Category, Product
 from shop_recs.dashboard import charts, selectors
 from shop_recs.dashboard.forms import AddMemberForm, ApiKeyForm, CatalogFilterForm, CustomerFilterForm, RoleForm
@@ -155,7 +157,7 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     product = get_object_or_404(Product.objects.select_related("category"), sku=sku)
     events = Event.objects.filter(product=product)
     counts = selectors.event_type_counts(events)
-    recent = events.select_related("customer").order_by("-timestamp")[:RECENT_EVENTS]
+    recent = selectors.recent_events(events.select_related("customer"), RECENT_EVENTS)
     return render(
         request,
         "dashboard/product_detail.html",
@@ -224,7 +226,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     events = Event.objects.filter(customer=customer)
     labels = _event_labels()
     counts = selectors.event_type_counts(events)
-    recent = events.select_related("product").order_by("-timestamp")[:RECENT_EVENTS]
+    recent = selectors.recent_events(events.select_related("product"), RECENT_EVENTS)
     days, series = selectors.daily_series(selectors.customer_activity_per_day(customer))
     figure = _figure_payload(charts.customer_activity_figure(days, series, labels)) if days else None
     return render(
@@ -237,6 +239,8 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
             "total_events": sum(counts.values()),
             "recent_events": recent,
             "figure": figure,
+            # Rows the validation refuses today, stored before it: skipped above, listed to be deleted.
+            "bad_events": erasure.list_events(customer, unreadable_only=True, limit=RECENT_EVENTS),
         },
     )
 
@@ -341,3 +345,83 @@ def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
     else:
         messages.success(request, _("%(user)s has been removed.") % {"user": membership.user.get_username()})
     return redirect("dashboard:members", store_slug=request.store.slug)
+
+
+# --- customers: erasure and bad events (merchant only; ``activity.erasure`` does the work) --------
+
+
+def _table_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """``app_label.Model -> rows`` as (the table's plural name, rows) for the confirmation pages."""
+    rows = []
+    for label, n in counts.items():
+        try:
+            name = str(django_apps.get_model(label)._meta.verbose_name_plural)
+        except LookupError:
+            name = label
+        rows.append((name, n))
+    return sorted(rows, key=lambda row: (-row[1], row[0]))
+
+
+def _dashboard_actor(request: HttpRequest) -> erasure.Actor:
+    return erasure.Actor(via=ErasureRecord.Via.DASHBOARD, user=request.user)
+
+
+@store_view(merchant_only=True)
+def erase_customer(request: HttpRequest, external_id: str) -> HttpResponse:
+    """Confirm (the counts of every table, and the customer id typed again), then erase."""
+    customer = get_object_or_404(Customer, external_id=external_id)
+    if request.method == "POST":
+        if request.POST.get("confirm_id", "").strip() != customer.external_id:
+            messages.error(request, _("Type the customer id exactly as shown to confirm the erasure."))
+        else:
+            record = erasure.erase_customer(request.store, customer, _dashboard_actor(request))
+            messages.success(
+                request,
+                _("The customer has been erased: %(rows)s rows deleted (audit record #%(record)s).")
+                % {"rows": record.total_rows, "record": record.pk},
+            )
+            return redirect("dashboard:customers", store_slug=request.store.slug)
+    counts = erasure.preview_erasure(request.store, customer)
+    return render(
+        request,
+        "dashboard/customer_erase.html",
+        {
+            "section": "customers",
+            "customer": customer,
+            "counts": _table_counts(counts),
+            "total": sum(counts.values()),
+        },
+    )
+
+
+@store_view(merchant_only=True)
+def delete_customer_events(request: HttpRequest, external_id: str) -> HttpResponse:
+    """The selected events (``ids``) on a confirmation page; deleted on a confirmed POST."""
+    customer = get_object_or_404(Customer, external_id=external_id)
+    back = redirect("dashboard:customer_detail", store_slug=request.store.slug, external_id=customer.external_id)
+    raw = request.POST.getlist("ids") if request.method == "POST" else request.GET.getlist("ids")
+    if not raw or not all(r.isascii() and r.isdigit() and len(r) <= 18 for r in raw):
+        messages.error(request, _("Select at least one event to delete."))
+        return back
+    if len(raw) > erasure.MAX_EVENT_IDS:
+        messages.error(request, _("Select at most %(n)s events at a time.") % {"n": erasure.MAX_EVENT_IDS})
+        return back
+    ids = {int(r) for r in raw}
+    # Read without loading timestamps Python cannot hold (a bad row may be year 1).
+    events = erasure.list_events(customer, ids=ids, limit=len(ids))
+    if len(events) != len(ids):
+        messages.error(request, _("Some selected events are not this customer's any more; select them again."))
+        return back
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        record = erasure.delete_events(request.store, customer, [e.pk for e in events], _dashboard_actor(request))
+        messages.success(
+            request,
+            _("%(n)s events deleted (audit record #%(record)s).")
+            % {"n": record.row_counts.get("activity.Event", 0), "record": record.pk},
+        )
+        return back
+    return render(
+        request,
+        "dashboard/customer_events_delete.html",
+        {"section": "customers", "customer": customer, "events": events},
+    )

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.utils.timezone import now
+
 from shop_recs.activity.ingest import ensure_customers_counting, product_ids_by_sku, write_events
 from shop_recs.activity.models import EventType
 from shop_recs.activity.services import EVENT_FIELDS
+from shop_recs.catalog import validation as rules
 from shop_recs.catalog.services import PRODUCT_FIELDS, InvalidRows, upsert_products
 from shop_recs.imports.jobs import ImportFailed, Progress, RowError, _Errors, _result_count, _run_job, _start_job
 from shop_recs.imports.models import ImportJob, ImportKind
@@ -215,6 +218,12 @@ def _event_row(row: dict[str, Any], tz: ZoneInfo) -> tuple[str, str, tuple]:
         raise ValueError(f"a {event_type} event needs a sku")
     if event_type == EventType.SEARCH and not query:
         raise ValueError("a search event needs a query")
+    # The API's value rules (shop_recs.catalog.validation): ids, text, numbers, time window, JSON.
+    for name, ident in (("customer", customer), ("session_id", session), ("sku", sku)):
+        if ident and not rules.is_valid_id(ident):
+            raise ValueError(f"{name} {ident[:40]!r} must be {rules.ID_RULE}")
+    if query and (problem := rules.text_problem(query)):
+        raise ValueError(f"query {problem}")
     raw_value, raw_quantity, raw_context = get("value"), get("quantity"), get("context")
     try:
         value = None if raw_value == "" or raw_value is None else _parse_float(raw_value)
@@ -226,9 +235,19 @@ def _event_row(row: dict[str, Any], tz: ZoneInfo) -> tuple[str, str, tuple]:
         raise ValueError(f"quantity: {exc}")
     if event_type == EventType.RATING and value is None:
         raise ValueError("a rating event needs a value")
+    if value is not None and not -rules.VALUE_MAX <= value <= rules.VALUE_MAX:
+        raise ValueError(f"value must be between {-rules.VALUE_MAX:.0f} and {rules.VALUE_MAX:.0f}")
+    if quantity is not None and quantity <= 0:
+        raise ValueError("quantity must be a positive whole number")
     timestamp = _parse_timestamp(get("timestamp"), tz)
+    if problem := rules.timestamp_problem(timestamp, rules.earliest_timestamp(), rules.latest_timestamp(now())):
+        raise ValueError(f"timestamp {problem}")
     context = None if raw_context == "" or raw_context is None else _parse_context(raw_context)
+    if context and (problem := rules.json_problem(context)):
+        raise ValueError(f"context {problem}")
     order_id = _check_length(_s(get("order_id")), 100, "order_id")
+    if order_id and not rules.is_valid_id(order_id):
+        raise ValueError(f"order_id {order_id[:40]!r} must be {rules.ID_RULE}")
     return customer, sku, (session, event_type, value, quantity, order_id, query, timestamp, context)
 
 

@@ -57,7 +57,10 @@ def _parse_decimal(raw: Any) -> Decimal | None:
 
 def _parse_float(raw: Any) -> float | None:
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:  # an integer beyond float's range
+            raise ValueError(f"{str(raw)[:40]!r}... is not a finite number") from None
     else:
         value = _text(raw)
         if value == "":
@@ -73,6 +76,8 @@ def _parse_float(raw: Any) -> float | None:
 
 def _parse_int(raw: Any) -> int | None:
     if isinstance(raw, int) and not isinstance(raw, bool):
+        if abs(raw) > 2**31 - 1:
+            raise ValueError("is too large")
         return raw
     value = _text(raw)
     if value == "":
@@ -94,7 +99,10 @@ def _parse_timestamp(raw: Any, tz: ZoneInfo) -> datetime:
     A timestamp without an offset is read in the store's time zone.
     """
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(float(raw), tz=ZoneInfo("UTC"))
+        try:
+            return datetime.fromtimestamp(float(raw), tz=ZoneInfo("UTC"))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{raw!r} is not a time in seconds since 1970") from None
     value = _text(raw)
     if value == "":
         raise ValueError("timestamp is empty")
@@ -115,8 +123,8 @@ def _parse_context(raw: Any) -> dict | None:
         return None
     try:
         parsed = json.loads(value)
-    except json.JSONDecodeError:
-        raise ValueError(f"context {value[:60]!r} is not valid JSON")
+    except (ValueError, RecursionError):  # JSONDecodeError, a 4,300-digit integer, deep nesting
+        raise ValueError(f"context {value[:60]!r} is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise ValueError("context must be a JSON object")
     return parsed or None
@@ -188,6 +196,11 @@ def _jsonl_rows(path: Path, errors: _Errors) -> Iterator[tuple[int, dict[str, An
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     errors.add(line_no, f"invalid JSON: {exc.msg}")
+                    continue
+                except (ValueError, RecursionError) as exc:
+                    # An integer over 4,300 digits (ValueError), or nesting Python cannot parse.
+                    reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+                    errors.add(line_no, f"invalid JSON: {reason}")
                     continue
                 if not isinstance(obj, dict):
                     errors.add(line_no, "each line must be a JSON object")

@@ -13,15 +13,20 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from django.apps import apps
 from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from shop_recs.platform import executor
 from shop_recs.stores.scoping import StoreOwned
 
 logger = logging.getLogger(__name__)
@@ -134,6 +139,11 @@ class JobProgress:
 def enqueue_on_commit(task: Any, row: JobRun) -> None:
     """Send ``task.delay(row.pk)`` once the current transaction commits.
 
+    Where it goes: to the broker's workers when there is one; in the embedded mode (Celery eager,
+    no broker) to this web process's background pool (:mod:`shop_recs.platform.executor`), started
+    after the response is sent, so the page returns at once and polls the row; in commands, shells
+    and tests without a started pool, eagerly in the caller as before.
+
     If the broker is unreachable the row is failed at once with a clear message, so a queued row
     never waits forever (nor holds a per-store lock such as training's); the caller's request
     still succeeds and shows the failed row.
@@ -142,7 +152,17 @@ def enqueue_on_commit(task: Any, row: JobRun) -> None:
     transaction.on_commit(lambda: _enqueue_or_fail(task, model, pk))
 
 
+def job_key(model: type[models.Model], pk: int) -> str:
+    """``"app_label.model:pk"``: how the pool's ledger and the Tasks page name one job row."""
+    return f"{model._meta.label_lower}:{pk}"
+
+
 def _enqueue_or_fail(task: Any, model: type[JobRun], pk: int) -> None:
+    pool = executor.current()
+    if pool is not None and task.app.conf.task_always_eager:
+        key = job_key(model, pk)
+        executor.after_response(lambda: pool.submit(key, lambda: run_in_background(task, model, pk)))
+        return
     try:
         task.delay(pk)
     except Exception as exc:  # noqa: BLE001 - kombu raises several connection error types
@@ -152,6 +172,85 @@ def _enqueue_or_fail(task: Any, model: type[JobRun], pk: int) -> None:
             finished_at=timezone.now(),
             error=f"Could not reach the task queue ({type(exc).__name__}: {exc}); start it again later.",
         )
+
+
+def run_in_background(task: Any, model: type[JobRun], pk: int) -> None:
+    """A pool thread's job: the task body with Celery's eager semantics (its retries included).
+
+    Task bodies record their own failures on the row; anything that escapes them (a crash before
+    the row was claimed, a bug, a database error after the retries) fails the row here with the
+    reason, so no row stays queued or running behind a dead job.
+    """
+    try:
+        task.apply(args=(pk,), throw=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the job raised is the reason shown on the row
+        logger.exception("%s %s: the background job crashed", model.__name__, pk)
+        row = model.all_stores.filter(pk=pk).first()
+        if row is not None:
+            fail(row, exc)
+
+
+def start_background_jobs() -> executor.BackgroundExecutor | None:
+    """Start this process's pool (embedded mode, ``JOB_EXECUTOR_THREADS`` > 0) and clean up after the last one.
+
+    Rows that a previous process held in its pool when it stopped (a restart, a crash) are failed
+    at once, queued ones too; then the usual stale sweep runs, since no beat runs in embedded mode.
+    """
+    if not settings.CELERY_TASK_ALWAYS_EAGER or settings.JOB_EXECUTOR_THREADS <= 0:
+        return None
+    pool, orphans = executor.start(settings.JOB_EXECUTOR_THREADS, Path(settings.VAR_DIR) / "jobs")
+    try:
+        for key in orphans:
+            _fail_orphan(key)
+        fail_stale_jobs()
+    except Exception:  # noqa: BLE001 - housekeeping must never break the request that started the pool
+        logger.exception("could not fail the job rows of stopped processes")
+    return pool
+
+
+#: The error an orphaned row gets: its process stopped while the row was queued or running.
+ORPHAN_ERROR = "The web process running this job stopped (restart or crash) before it finished; start it again."
+
+
+def _fail_orphan(key: str) -> None:
+    label, _sep, pk = key.rpartition(":")
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        logger.warning("job ledger names an unknown model %r; ignoring it", label)
+        return
+    if not pk.isdigit() or not issubclass(model, JobRun):
+        return
+    n = (
+        model.all_stores.filter(pk=int(pk))
+        .exclude(status__in=FINISHED_STATUSES)
+        .update(status=JobStatus.FAILED, finished_at=timezone.now(), error=ORPHAN_ERROR)
+    )
+    if n:
+        logger.warning("%s: failed, its process stopped while it was open", key)
+
+
+#: Whether this process has decided on its pool (at its first real request): later requests skip it.
+_pool_decided = False
+
+
+def _on_request_started(sender: Any, **kwargs: Any) -> None:
+    # Only a real server starts the pool (the test client's handler is neither class), and every
+    # request defers its jobs to the moment its response has been sent.
+    global _pool_decided
+    if not _pool_decided and isinstance(sender, type) and issubclass(sender, (WSGIHandler, ASGIHandler)):
+        _pool_decided = True
+        start_background_jobs()
+    if executor.current() is not None:
+        executor.begin_request()
+
+
+def _on_request_finished(sender: Any, **kwargs: Any) -> None:
+    executor.end_request()
+
+
+request_started.connect(_on_request_started, dispatch_uid="shop_recs.platform.jobs.request_started")
+request_finished.connect(_on_request_finished, dispatch_uid="shop_recs.platform.jobs.request_finished")
 
 
 def claim(row: JobRun, *, statuses: Iterable[str] = (JobStatus.QUEUED,), **values: Any) -> bool:

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from shop_recs.activity.models import Customer
 from shop_recs.api.errors import error_response
 from shop_recs.api.fastpath import FastGetMixin, json_response
-from shop_recs.api.params import BadInput, bad_input_response, float_param, int_param
+from shop_recs.api.params import BadInput, bad_input_response, float_param, int_param, sku_list_param, text_param
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.serializers import ErrorSerializer
 from shop_recs.serving import live_activity
@@ -42,16 +42,18 @@ OFFSET_MAX = 500
 
 def _filters(params: Any, snap: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "category": params.get("category") or None,
+        "category": text_param(params, "category", 1000) or None,
         "min_price": float_param(params, "min_price", 0.0),
         "max_price": float_param(params, "max_price", 0.0),
         "diversity": float_param(params, "diversity", 0.0, 1.0),
     }
     if out["min_price"] is not None and out["max_price"] is not None and out["min_price"] > out["max_price"]:
         raise BadInput("min_price", "must not exceed max_price")
-    if exclude := params.get("exclude"):
+    if exclude := sku_list_param(params, "exclude"):
         # Unknown skus in an exclusion list are harmless (the shop may exclude what we never saw).
-        out["exclude_ids"] = {snap.sku_to_pk[s] for s in exclude.split(",") if s.strip() in snap.sku_to_pk}
+        sku_to_pk = snap.sku_to_pk
+        out["exclude_ids"] = {sku_to_pk[s] for s in exclude if s in sku_to_pk}
+    text_param(params, "placement", 100)  # refused here (400) rather than failing later in a query
     return out
 
 
@@ -151,8 +153,13 @@ def _similar_fast(request: HttpRequest, store: Any, sku: str) -> HttpResponse | 
     return json_response(result.as_dict())
 
 
-N_PARAM = OpenApiParameter("n", int, description=f"How many items (1..{N_MAX}, default 10).")
-PLACEMENT = OpenApiParameter("placement", str, description="Where the list is shown (home, pdp, cart, ...).")
+# The bounds in the schema are the ones int_param enforces (a raw schema dict: OpenApiParameter has no min/max).
+N_SCHEMA = {"type": "integer", "minimum": 1, "maximum": N_MAX}
+N_PARAM = OpenApiParameter("n", N_SCHEMA, description=f"How many items (1..{N_MAX}, default 10).")
+PLACEMENT_SCHEMA = {"type": "string", "maxLength": 100}
+PLACEMENT = OpenApiParameter(
+    "placement", PLACEMENT_SCHEMA, description="Where the list is shown (home, pdp, cart, ...)."
+)
 FILTER_PARAMS = [
     OpenApiParameter("category", str, description="Category path; the subtree is included."),
     OpenApiParameter("min_price", OpenApiTypes.NUMBER),
@@ -171,7 +178,11 @@ class CustomerRecommendationsView(FastGetMixin, StoreScopedAPIMixin, APIView):
         "one with no history gets trending products (per country when the customer's country has enough activity).",
         parameters=[
             N_PARAM,
-            OpenApiParameter("offset", int, description=f"Skip this many (0..{OFFSET_MAX})."),
+            OpenApiParameter(
+                "offset",
+                {"type": "integer", "minimum": 0, "maximum": OFFSET_MAX},
+                description=f"Skip this many (0..{OFFSET_MAX}).",
+            ),
             *FILTER_PARAMS,
             OpenApiParameter("exclude", str, description="Comma-separated skus to leave out."),
             PLACEMENT,
@@ -259,7 +270,7 @@ class FrequentlyBoughtTogetherView(StoreScopedAPIMixin, APIView):
         summary="Frequently bought together",
         description="Co-purchases (same order, or same customer and day without an order id) ranked by lift, "
         "pairs below the minimum support (FBT_MIN_SUPPORT baskets) left out. Precomputed per store.",
-        parameters=[OpenApiParameter("n", int, description=f"How many items (1..{N_MAX}, default 5)."), PLACEMENT],
+        parameters=[OpenApiParameter("n", N_SCHEMA, description=f"How many items (1..{N_MAX}, default 5)."), PLACEMENT],
         responses={200: RecommendationResponseSerializer, 404: ErrorSerializer, **ERRORS},
     )
     def get(self, request: Request, sku: str) -> Response:

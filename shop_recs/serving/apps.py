@@ -22,3 +22,8 @@ class ServingConfig(AppConfig):
         model_trained.connect(
             receivers.rebuild_frequently_bought_together, sender=TrainingRun, dispatch_uid="serving.rebuild_fbt"
         )
+        # Forgetting and merging customers (activity.erasure): serving's rows and caches of them.
+        from shop_recs.activity import erasure
+
+        erasure.customer_erasing.connect(receivers.erase_customer_rows, dispatch_uid="serving.erase_customer")
+        erasure.customers_merging.connect(receivers.merge_customer_rows, dispatch_uid="serving.merge_customers")

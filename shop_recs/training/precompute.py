@@ -31,7 +31,7 @@ import numpy as np
 from django.conf import settings
 
 from shop_recs.recsys.base import as_csr, top_n
-from shop_recs.training.artifacts import artifact_path, write_artifact_atomic
+from shop_recs.training.artifacts import _USER_IDS_KEY, artifact_path, write_artifact_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,34 @@ def precompute_for_version(version: Any, model: Any, matrix: Any, log: Any = Non
         )
     arrays = build_serving_arrays(model, matrix, users=users)
     return write_sidecar(artifact_path(version), version.checksum, arrays)
+
+
+def drop_user_candidates(version: Any, customer_ids: set[int]) -> int:
+    """Clear the precomputed candidates of these customers in ``version``'s sidecar (an erasure).
+
+    The rows become "not precomputed" (``-1``), which serving treats like a customer new since
+    training. The sidecar is rewritten atomically (a zip member cannot be edited in place: its CRC
+    would no longer match); processes that memory-mapped the old file keep their copy until they
+    reload, which the caller triggers. Returns how many rows were cleared (0: nothing to change).
+    """
+    path = artifact_path(version)
+    side = sidecar_path(path)
+    if not path.exists() or not side.exists():
+        return 0
+    with np.load(path, allow_pickle=False) as archive:
+        user_ids = archive[_USER_IDS_KEY].astype(np.int64)
+    rows = np.flatnonzero(np.isin(user_ids, np.fromiter(customer_ids, dtype=np.int64)))
+    if not len(rows):
+        return 0
+    with np.load(side, allow_pickle=False) as data:
+        meta = json.loads(bytes(data["__meta__"]).decode())
+        if meta.get("artifact_sha256") != version.checksum:
+            return 0  # a stale sidecar is never served (load_sidecar refuses it)
+        arrays = {name: np.array(data[name]) for name in data.files if name != "__meta__"}
+    arrays["user_cols"][rows] = -1
+    arrays["user_scores"][rows] = 0.0
+    write_sidecar(path, version.checksum, arrays)
+    return len(rows)
 
 
 # --- loading ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from datetime import date
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from shop_recs.activity.models import Customer, Event
 from shop_recs.catalog.models import Category, Product
@@ -132,3 +133,20 @@ def test_setup_demo_is_idempotent(db, capsys):
         ("demo", "demo-outlet"): Role.MERCHANT,
         ("analyst", "demo"): Role.ANALYST,
     }
+
+
+def test_setup_demo_lands_on_the_main_store_and_prints_an_admin_login(db, client, capsys):
+    # A database set up before: its second store still has the old name, which sorted first.
+    Store.objects.create(slug="demo-outlet", name="Demo Outlet", currency="EUR")
+    args = ["--customers", "20", "--products", "60", "--events", "500", "--no-train", "--no-progress"]
+    call_command("setup_demo", *args)
+    out = capsys.readouterr().out
+    assert "admin / admin-demo-123" in out and "/admin/" in out
+    assert Store.objects.get(slug="demo-outlet").name == "Outlet"
+    client.force_login(get_user_model().objects.get(username="demo"))
+    assert client.get(reverse("dashboard:home")).url == reverse("dashboard:overview", kwargs={"store_slug": "demo"})
+    assert client.get("/admin/").status_code == 302  # the merchant is not staff: the admin refuses them
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff and admin.check_password("admin-demo-123")
+    client.force_login(admin)
+    assert client.get("/admin/").status_code == 200
