@@ -360,6 +360,10 @@ SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 20_000)
 # How long a process trusts an API key row and a store's active model version it has read
 # (a revocation/activation in the same process applies at once).
 API_KEY_CACHE_SECONDS = envfloat("API_KEY_CACHE_SECONDS", 5.0)
+# Wrong API keys from one address: past API_KEY_FAILURE_LIMIT in a window of
+# API_KEY_FAILURE_WINDOW_SECONDS the API answers 429 (shop_recs.api.auth.note_failed_key; 0 = off).
+API_KEY_FAILURE_LIMIT = envint("API_KEY_FAILURE_LIMIT", 30)
+API_KEY_FAILURE_WINDOW_SECONDS = envint("API_KEY_FAILURE_WINDOW_SECONDS", 60)
 SERVING_ACTIVE_VERSION_TTL = envfloat("SERVING_ACTIVE_VERSION_TTL", 5.0)
 # Per-process caches of a store's merchandising rules, catalog snapshot and popularity lists, in
 # seconds (shop_recs.serving; a save in the same process drops the entry at once).

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -63,6 +64,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # one revocation rule.
         result = check_api_key(raw)
         if result.status is not KeyStatus.OK:
+            retry_after = note_failed_key(request)
+            if retry_after is not None:
+                raise exceptions.Throttled(wait=retry_after, detail=str(_("Too many requests with a wrong API key.")))
             raise exceptions.AuthenticationFailed(_REFUSALS[result.status])
         assert result.store is not None and result.key is not None
         return StoreClient(result.store, result.key), result.key
@@ -208,3 +212,29 @@ def store_for_raw_key(raw: str | None) -> Store | None:
     """The store a raw API key belongs to, or ``None`` for a malformed, unknown or revoked key
     (:func:`check_api_key`, for callers that need no reason)."""
     return check_api_key(raw).store
+
+
+# --- throttling of wrong keys ----------------------------------------------------------------------
+
+
+def note_failed_key(request: Any) -> int | None:
+    """Count a wrong key from the request's address; past ``API_KEY_FAILURE_LIMIT`` in the current
+    ``API_KEY_FAILURE_WINDOW_SECONDS`` window, the seconds until the window ends (answer 429).
+
+    Only refused requests are counted and checked, so a valid key never pays for this. Counts live in
+    the shared cache (Redis when configured), so every web process sees them; without a working
+    cache nothing is throttled, which costs protection, never a request.
+    """
+    window = int(settings.API_KEY_FAILURE_WINDOW_SECONDS)
+    limit = int(settings.API_KEY_FAILURE_LIMIT)
+    if limit <= 0 or window <= 0:
+        return None
+    now = int(time.time())
+    start = now - now % window
+    key = f"apikey-failures:{request.META.get('REMOTE_ADDR', '')}:{start}"
+    try:
+        cache.add(key, 0, timeout=window + 5)
+        count = cache.incr(key)
+    except Exception:  # noqa: BLE001 - a cache outage must not turn a 401 into a 500
+        return None
+    return max(1, start + window - now) if count > limit else None

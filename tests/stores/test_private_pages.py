@@ -14,4 +14,4 @@ def test_dashboard_and_admin_pages_are_not_cacheable(client, store, merchant, ap
 
 
 def test_the_api_is_left_alone(api_client):
-    assert "no-store" not in api_client.get("/api/v1/recommendations/popular").get("Cache-Control", "")
+    assert "no-store" not in api_client.get("/api/v1/popular").get("Cache-Control", "")
