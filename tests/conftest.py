@@ -84,6 +84,14 @@ def _eager_celery(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_wrong_key_throttle(settings):
+    """Many tests send wrong keys on purpose from the same test-client address; counted in a shared
+    cache, they would turn later tests' 401s into 429s. tests/api/test_wrong_key_throttle.py turns
+    the throttle back on for itself."""
+    settings.API_KEY_FAILURE_LIMIT = 0
+
+
+@pytest.fixture(autouse=True)
 def _default_language():
     """Every test starts in the default language: a request through the test client with a zh-Hans
     cookie leaves that language active in the thread, which leaked into later tests on the same
