@@ -38,6 +38,7 @@ from django.db import transaction
 
 from shop_recs.activity.ingest import product_ids_by_sku
 from shop_recs.activity.models import Customer, Event
+from shop_recs.catalog import validation as rules
 from shop_recs.catalog.models import Category, Product
 from shop_recs.catalog.services import upsert_products
 from shop_recs.imports.demo_catalog import CATALOG, _Catalog, _make_catalog
@@ -199,6 +200,7 @@ def _event_rows(cfg: DemoConfig, ev: dict[str, Any], prod_pk: np.ndarray, cust_p
     order_names = np.where(ev["type"] == 4, np.char.add("D", sess.astype(str)), "")
     queries = ev["queries"]
     stamps = [datetime.fromtimestamp(t, tz=UTC) for t in ev["ts"].tolist()]
+    _check_generated(stamps, session_names, order_names, cfg)
     value = ev["value"]
     return (
         (
@@ -226,6 +228,21 @@ def _event_rows(cfg: DemoConfig, ev: dict[str, Any], prod_pk: np.ndarray, cust_p
             strict=True,
         )
     )
+
+
+def _check_generated(stamps: list[datetime], sessions: np.ndarray, orders: np.ndarray, cfg: DemoConfig) -> None:
+    """The seeder writes past the row-by-row validation (speed), so it checks its output against the
+    same rules once: the time window (events are in time order) and the shape of every generated id."""
+    if not stamps:
+        return
+    earliest, latest = rules.earliest_timestamp(), rules.latest_timestamp(datetime.now(UTC))
+    for ts in (stamps[0], stamps[-1]):
+        if problem := rules.timestamp_problem(ts, earliest, latest):
+            raise ValueError(f"demo event timestamp {ts:%Y-%m-%d} {problem} (check the demo's end date and days)")
+    samples = [f"C{cfg.customers:05d}", *(str(x) for x in sessions[-1:]), next((str(o) for o in orders if o), "")]
+    bad = [s for s in samples if s and not rules.is_valid_id(s)]
+    if bad:
+        raise ValueError(f"demo ids {bad} do not follow the id rule ({rules.ID_RULE})")
 
 
 def _save_tastes(store: Store, cfg: DemoConfig, end: date, cat: _Catalog, tastes: _Tastes) -> Path:

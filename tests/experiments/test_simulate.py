@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from analytics.experiments import selectors, services
-from analytics.experiments.management.commands.simulate_traffic import TasteModel, examine_probability
+from analytics.experiments.simulation import TasteModel, examine_probability
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.models import ModelVersion
 

@@ -135,7 +135,8 @@ def test_setup_demo_is_idempotent(db, capsys):
     }
 
 
-def test_setup_demo_lands_on_the_main_store_and_prints_an_admin_login(db, client, capsys):
+def test_setup_demo_lands_on_the_main_store_and_prints_an_admin_login(db, client, capsys, settings):
+    settings.DEBUG = True  # a developer's machine: the documented demo passwords
     # A database set up before: its second store still has the old name, which sorted first.
     Store.objects.create(slug="demo-outlet", name="Demo Outlet", currency="EUR")
     args = ["--customers", "20", "--products", "60", "--events", "500", "--no-train", "--no-progress"]
