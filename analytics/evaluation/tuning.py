@@ -218,6 +218,7 @@ def run_trial(trial_id: int, finalise_when_last: bool = False) -> TuningTrial:
             res = evaluate(model, train, test, ks=[k], users=users, diversity=False)
             score = float(res.metrics[job.metric])
             values.update(status=JobStatus.SUCCEEDED, score=score if math.isfinite(score) else None)
+            _save_per_user(job.pk, trial.pk, res.per_user[job.metric])
         except Exception as exc:  # noqa: BLE001 - a broken configuration must not end the search
             logger.warning("tuning trial %s (%s %s) failed: %s", trial.pk, trial.algorithm, trial.params, exc)
             values.update(status=JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -244,8 +245,36 @@ def _record_trial_progress(job_id: int) -> None:
     )
 
 
-def leaderboard(trials: Iterable[TuningTrial], algorithms: list[str]) -> dict[str, dict[str, Any]]:
-    """Best trial per algorithm: highest score, ties to the earlier configuration (defaults come first)."""
+def _per_user_path(job_id: int, trial_id: int) -> Path:
+    return tuning_dir() / f"job{job_id}.trial{trial_id}.npy"
+
+
+def _save_per_user(job_id: int, trial_id: int, values: np.ndarray) -> None:
+    """Keep a trial's per-user validation metric for the one-SE rule at the end (the trial row has
+    only the mean); removed with the job's split."""
+    path = _per_user_path(job_id, trial_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(values, dtype=np.float64), allow_pickle=False)
+
+
+def _load_per_user(job_id: int, trials: Iterable[TuningTrial]) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    for t in trials:
+        path = _per_user_path(job_id, t.pk)
+        if path.exists():
+            out[t.pk] = np.load(path, allow_pickle=False)
+    return out
+
+
+def leaderboard(
+    trials: Iterable[TuningTrial], algorithms: list[str], per_user: dict[int, np.ndarray] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The chosen trial per algorithm. With every scored trial's per-user values (``per_user`` by
+    trial id) it is the engine's one-standard-error rule (the bench's selection: the defaults or the
+    most regularised configuration within one bootstrap SE of the best); otherwise the highest
+    score, ties to the earlier configuration (defaults come first)."""
+    from shop_recs.recsys.selection import interval, one_standard_error  # why: only the leaderboard uses it
+
     by_algo: dict[str, list[TuningTrial]] = {a: [] for a in algorithms}
     for t in trials:
         by_algo.setdefault(t.algorithm, []).append(t)
@@ -255,12 +284,19 @@ def leaderboard(trials: Iterable[TuningTrial], algorithms: list[str]) -> dict[st
         if not scored:
             continue
         best = max(scored, key=lambda t: (t.score, -t.position, -t.pk))
+        entry: dict[str, Any] = {"selection": {"rule": "max"}}
+        if per_user and all(t.pk in per_user for t in scored) and len(scored) > 1:
+            ordered = sorted(scored, key=lambda t: (t.position, t.pk))
+            pick, record = one_standard_error(algo, [{"params": t.params, "per_user": per_user[t.pk]} for t in ordered])
+            best = ordered[pick]
+            entry = {"selection": record, "interval": interval(per_user[best.pk])}
         board[algo] = {
             "trial": best.pk,
             "params": best.params,
             "score": best.score,
             "n_trials": len(rows),
             "n_failed": sum(1 for t in rows if t.status == JobStatus.FAILED),
+            **entry,
         }
     return board
 
@@ -271,7 +307,8 @@ def finalise_tuning(job_id: int) -> TuningJob:
     if job.status != JobStatus.RUNNING:
         return job
     trials = list(TuningTrial.all_stores.filter(job_id=job_id))
-    board = leaderboard(trials, list(job.algorithms))
+    per_user = _load_per_user(job_id, trials)
+    board = leaderboard(trials, list(job.algorithms), per_user)
     timings = dict(job.timings or {})
     if job.started_at:
         timings["total"] = round((timezone.now() - job.started_at).total_seconds(), 4)
@@ -283,6 +320,8 @@ def finalise_tuning(job_id: int) -> TuningJob:
         message = "Every trial failed. " + "; ".join(errors)
         jobs.fail(job, message, timings=timings, leaderboard=json_safe(board), stage="", progress=100)
     _split_path(job_id).unlink(missing_ok=True)
+    for t in trials:
+        _per_user_path(job_id, t.pk).unlink(missing_ok=True)
     job.refresh_from_db()
     return job
 

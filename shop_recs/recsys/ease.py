@@ -28,12 +28,21 @@ class EASE(Recommender):
     name: ClassVar[str] = "ease"
     _artifacts: ClassVar[tuple[str, ...]] = ("B_", "n_items_")
 
-    def __init__(self, l2: float = 500.0, max_items: int = DEFAULT_MAX_ITEMS, input_scaling: str = "binary") -> None:
+    def __init__(
+        self,
+        l2: float = 500.0,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        input_scaling: str = "binary",
+        debias: float = 0.0,
+    ) -> None:
         self.l2 = l2
         self.max_items = max_items
         self.input_scaling = input_scaling
+        self.debias = debias
 
-    def fit(self, user_items: sp.csr_matrix, **kwargs: Any) -> EASE:
+    def fit(self, user_items: sp.csr_matrix, cache: dict[str, Any] | None = None, **kwargs: Any) -> EASE:
+        """Fit. ``cache`` (a dict shared by a tuner's trials) keeps the Gram matrix of the same input,
+        so a grid over ``l2`` builds ``X'X`` once; only the regularised copy and its Cholesky are new."""
         x = scale_values(as_csr(user_items), self.input_scaling)
         n = x.shape[1]
         if n > self.max_items:
@@ -42,10 +51,19 @@ class EASE(Recommender):
                 f"got {n} items. Keep only the most popular items or raise max_items."
             )
         self.n_items_ = n
-        gram = gram_matrix(x)
+        self.item_scale_ = debias_scale(x, float(self.debias))
+        key = (id(user_items), user_items.shape, user_items.nnz, self.input_scaling, float(self.debias))
+        if cache is not None and cache.get("ease_gram_key") == key:
+            gram = cache["ease_gram"].copy()
+        else:
+            gram = gram_matrix(x @ sp.diags(self.item_scale_) if self.debias else x)
+            if cache is not None:
+                cache.update(ease_gram_key=key, ease_gram=gram.copy())
         gram[np.diag_indices(n)] += float(self.l2)
         # potri returns Fortran order; scoring needs C-contiguous rows (else scipy copies B per call).
         self.B_ = np.ascontiguousarray(ease_weights(gram), dtype=np.float32)
+        if self.debias:
+            self.B_ *= self.item_scale_[:, None].astype(np.float32)  # score = (X D) B: fold D into B
         return self
 
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
@@ -56,6 +74,15 @@ class EASE(Recommender):
 
     def item_contributions(self, history: np.ndarray, item_id: int) -> np.ndarray:
         return np.asarray(self.B_[history, item_id], dtype=np.float64)
+
+
+def debias_scale(x: sp.csr_matrix, strength: float) -> np.ndarray:
+    """Per-item input weights ``pop_i ** -strength`` (1 for unseen items): a degree-normalised Gram
+    ``D X'X D``, so popular items weigh less in the regression (0 = plain EASE)."""
+    pop = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float64)
+    if not strength:
+        return np.ones(x.shape[1])
+    return np.where(pop > 0, np.maximum(pop, 1.0) ** (-strength), 1.0)
 
 
 def gram_matrix(x: sp.csr_matrix) -> np.ndarray:

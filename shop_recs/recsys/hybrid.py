@@ -25,7 +25,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {"als": 1.0, "content": 0.3, "popularity": 0
 
 
 def normalise_rows(scores: np.ndarray, method: str) -> np.ndarray:
-    """Per-user ``minmax`` (to 0..1) or ``zscore`` over the finite scores; ``-inf`` stays ``-inf``."""
+    """Per-user ``minmax`` (to 0..1), ``zscore`` or ``rank`` (0..1) over the finite scores; ``-inf``
+    stays ``-inf``."""
     s = np.asarray(scores, dtype=np.float32)
     finite = np.isfinite(s)
     masked = np.where(finite, s, np.nan)
@@ -37,8 +38,14 @@ def normalise_rows(scores: np.ndarray, method: str) -> np.ndarray:
         elif method == "zscore":
             mu, sd = np.nanmean(masked, axis=1, keepdims=True), np.nanstd(masked, axis=1, keepdims=True)
             out = np.where(sd > 0, (s - mu) / np.where(sd > 0, sd, 1.0), 0.0)
+        elif method == "rank":
+            # Rank within the row scaled to 0..1 (best = 1): immune to heavy-tailed score scales.
+            order = np.argsort(np.argsort(np.where(finite, s, -np.inf), axis=1, kind="stable"), axis=1)
+            n_fin = finite.sum(axis=1, keepdims=True)
+            n_inf = s.shape[1] - n_fin
+            out = np.where(n_fin > 1, (order - n_inf) / np.maximum(n_fin - 1, 1), 1.0)
         else:
-            raise ValueError(f"normalization must be 'minmax' or 'zscore', got {method!r}")
+            raise ValueError(f"normalization must be 'minmax', 'zscore' or 'rank', got {method!r}")
     out = np.nan_to_num(out, nan=0.0).astype(np.float32)
     out[~finite] = NEG_INF
     return out

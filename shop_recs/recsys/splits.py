@@ -269,7 +269,24 @@ def given_split(train: Interactions, test: Interactions, exclude_train_items_fro
         unseen_test_items=len(test_i - known_i),
         dropped_test_rows=int((~keep).sum()),
     )
+    after = test_after_train(train, test)
+    split.info["test_after_train"] = after
+    window = float(np.ptp(test.timestamps)) / DAY if after else 0.0  # type: ignore[arg-type]
+    if window > 0:
+        # The test window's length: validation carves the same length off the end of train.
+        split.params["test_days"] = window
     return split
+
+
+def test_after_train(train: Interactions, test: Interactions, tolerance: float = 0.99) -> bool:
+    """Whether the timestamps say the test lies in train's future: at least ``tolerance`` of the test
+    rows are no earlier than the latest train row (a few stragglers, e.g. late-posted orders, are
+    tolerated). False when either side has no timestamps."""
+    if train.timestamps is None or test.timestamps is None or len(train) == 0 or len(test) == 0:
+        return False
+    if float(np.ptp(test.timestamps)) == 0.0 and float(np.ptp(train.timestamps)) == 0.0:
+        return False  # one constant stamp everywhere: no time information at all
+    return bool(np.mean(test.timestamps >= train.timestamps.max()) >= tolerance)
 
 
 def validation_split(
@@ -286,11 +303,21 @@ def validation_split(
 
     Defaults mirror the outer protocol: temporal -> the last ``test_days`` of train (same length as
     the outer test window, or 1/10 of the train span when unknown); leave_last -> the same ``k``;
-    random and given -> a random per-user holdout of ``test_fraction``. The result stays in the
+    given -> temporal when its timestamps say the test lies after train (:func:`test_after_train`),
+    else random; random -> a random per-user holdout of ``test_fraction``. ``info["validation"]``
+    and ``info["validation_reason"]`` record which was used and why. The result stays in the
     outer train index space, so a model tuned on it can be fit on the full train directly.
     """
     log = split.train_log
-    protocol = protocol or split.protocol
+    reason = "requested" if protocol else f"mirrors the outer {split.protocol!r} split"
+    if protocol is None:
+        protocol = split.protocol
+        if protocol == "given" and split.info.get("test_after_train") and log.timestamps is not None:
+            # The model trained today serves tomorrow: when the given test lies after train, a random
+            # holdout would reward weak regularisation (it did on the UCI retail split), so validate
+            # on train's own future instead.
+            protocol = "temporal"
+            reason = "the given test lies after train (timestamps)"
     if exclude_train_items_from_test is None:
         exclude_train_items_from_test = bool(split.params.get("exclude_train_items_from_test", True))
     if protocol == "temporal" and log.timestamps is not None:
@@ -318,6 +345,8 @@ def validation_split(
             _reindex=False,
         )
     val.info["carved_from"] = "train"
+    val.info["validation"] = val.protocol
+    val.info["validation_reason"] = reason
     return val
 
 
@@ -350,3 +379,43 @@ def make_split(inter: Interactions, protocol: str, **kwargs: Any) -> Split:
     if protocol == "leave_last":
         return leave_last_k_out(inter, **kwargs)
     raise ValueError(f"unknown protocol {protocol!r} (random, temporal, leave_last)")
+
+
+def deployment_holdout(log: Interactions, test_share: float = 0.1) -> tuple[str, dict[str, Any]]:
+    """The holdout that looks like deployment for a log: ``("temporal", {"test_days": d})`` with the
+    latest ``test_share`` of rows as test when the log has varying timestamps (a model trained today
+    serves tomorrow), else ``("leave_last", {"k": 1})``. Training's holdout and gate use this."""
+    ts = log.timestamps
+    if ts is None or len(ts) < 2 or float(np.ptp(ts)) <= 0:
+        return "leave_last", {"k": 1}
+    cutoff = float(np.quantile(ts, 1.0 - test_share))
+    days = (float(ts.max()) - cutoff) / DAY
+    if days <= 0:
+        return "leave_last", {"k": 1}
+    return "temporal", {"test_days": days}
+
+
+#: A global temporal holdout needs at least this many test users to compare models; below it the
+#: per-user leave-last-out (still each user's latest item) is the fairer holdout.
+MIN_TEMPORAL_TEST_USERS = 20
+
+
+def deployment_split(log: Interactions, min_test_users: int = MIN_TEMPORAL_TEST_USERS) -> Split:
+    """The holdout a store's training uses by default, recorded in ``info["validation"]`` and
+    ``info["validation_reason"]``: a global temporal cut (:func:`deployment_holdout`) when the log
+    has timestamps and enough users are left to score, else leave-last-one-out per user."""
+    protocol, params = deployment_holdout(log)
+    reason = "the log has no varying timestamps"
+    if protocol == "temporal":
+        try:
+            split = temporal_split(log, **params)
+        except ValueError as exc:
+            reason = f"a temporal cut failed: {exc}"
+        else:
+            if len(split.test_users) >= min_test_users:
+                split.info.update(validation="temporal", validation_reason="timestamps: serve the future")
+                return split
+            reason = f"a temporal cut leaves {len(split.test_users)} test users (< {min_test_users})"
+    split = leave_last_k_out(log, k=1)
+    split.info.update(validation="leave_last", validation_reason=reason)
+    return split

@@ -268,6 +268,23 @@ class TestEASE(RecommenderContract):
             EASE(max_items=5).fit(group_matrix())
 
 
+class TestSLIM(RecommenderContract):
+    def make_model(self) -> Recommender:
+        from shop_recs.recsys.slim import SLIM  # why: kept next to the one test class that uses it
+
+        return SLIM(alpha=1e-3, l1_ratio=0.1, n_jobs=1)
+
+
+class TestRP3betaNormalised(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return RP3beta(alpha=2.0, beta=0.3, K=6, normalize_similarity=True)
+
+
+class TestEASEDebiased(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return EASE(l2=1.0, debias=0.3)
+
+
 class TestALS(RecommenderContract):
     def make_model(self) -> Recommender:
         return ALS(factors=4, iterations=10, regularization=0.01, random_state=3, num_threads=1)
@@ -370,7 +387,7 @@ class TestHybrid(RecommenderContract):
 
 
 def test_registry_covers_every_algorithm() -> None:
-    expected = {"popularity", "trending", "item_knn", "user_knn", "rp3beta", "ease", "als", "bpr", "pure_svd"}
+    expected = {"popularity", "trending", "item_knn", "user_knn", "rp3beta", "ease", "slim", "als", "bpr", "pure_svd"}
     assert expected | {"content", "hybrid"} == set(ALGORITHMS) == set(DEFAULT_GRIDS)
     for name in ALGORITHMS:
         combos = grid(name)

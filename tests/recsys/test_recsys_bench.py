@@ -152,3 +152,32 @@ def test_bad_arguments(tmp_path):
         call_command("recsys_bench", "--interactions", str(log), "--uci")
     with pytest.raises(CommandError, match="unknown algorithm"):
         call_command("recsys_bench", "--interactions", str(log), "--algorithms", "nope")
+
+
+def test_given_split_in_the_future_is_tuned_on_temporal_validation(tmp_path, capsys):
+    """Issue 13: with --train/--test whose timestamps put test after train, the tuner used to validate
+    on a random 20% of each user's items; it now validates on train's own last days, and says so."""
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    write_log(train, seed=1)
+    write_log(test, seed=2, per_user=3, t0=10**7)
+    out_json = tmp_path / "b.json"
+    call_command(
+        "recsys_bench",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--algorithms",
+        "popularity,ease",
+        "--n-iter",
+        "2",
+        "--json",
+        str(out_json),
+    )
+    payload = json.loads(out_json.read_text())
+    assert payload["split"]["test_after_train"] is True
+    assert payload["validation"]["validation"] == "temporal"
+    for row in payload["results"]:
+        assert row["tuning"]["validation"]["protocol"] == "temporal"
+        assert row["tuning"]["selection"]["rule"] in ("one_standard_error", "max")
+        assert "lo" in row["tuning"]["best_interval"]
