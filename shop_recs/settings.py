@@ -13,6 +13,7 @@ from datetime import timedelta as _timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE as _CSP_NONCE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -101,6 +102,7 @@ INSTALLED_APPS = [
     "analytics.evaluation",
     "analytics.experiments",
     "shop_recs.dashboard",
+    "csp",  # Content-Security-Policy header and nonces (django-csp)
     "axes",  # login throttling (django-axes): failed attempts per account and per IP address
 ]
 
@@ -117,6 +119,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "shop_recs.platform.middleware.PrivatePagesMiddleware",
+    # Content-Security-Policy on every response (django-csp): see CONTENT_SECURITY_POLICY below.
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: answers a locked-out login with its lockout page (HTTP 429).
     "axes.middleware.AxesMiddleware",
 ]
@@ -263,6 +267,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Content-Security-Policy (django-csp): scripts only from this site or inline with the request's nonce
+# (templates write <script nonce="{{ request.csp_nonce }}">); no inline event handlers. Styles allow
+# 'unsafe-inline' because plotly.js injects <style> elements. Images may come from the shops' own
+# hosts (product and ad images are https URLs the merchant gives). The API docs pages are exempt
+# (their vendored Swagger UI and ReDoc pages use inline scripts).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", _CSP_NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 LOGIN_URL = "login"
 # Login throttling (django-axes, the dashboard and the admin): LOGIN_FAILURE_LIMIT wrong passwords for
 # one account, or from one IP address, pause sign-in for LOGIN_COOLOFF_MINUTES. Attempts are kept in
@@ -360,6 +383,9 @@ SERVING_ACTIVITY_MAX_ENTRIES = envint("SERVING_ACTIVITY_MAX_ENTRIES", 20_000)
 # How long a process trusts an API key row and a store's active model version it has read
 # (a revocation/activation in the same process applies at once).
 API_KEY_CACHE_SECONDS = envfloat("API_KEY_CACHE_SECONDS", 5.0)
+# While PostgreSQL is unreachable, a key this process confirmed within this many seconds is still
+# accepted (shop_recs.api.auth; a key revoked during an outage is accepted that long; 0 = no grace).
+API_KEY_OUTAGE_GRACE_SECONDS = envfloat("API_KEY_OUTAGE_GRACE_SECONDS", 300.0)
 # Wrong API keys from one address: past API_KEY_FAILURE_LIMIT in a window of
 # API_KEY_FAILURE_WINDOW_SECONDS the API answers 429 (shop_recs.api.auth.note_failed_key; 0 = off).
 API_KEY_FAILURE_LIMIT = envint("API_KEY_FAILURE_LIMIT", 30)

@@ -14,6 +14,12 @@
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") { closeAll(null); }
   });
+  // A <select data-autosubmit> submits its form when changed (no inline handlers: the CSP forbids them).
+  document.addEventListener("change", function (event) {
+    if (event.target.hasAttribute && event.target.hasAttribute("data-autosubmit") && event.target.form) {
+      event.target.form.submit();
+    }
+  });
   // Ask before destructive actions (revoke a key, remove a member).
   document.addEventListener("submit", function (event) {
     var message = event.target.getAttribute("data-confirm");

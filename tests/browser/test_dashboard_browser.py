@@ -121,6 +121,10 @@ def test_overview_renders_plotly_charts_from_local_assets(live_server, browser_p
     page = browser_page
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
+    # A Content-Security-Policy violation (an inline script without the nonce, plotly needing eval)
+    # shows up as a console error; the page must render without any.
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
 
     page.goto(f"{live_server.url}/accounts/login/?next=/s/alpha/")
     page.fill("#id_username", "merchant")
@@ -143,6 +147,7 @@ def test_overview_renders_plotly_charts_from_local_assets(live_server, browser_p
     ]
     assert foreign == [], f"requests left the machine: {foreign}"
     assert any(url.endswith("/static/vendor/plotly/plotly.min.js") for url in requested)
+    assert console_errors == [], console_errors
 
 
 def test_schedule_form_keeps_one_cadence(live_server, browser_page, store, make_user):
