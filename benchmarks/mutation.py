@@ -98,6 +98,19 @@ TARGETS = [
         isolation=FS,
     ),
     Target(
+        "shared_validation",
+        "shop_recs/catalog/validation.py",
+        [
+            "tests/api/test_hostile_input.py",
+            "tests/api/test_validation_edges.py",
+            "tests/api/test_events.py",
+            "tests/api/test_products.py",
+            "tests/imports/test_event_import.py",
+            "tests/imports/test_catalog_import.py",
+        ],
+        isolation=FS,
+    ),
+    Target(
         "ads_services",
         "shop_recs/ads/services.py",
         ["tests/ads/test_serving.py", "tests/ads/test_tracking.py", "tests/ads/test_budget_and_caps.py"],
