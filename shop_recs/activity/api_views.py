@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -81,6 +81,13 @@ EVENT_ROW = inline_serializer(
     many=True,
 )
 EVENT_LIST_MAX = 1000
+#: While the database is unreachable an event cannot be stored: 503 (``shop_recs.api.errors``), so the
+#: client retries; an event is acknowledged (201) only once its transaction has committed.
+DATABASE_UNAVAILABLE = OpenApiResponse(
+    ErrorSerializer,
+    description="`database_unavailable`: the database cannot be reached; nothing was written. Retry after "
+    "the `Retry-After` seconds, with the same Idempotency-Key.",
+)
 
 
 class EventView(StoreScopedAPIMixin, APIView):
@@ -89,7 +96,7 @@ class EventView(StoreScopedAPIMixin, APIView):
         summary="Record one event",
         parameters=[IDEMPOTENCY_PARAM],
         request=EventInputSerializer,
-        responses={201: IngestResultSerializer, 422: ErrorSerializer, **ERRORS},
+        responses={201: IngestResultSerializer, 422: ErrorSerializer, 503: DATABASE_UNAVAILABLE, **ERRORS},
     )
     def post(self, request: Request) -> Response:
         def action() -> Response:
@@ -114,7 +121,7 @@ class EventBatchView(StoreScopedAPIMixin, APIView):
         "included) and nothing is written. Unknown customers are created when the batch is valid.",
         parameters=[IDEMPOTENCY_PARAM],
         request=EventInputSerializer(many=True),
-        responses={201: IngestResultSerializer, 422: ErrorSerializer, **ERRORS},
+        responses={201: IngestResultSerializer, 422: ErrorSerializer, 503: DATABASE_UNAVAILABLE, **ERRORS},
     )
     def post(self, request: Request) -> Response:
         def action() -> Response:

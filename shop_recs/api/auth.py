@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -24,6 +25,12 @@ from shop_recs.stores.models import ApiKey, Store, hash_api_key
 
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+#: While the database is unreachable, a failed re-read of a key is tried again after this many
+#: seconds (not on every request: a dead server must not be hammered by every request).
+OUTAGE_RETRY_SECONDS = 2.0
+#: The errors that mean "the database cannot be reached" (not "this query is wrong").
+DB_UNREACHABLE = (OperationalError, InterfaceError)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,8 +138,10 @@ class _KnownKey:
     key_hash: str
     revoked: bool
     store_values: list[Any]
-    read_at: float
+    read_at: float  # when the database last confirmed this row
     last_used_at: datetime | None
+    #: During an outage: no new read of this key before this monotonic time (the back-off).
+    retry_at: float = 0.0
 
 
 _known_keys: dict[str, _KnownKey] = {}
@@ -147,6 +156,14 @@ def api_key_cache_seconds() -> float:
     kept, here as in the database.
     """
     return settings.API_KEY_CACHE_SECONDS
+
+
+def api_key_outage_grace_seconds() -> float:
+    """``API_KEY_OUTAGE_GRACE_SECONDS`` (default 300): while the database is unreachable, a key this
+    process read (and found live) at most this many seconds ago is still accepted from its copy. The
+    price, stated in docs/serving.md: a key revoked in another process during an outage is accepted
+    here for up to this long. 0: no grace (every request answers 503 once the copy expires)."""
+    return float(settings.API_KEY_OUTAGE_GRACE_SECONDS)
 
 
 def forget_api_key(prefix: str | None = None, store_id: int | None = None) -> None:
@@ -184,18 +201,19 @@ def check_api_key(raw: str | None) -> KeyCheck:
     requests: the key row (live or revoked) is re-read every :func:`api_key_cache_seconds`, and
     ``ApiKey.revoke`` drops it from this process's cache at once. Each OK result carries a fresh
     ``Store`` instance, so nothing a request caches on it leaks into the next request.
+
+    While the database is unreachable, a copy confirmed within :func:`api_key_outage_grace_seconds`
+    keeps answering (re-read every ``OUTAGE_RETRY_SECONDS``); without one the connection error is
+    raised, and the API answers it with a 503 (``shop_recs.api.errors``).
     """
     prefix = ApiKey.prefix_of(raw) if raw else None
     if prefix is None:
         return KeyCheck(KeyStatus.MALFORMED)
     known = _known_keys.get(prefix)
     if known is None or time.monotonic() - known.read_at >= api_key_cache_seconds():
-        known = _read_key(prefix)
-        with _known_lock:
-            if known is None:
-                _known_keys.pop(prefix, None)
-                return KeyCheck(KeyStatus.INVALID)
-            _known_keys[prefix] = known
+        known = _fresh_key(prefix, known)
+        if known is None:
+            return KeyCheck(KeyStatus.INVALID)
     if not hmac.compare_digest(known.key_hash, hash_api_key(raw)):  # type: ignore[arg-type]
         return KeyCheck(KeyStatus.INVALID)
     if known.revoked:
@@ -203,9 +221,39 @@ def check_api_key(raw: str | None) -> KeyCheck:
     now = timezone.now()
     if known.last_used_at is None or now - known.last_used_at > _LAST_USED_RESOLUTION:
         known.last_used_at = now
-        ApiKey.objects.filter(pk=known.key_id).update(last_used_at=now)
+        try:
+            ApiKey.objects.filter(pk=known.key_id).update(last_used_at=now)
+        except DB_UNREACHABLE:
+            # Bookkeeping only: the request is served anyway, the next minute's request writes it.
+            logger.warning("database unreachable: last_used_at of API key %s not written", prefix)
     store = Store.from_db(connection.alias, api_sql.STORE_FIELDS, known.store_values)
     return KeyCheck(KeyStatus.OK, store, ApiKeyIdentity(known.key_id, prefix))
+
+
+def _fresh_key(prefix: str, known: _KnownKey | None) -> _KnownKey | None:
+    """Re-read an expired (or unknown) key; while the database is unreachable, keep a copy confirmed
+    within :func:`api_key_outage_grace_seconds` (re-read at most every ``OUTAGE_RETRY_SECONDS``).
+    Raises the connection error for a key this process has no usable copy of (the API answers 503)."""
+    now = time.monotonic()
+    usable = known is not None and now - known.read_at < api_key_outage_grace_seconds()
+    if usable and now < known.retry_at:  # type: ignore[union-attr]
+        return known
+    try:
+        fresh = _read_key(prefix)
+    except DB_UNREACHABLE:
+        if not usable:
+            raise
+        assert known is not None
+        known.retry_at = now + OUTAGE_RETRY_SECONDS
+        age = now - known.read_at
+        logger.warning("database unreachable: API key %s accepted from this process's copy (%.0f s old)", prefix, age)
+        return known
+    with _known_lock:
+        if fresh is None:
+            _known_keys.pop(prefix, None)
+        else:
+            _known_keys[prefix] = fresh
+    return fresh
 
 
 def store_for_raw_key(raw: str | None) -> Store | None:

@@ -11,17 +11,36 @@ import logging
 from typing import Any, Protocol
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django_scopes.exceptions import ScopeError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+#: The database cannot be reached (server stopped, restarting, connection lost): answered 503
+#: ``database_unavailable`` with ``Retry-After``, so clients retry (docs/serving.md).
+DB_UNREACHABLE = (OperationalError, InterfaceError)
+#: Seconds a client is asked to wait before retrying after a ``database_unavailable`` answer.
+DB_RETRY_AFTER_SECONDS = 5
+_DB_UNAVAILABLE_MESSAGE = "The database is temporarily unavailable; retry later (nothing was written)."
+
+
+def database_unavailable(request: HttpRequest | None = None) -> JsonResponse:
+    """The JSON 503 for a request that needs the database while it cannot be reached."""
+    response = json_error(503, "database_unavailable", _DB_UNAVAILABLE_MESSAGE, request)
+    response["Retry-After"] = str(DB_RETRY_AFTER_SECONDS)
+    return response
+
 
 def exception_handler(exc, context):
     if isinstance(exc, ScopeError):
         # A view forgot to activate the store scope: a programming error, never a data leak.
         raise exc
+    if isinstance(exc, DB_UNREACHABLE):
+        request = context.get("request")
+        logger.warning("database unreachable: 503 for %s", getattr(request, "path", "?"))
+        return database_unavailable(getattr(request, "_request", request))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -154,5 +173,9 @@ class ApiErrorMiddleware:
             return None  # a forgotten scope stays loud (see exception_handler)
         if isinstance(exc, RequestDataTooBig):
             return json_error(413, *_STATUS_CODES[413], request)
+        if isinstance(exc, DB_UNREACHABLE):
+            # Not a bug to page anyone about per request: one warning line, and a retryable answer.
+            logger.warning("database unreachable: 503 for %s %s (%s)", request.method, request.path_info, exc)
+            return database_unavailable(request)
         logger.error("unhandled error on %s %s", request.method, request.path_info, exc_info=exc)
         return json_error(500, *_STATUS_CODES[500], request)

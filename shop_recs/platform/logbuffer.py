@@ -30,6 +30,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: Rows kept per table while the database cannot be written; older rows beyond this are dropped.
 MAX_PENDING_ROWS = 100_000
+#: After the database was found unreachable, the flusher waits this long before trying again.
+OUTAGE_RETRY_SECONDS = 2.0
 #: Rows per statement when flushing (keeps an INSERT's parameter count bounded).
 ROWS_PER_STATEMENT = 500
 
@@ -75,7 +78,10 @@ class LogTable:
         self._sql: dict[tuple[str, bool], str] = {}
         self._rows: list[Sequence[Any]] = []
         self._lock = threading.Lock()
+        #: Rows dropped (refused by the database, or beyond ``MAX_PENDING_ROWS`` during an outage).
         self.dropped = 0
+        #: Rows that could not be INSERTed on the request (buffering off) and were buffered instead.
+        self.deferred = 0
         _tables.append(self)
 
     def sql(self, async_commit: bool = False) -> str:
@@ -89,8 +95,19 @@ class LogTable:
         """Record one row: INSERTed now (buffering off) or appended to the buffer."""
         limit = buffer_rows()
         if limit <= 0:
-            platform_sql.insert_rows(self.sql(async_commit=log_commit_may_skip_wal_wait()), row)
-            return
+            try:
+                platform_sql.insert_rows(self.sql(async_commit=log_commit_may_skip_wal_wait()), row)
+                return
+            except (OperationalError, InterfaceError):
+                # The database is unreachable: serving must not fail for a log row. Keep it in the
+                # buffer (bounded like the flusher's, MAX_PENDING_ROWS) for the flusher to write later.
+                if connection.in_atomic_block:
+                    raise  # the caller's transaction is broken anyway; its own error handling decides
+                self.deferred += 1
+                logger.warning("database unreachable: %s row kept in the buffer (%s so far)", self.name, self.deferred)
+                self._requeue([row])
+                _flusher.ensure_started()
+                return
         with self._lock:
             self._rows.append(row)
             full = len(self._rows) >= limit
@@ -123,10 +140,11 @@ class LogTable:
                 self._write_chunk(head, values, chunk)
                 written += len(chunk)
                 continue
-            except (OperationalError, InterfaceError):
-                logger.exception("database unreachable: keeping %s buffered %s rows", len(rows) - lo, self.name)
+            except (OperationalError, InterfaceError) as exc:
+                # One line, not a traceback: the flusher retries every OUTAGE_RETRY_SECONDS meanwhile.
+                logger.warning("database unreachable (%s): keeping %s buffered %s rows", exc, len(rows) - lo, self.name)
                 self._requeue(rows[lo:])
-                return written
+                raise
             except Exception as exc:  # noqa: BLE001 - decided row by row below
                 logger.warning(
                     "a batch of %s %s rows was refused (%s); retrying row by row", len(chunk), self.name, exc
@@ -182,8 +200,19 @@ _tables: list[LogTable] = []
 
 
 def flush_all() -> int:
-    """Write every table's buffered rows now (tests, shutdown); returns the rows written."""
-    return sum(table.flush() for table in _tables)
+    """Write every table's buffered rows now (tests, shutdown); returns the rows written.
+
+    Raises ``OperationalError``/``InterfaceError`` when the database is unreachable, after putting
+    the rows back in the buffer (every table is tried)."""
+    written, unreachable = 0, None
+    for table in _tables:
+        try:
+            written += table.flush()
+        except (OperationalError, InterfaceError) as exc:
+            unreachable = exc
+    if unreachable is not None:
+        raise unreachable
+    return written
 
 
 class _Flusher:
@@ -214,16 +243,25 @@ class _Flusher:
 
     def _run(self) -> None:
         prepared = False
+        retry_at = 0.0
         while True:
             self._wakeup.wait(flush_interval())
             self._wakeup.clear()
             stopping = self._stopping
+            if not stopping and time.monotonic() < retry_at:
+                continue  # the database was unreachable: don't try on every wake-up (rows stay buffered)
             try:
                 if not prepared and connection.vendor == "postgresql":
                     # This thread's own connection only writes log rows: no WAL-flush wait on commit.
                     platform_sql.skip_wal_wait_on_this_connection()
                     prepared = True
                 flush_all()
+                retry_at = 0.0
+            except (OperationalError, InterfaceError) as exc:
+                retry_at = time.monotonic() + OUTAGE_RETRY_SECONDS
+                logger.warning("database unreachable (%s): log rows stay buffered, next try in a moment", exc)
+                prepared = False
+                connection.close()
             except Exception:  # noqa: BLE001 - keep the thread alive; flush() already logged row errors
                 logger.exception("log buffer flush failed")
                 prepared = False

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
@@ -170,7 +170,15 @@ def get_store_index(store: Store) -> StoreIndex:
         lock = _build_locks.setdefault(store.pk, threading.Lock())
     if hit is not None and now - hit.checked_at < _check_seconds():
         return hit
-    fingerprint = catalog_fingerprint(store)
+    try:
+        fingerprint = catalog_fingerprint(store)
+    except (OperationalError, InterfaceError):
+        # The database is unreachable: keep searching the index this process holds (docs/serving.md,
+        # "When PostgreSQL is down") and check again after the usual interval.
+        if hit is None:
+            raise
+        hit.checked_at = now
+        return hit
     if hit is not None and hit.fingerprint == fingerprint:
         hit.checked_at = now
         return hit

@@ -32,6 +32,7 @@ from shop_recs.recsys import registry
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, Variant
 from shop_recs.serving.overrides import InvalidOverride, clean_overrides
 from shop_recs.serving.runtime import serving_state
+from shop_recs.serving.snapshot import DB_UNREACHABLE, OUTAGE_RETRY_SECONDS
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.artifacts import _ITEM_IDS_KEY, _USER_IDS_KEY, artifact_path, verify_artifact
 from shop_recs.training.models import ModelVersion
@@ -110,15 +111,25 @@ register_process_cache("serving.experiments", invalidate)
 
 
 def running_experiments(store_id: int) -> dict[str, ExperimentSpec]:
-    """Placement -> running experiment of the store (cached)."""
+    """Placement -> running experiment of the store (cached ``EXPERIMENTS_CACHE_TTL`` seconds; while
+    the database is unreachable the expired entry is kept, ``snapshot.DB_UNREACHABLE``)."""
     ttl = float(settings.EXPERIMENTS_CACHE_TTL)
     entry = _cache.get(store_id)
     if entry is not None and time.monotonic() - entry.at < ttl:
         return entry.by_placement
     by_placement: dict[str, ExperimentSpec] = {}
-    with store_scope(store_id):
-        exps = list(Experiment.objects.filter(status=ExperimentStatus.RUNNING).order_by("pk"))
-        variants = list(Variant.objects.filter(experiment__in=exps).order_by("position", "pk")) if exps else []
+    try:
+        with store_scope(store_id):
+            exps = list(Experiment.objects.filter(status=ExperimentStatus.RUNNING).order_by("pk"))
+            variants = list(Variant.objects.filter(experiment__in=exps).order_by("position", "pk")) if exps else []
+    except DB_UNREACHABLE:
+        if entry is None:
+            raise
+        # The database is down: keep assigning as before, and look again after a short back-off.
+        with _lock:
+            _cache[store_id] = _Entry(time.monotonic() - ttl + OUTAGE_RETRY_SECONDS, entry.by_placement)
+        logger.warning("database unreachable: store %s's running experiments served as they were", store_id)
+        return entry.by_placement
     for exp in exps:
         vs = _safe_variants(exp, [v for v in variants if v.experiment_id == exp.pk])
         if vs and sum(v.traffic for v in vs) > 0:

@@ -27,6 +27,10 @@ When the cache may answer (otherwise the request reads the database, as without 
   that customer arrived while it was being read.
 
 Unknown customers (no row yet) are not cached: the write that creates them names only the new pk.
+
+While the database is unreachable (``snapshot.DB_UNREACHABLE`` on the read), a cached entry answers
+whatever its age (no write can happen meanwhile); a customer without one is served as a customer
+without history (trending lists). Both are counted in :func:`stats` and logged (docs/serving.md).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from shop_recs.activity import changes
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import realtime
 from shop_recs.serving.runtime import note_active_version
+from shop_recs.serving.snapshot import DB_UNREACHABLE
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +89,8 @@ class _Feed:
         #: While a database read is in flight: the (store, pk) / (store, None) changes seen meanwhile.
         self.changed_during_read: set[tuple[int, int | None]] | None = None
         self.hits = self.misses = 0
+        #: Requests answered while the database was unreachable: from a cached entry / as no history.
+        self.outage_hits = self.outage_anonymous = 0
         self.subscribe_failing = False
 
     # --- cache ---------------------------------------------------------------------------------
@@ -273,6 +280,32 @@ def serving_customer(store_id: int, external_id: str) -> realtime.ServingCustome
     (``realtime.customer_activity``), whose result is cached when it is safe to. The returned object
     is shared with later requests: callers must not modify it.
     """
+    try:
+        return _serving_customer(store_id, external_id)
+    except DB_UNREACHABLE:
+        return _outage_customer(store_id, external_id)
+
+
+def _outage_customer(store_id: int, external_id: str) -> realtime.ServingCustomer | None:
+    """While the database is unreachable: the cached entry, whatever its age (nothing can have been
+    written meanwhile), else ``None``: the customer is served like one without history (trending),
+    which beats an error page. Both are counted (:func:`stats`) and logged."""
+    hit = _feed.entries.get((store_id, external_id))
+    with _feed.lock:
+        if hit is not None:
+            _feed.outage_hits += 1
+        else:
+            _feed.outage_anonymous += 1
+    logger.warning(
+        "database unreachable: customer %r of store %s served from %s",
+        external_id,
+        store_id,
+        "the cached activity" if hit is not None else "no history (trending)",
+    )
+    return hit[1] if hit is not None else None
+
+
+def _serving_customer(store_id: int, external_id: str) -> realtime.ServingCustomer | None:
     if not enabled() or not _feed.healthy():
         customer, active = realtime.customer_activity(store_id, external_id)
         _note_active(store_id, active)
@@ -319,4 +352,11 @@ register_process_cache("serving.live_activity", clear)
 
 def stats() -> dict[str, Any]:
     """Entries, hits and misses of this process (for the benchmark and debugging)."""
-    return {"entries": len(_feed.entries), "hits": _feed.hits, "misses": _feed.misses, "healthy": _feed.healthy()}
+    return {
+        "entries": len(_feed.entries),
+        "hits": _feed.hits,
+        "misses": _feed.misses,
+        "healthy": _feed.healthy(),
+        "outage_hits": _feed.outage_hits,
+        "outage_anonymous": _feed.outage_anonymous,
+    }

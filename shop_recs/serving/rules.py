@@ -20,6 +20,7 @@ once; other processes (and bulk upserts, which send no signals) pick changes up 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -35,7 +36,13 @@ from shop_recs.activity.models import Event
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.recsys.rerank import mmr_rerank
 from shop_recs.serving.models import StoreRules
-from shop_recs.serving.snapshot import CatalogSnapshot, catalog_snapshot, remember_derived
+from shop_recs.serving.snapshot import (
+    DB_UNREACHABLE,
+    OUTAGE_RETRY_SECONDS,
+    CatalogSnapshot,
+    catalog_snapshot,
+    remember_derived,
+)
 from shop_recs.stores.scoping import store_scope
 
 if TYPE_CHECKING:
@@ -131,6 +138,7 @@ class RuleContext:
 
 _rules_cache: dict[int, tuple[float, Rules]] = {}
 _lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 #: A whole number as the JSON id columns may hold it ("12", 12, "-3"). Not ``str.isdigit``: it accepts
@@ -160,14 +168,26 @@ def rules_from_row(row: Any) -> Rules:
 
 
 def load_rules(store: Store | int) -> Rules:
-    """The store's rules, from this process's cache (TTL ``SERVING_RULES_TTL``, dropped on save)."""
+    """The store's rules, from this process's cache (TTL ``SERVING_RULES_TTL``, dropped on save).
+
+    While the database is unreachable the expired entry is kept (``snapshot.DB_UNREACHABLE``)."""
     store_id = int(getattr(store, "pk", store))
     now = time.monotonic()
     hit = _rules_cache.get(store_id)
-    if hit is not None and now - hit[0] < float(settings.SERVING_RULES_TTL):
+    ttl = float(settings.SERVING_RULES_TTL)
+    if hit is not None and now - hit[0] < ttl:
         return hit[1]
-    with store_scope(store_id):
-        rules = rules_from_row(StoreRules.objects.filter(store_id=store_id).first())
+    try:
+        with store_scope(store_id):
+            rules = rules_from_row(StoreRules.objects.filter(store_id=store_id).first())
+    except DB_UNREACHABLE:
+        if hit is None:
+            raise
+        # The database is down: keep the rules we have, and look again after a short back-off.
+        with _lock:
+            _rules_cache[store_id] = (now - ttl + OUTAGE_RETRY_SECONDS, hit[1])
+        logger.warning("database unreachable: serving store %s's rules as they were", store_id)
+        return hit[1]
     with _lock:
         _rules_cache[store_id] = (now, rules)
     return rules

@@ -14,6 +14,7 @@ database round trip.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,13 +29,15 @@ from django.db.models.functions import TruncDate
 from shop_recs.activity.models import Event
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import sql as serving_sql
-from shop_recs.serving.snapshot import CatalogSnapshot, catalog_snapshot
+from shop_recs.serving.snapshot import DB_UNREACHABLE, OUTAGE_RETRY_SECONDS, CatalogSnapshot, catalog_snapshot
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training import artifacts as training_artifacts
 from shop_recs.training import precompute as precomputed
 from shop_recs.training.artifacts import LoadedModel, artifact_path, load_active_model
 from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
+
+logger = logging.getLogger(__name__)
 
 #: Trending: events of the last ``TRENDING_DAYS`` before the store's newest event, half-life in days.
 TRENDING_DAYS = 30
@@ -145,34 +148,57 @@ def _popularity_tables(store_id: int, version_id: int | None, snap: CatalogSnaps
     if hit is not None and time.monotonic() - hit[0] < ttl:
         pop_pk, trend_rows = hit[1]
     else:
-        weight = Case(
-            *[When(event_type=k, then=Value(v)) for k, v in DEFAULT_EVENT_WEIGHTS.items() if v > 0],
-            default=Value(0.0),
-            output_field=FloatField(),
-        )
-        with store_scope(store_id):
-            base = Event.objects.filter(product__isnull=False).order_by()
-            pop_pk = dict(
-                base.values("product_id").annotate(n=Count("customer_id", distinct=True)).values_list("product_id", "n")
-            )
-            latest = base.aggregate(t=Max("timestamp"))["t"]
-            trend_rows = []
-            if latest is not None:
-                # Day buckets keep the query small; the decay is applied per day in Python.
-                trend_rows = list(
-                    base.filter(timestamp__gte=latest - timedelta(days=TRENDING_DAYS))
-                    .annotate(day=TruncDate("timestamp"), country=F("customer__country"))
-                    .values("product_id", "country", "day")
-                    .annotate(w=Sum(weight))
-                    .values_list("product_id", "country", "day", "w")
-                )
-                last_day = latest.date()
-                trend_rows = [
-                    (p, c or "", float(w or 0) * 0.5 ** ((last_day - d).days / TRENDING_HALF_LIFE_DAYS))
-                    for p, c, d, w in trend_rows
-                ]
+        pop_pk, trend_rows = _fresh_popularity_rows(store_id, key, hit, ttl)
+    return _popularity_arrays(snap, pop_pk, trend_rows)
+
+
+def _fresh_popularity_rows(store_id: int, key: tuple[int, int | None], hit: tuple | None, ttl: float) -> tuple:
+    """Re-read the popularity rows; while the database is unreachable, keep the expired ones."""
+    try:
+        return _read_popularity_rows(store_id, key)
+    except DB_UNREACHABLE:
+        if hit is None:
+            raise
         with _lock:
-            _tables[key] = (time.monotonic(), (pop_pk, trend_rows))
+            _tables[key] = (time.monotonic() - ttl + OUTAGE_RETRY_SECONDS, hit[1])
+        logger.warning("database unreachable: store %s's popularity lists served as they were", store_id)
+        return hit[1]
+
+
+def _read_popularity_rows(store_id: int, key: tuple[int, int | None]) -> tuple:
+    """The popularity query's rows (product -> distinct customers; trending day buckets), cached."""
+    weight = Case(
+        *[When(event_type=k, then=Value(v)) for k, v in DEFAULT_EVENT_WEIGHTS.items() if v > 0],
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    with store_scope(store_id):
+        base = Event.objects.filter(product__isnull=False).order_by()
+        pop_pk = dict(
+            base.values("product_id").annotate(n=Count("customer_id", distinct=True)).values_list("product_id", "n")
+        )
+        latest = base.aggregate(t=Max("timestamp"))["t"]
+        trend_rows = []
+        if latest is not None:
+            # Day buckets keep the query small; the decay is applied per day in Python.
+            trend_rows = list(
+                base.filter(timestamp__gte=latest - timedelta(days=TRENDING_DAYS))
+                .annotate(day=TruncDate("timestamp"), country=F("customer__country"))
+                .values("product_id", "country", "day")
+                .annotate(w=Sum(weight))
+                .values_list("product_id", "country", "day", "w")
+            )
+            last_day = latest.date()
+            trend_rows = [
+                (p, c or "", float(w or 0) * 0.5 ** ((last_day - d).days / TRENDING_HALF_LIFE_DAYS))
+                for p, c, d, w in trend_rows
+            ]
+    with _lock:
+        _tables[key] = (time.monotonic(), (pop_pk, trend_rows))
+    return pop_pk, trend_rows
+
+
+def _popularity_arrays(snap: CatalogSnapshot, pop_pk: dict, trend_rows: list) -> tuple:
     n = len(snap)
     # A tiny recency tie-break: with no events at all, the newest products come first.
     tie = np.zeros(n, dtype=np.float32)
@@ -215,9 +241,18 @@ def active_version_id(store_id: int) -> int:
     """The store's active ModelVersion id (0: none): one indexed lookup at most every TTL seconds."""
     now = time.monotonic()
     hit = _active_ids.get(store_id)
-    if hit is not None and now - hit[0] < active_version_ttl():
+    ttl = active_version_ttl()
+    if hit is not None and now - hit[0] < ttl:
         return hit[1]
-    active = serving_sql.active_version_id(store_id)
+    try:
+        active = serving_sql.active_version_id(store_id)
+    except DB_UNREACHABLE:
+        if hit is None:
+            raise
+        # Nothing can be activated while the database is down: the id we have is still the truth.
+        _active_ids[store_id] = (now - ttl + OUTAGE_RETRY_SECONDS, hit[1])
+        logger.warning("database unreachable: store %s keeps active model version %s", store_id, hit[1])
+        return hit[1]
     _active_ids[store_id] = (now, active)
     return active
 

@@ -8,6 +8,7 @@ no signals) see changes within the TTL. Registered as the ``serving.snapshot`` p
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_save
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -29,7 +31,16 @@ from shop_recs.stores.scoping import store_scope
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
 
-__all__ = ["CatalogSnapshot", "catalog_snapshot", "invalidate_catalog"]
+__all__ = ["DB_UNREACHABLE", "OUTAGE_RETRY_SECONDS", "CatalogSnapshot", "catalog_snapshot", "invalidate_catalog"]
+
+logger = logging.getLogger(__name__)
+
+#: The errors that mean "the database cannot be reached" (server stopped or restarting, connection
+#: lost), as opposed to a wrong query. Serving's per-process caches keep their last value on these.
+DB_UNREACHABLE = (OperationalError, InterfaceError)
+#: While the database is unreachable, a cache whose re-read failed tries again after this many
+#: seconds, not on every request (each attempt costs a connect; a dead server is not hammered).
+OUTAGE_RETRY_SECONDS = 2.0
 
 _lock = threading.Lock()
 
@@ -189,19 +200,32 @@ def _build_catalog(store_id: int) -> CatalogSnapshot:
 
 
 def catalog_snapshot(store: Store | int) -> CatalogSnapshot:
-    """This process's snapshot of the store's catalog (TTL ``SERVING_CATALOG_TTL``, dropped on save)."""
+    """This process's snapshot of the store's catalog (TTL ``SERVING_CATALOG_TTL``, dropped on save).
+
+    While the database is unreachable an expired snapshot is kept and served, and re-read after
+    ``OUTAGE_RETRY_SECONDS``; only a store this process has no snapshot of raises the error.
+    """
     store_id = int(getattr(store, "pk", store))
     hit = _catalog_cache.get(store_id)
     now = time.monotonic()
-    if hit is not None and now - hit.built_at < float(settings.SERVING_CATALOG_TTL):
+    ttl = float(settings.SERVING_CATALOG_TTL)
+    if hit is not None and now - hit.built_at < ttl:
         return hit
-    fingerprint = _catalog_fingerprint(store_id)
-    if hit is not None and hit.fingerprint == fingerprint:
-        # Unchanged: keep the snapshot, so the serving state, its caches and the customers' memoised
-        # candidates built on it stay valid (a rebuild costs a catalog read and every such cache).
-        hit.built_at = now
+    try:
+        fingerprint = _catalog_fingerprint(store_id)
+        if hit is not None and hit.fingerprint == fingerprint:
+            # Unchanged: keep the snapshot, so the serving state, its caches and the customers' memoised
+            # candidates built on it stay valid (a rebuild costs a catalog read and every such cache).
+            hit.built_at = now
+            return hit
+        snap = _build_catalog(store_id)
+    except DB_UNREACHABLE:
+        if hit is None:
+            raise
+        # Keep serving the snapshot we have; look again in OUTAGE_RETRY_SECONDS (not on every request).
+        hit.built_at = now - ttl + OUTAGE_RETRY_SECONDS
+        logger.warning("database unreachable: serving store %s's catalog snapshot as it was", store_id)
         return hit
-    snap = _build_catalog(store_id)
     snap.fingerprint = fingerprint
     with _lock:
         _catalog_cache[store_id] = snap

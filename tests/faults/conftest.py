@@ -120,3 +120,100 @@ def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, workers:
         time.sleep(interval)
     logs = "\n".join(f"--- worker {w.pid} ---\n{w.output()}" for w in workers)
     pytest.fail(f"condition not met within {timeout}s\n{logs}")
+
+
+# --- a private PostgreSQL server, which a test may stop and start (never the shared one on 5432) ---
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on right now (bound to port 0, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/<major>/bin`` that has ``initdb`` and ``pg_ctl`` (or ``PG_BIN_DIR``)."""
+    explicit = os.environ.get("PG_BIN_DIR")
+    candidates = [Path(explicit)] if explicit else []
+    found = Path("/usr/lib/postgresql").glob("*/bin")
+    candidates += sorted(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    for path in candidates:
+        if (path / "initdb").exists() and (path / "pg_ctl").exists():
+            return path
+    return None
+
+
+class PrivatePostgres:
+    """One PostgreSQL server in a temporary directory, trust auth, on its own port.
+
+    PostgreSQL refuses to run as root: as root the binaries run as the ``postgres`` user, who then
+    owns the directory. ``stop()`` is a fast shutdown (clients are disconnected, in-flight
+    transactions roll back), like an operator's restart.
+    """
+
+    def __init__(self, bin_dir: Path, root: Path, port: int) -> None:
+        self.bin_dir = bin_dir
+        self.root = root
+        self.data = root / "data"
+        self.port = port
+        self.log = root / "server.log"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *args], check=True, timeout=timeout, capture_output=True)
+
+    def init(self) -> None:
+        self._run(
+            str(self.bin_dir / "initdb"),
+            *("-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"),
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+
+    def stop(self) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def connect(self, dbname: str = "postgres"):
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname=dbname, autocommit=True)
+
+
+@pytest.fixture
+def private_postgres():
+    """A started :class:`PrivatePostgres` (skipped locally, failed under CI, without the binaries)."""
+    import shutil
+    import tempfile
+
+    from tests.conftest import skip_or_fail
+
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        skip_or_fail("this test needs the PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql)")
+    # Not pytest's tmp_path: its parents are private to this user, and the server may run as postgres.
+    root = Path(tempfile.mkdtemp(prefix="shop-recs-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    server = PrivatePostgres(bin_dir, root, free_port())
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        if server.running():
+            try:
+                server.stop()
+            except (subprocess.SubprocessError, OSError):
+                pass
+        shutil.rmtree(root, ignore_errors=True)
