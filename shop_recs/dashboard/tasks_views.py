@@ -78,7 +78,7 @@ def task_kinds() -> list[TaskKind]:
 
 
 def _import_status() -> Case:
-    # An import runs inside its upload request; "already imported" wrote nothing and counts as done.
+    # "Already imported" wrote nothing and counts as done.
     return Case(
         When(status=ImportStatus.DUPLICATE, then=Value(JobStatus.SUCCEEDED.value)),
         default=F("status"),
@@ -94,8 +94,12 @@ def _rows(kind: TaskKind, status: str) -> models.QuerySet:
             t_kind=Value(kind.key, output_field=text),
             t_id=F("pk"),
             t_status=_import_status(),
-            t_stage=Value("", output_field=text),
-            t_progress=Case(When(status=ImportStatus.RUNNING, then=Value(0)), default=Value(100), output_field=number),
+            t_stage=F("stage"),
+            t_progress=Case(
+                When(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING], then=F("progress")),
+                default=Value(100),
+                output_field=number,
+            ),
             t_error=Case(When(status=ImportStatus.FAILED, then=F("message")), default=Value(""), output_field=text),
             t_created=F("started_at"),
             t_started=F("started_at"),
@@ -197,8 +201,8 @@ def _payload(row: models.Model) -> dict[str, Any]:
         return {
             "status": status,
             "status_label": _status_labels().get(status, status),
-            "stage": "",
-            "progress": 0 if row.status == ImportStatus.RUNNING else 100,
+            "stage": row.stage,
+            "progress": row.progress if row.status in (ImportStatus.QUEUED, ImportStatus.RUNNING) else 100,
             "finished": status in FINISHED_STATUSES,
             "error": row.message.splitlines()[0] if row.status == ImportStatus.FAILED and row.message else "",
         }

@@ -143,10 +143,12 @@ def import_catalog(
     file_name: str | None = None,
     created_by=None,
     progress: Progress | None = None,
+    job: ImportJob | None = None,
 ) -> ImportJob:
     """Upsert products from a catalog CSV (by sku: re-running updates, never duplicates)."""
     path = Path(path)
-    job = _start_job(store, ImportKind.CATALOG, path, file_name, created_by)
+    # A dashboard upload's job row exists already (created queued, claimed by ``uploads``).
+    job = job if job is not None else _start_job(store, ImportKind.CATALOG, path, file_name, created_by)
 
     def body(job: ImportJob) -> None:
         errors = _Errors()
@@ -345,10 +347,12 @@ def import_events(
     file_name: str | None = None,
     created_by=None,
     progress: Progress | None = None,
+    job: ImportJob | None = None,
 ) -> ImportJob:
     """Append events from a CSV or JSONL file; unknown customers are created, unknown skus are errors."""
     path = Path(path)
-    job = _start_job(store, ImportKind.EVENTS, path, file_name, created_by)
+    # A dashboard upload's job row exists already (created queued, claimed by ``uploads``).
+    job = job if job is not None else _start_job(store, ImportKind.EVENTS, path, file_name, created_by)
     tz = ZoneInfo(store.timezone or "UTC")
 
     def body(job: ImportJob) -> None:

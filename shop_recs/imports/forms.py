@@ -16,7 +16,8 @@ ALLOWED_SUFFIXES = {
 
 
 def upload_max_bytes() -> int:
-    # Uploads are imported synchronously inside the request; bigger files belong to the CLI.
+    # The request stores the file (the import runs in a job), so this bounds disk and upload time;
+    # bigger files belong to the import commands.
     return settings.IMPORT_UPLOAD_MAX_MB * 1024 * 1024
 
 

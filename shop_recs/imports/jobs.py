@@ -90,6 +90,9 @@ def _start_job(store: Store, kind: str, path: Path, file_name: str | None, creat
         file_name=(file_name or path.name)[:500],
         fingerprint=file_fingerprint(path),
         status=ImportStatus.RUNNING,
+        stage="importing",
+        # Dated, so the stale sweep fails the row if this process dies before finishing it.
+        heartbeat_at=timezone.now(),
         created_by=created_by if getattr(created_by, "pk", None) else None,
     )
 
@@ -110,7 +113,8 @@ def _mark_duplicate(job: ImportJob, previous: ImportJob | None) -> ImportJob:
     when = f" on {previous.started_at:%Y-%m-%d %H:%M} UTC" if previous else ""
     ref = f" by import #{previous.pk}{when}" if previous else ""
     job.message = f"This file was already imported{ref}; nothing was written."
-    job.finished_at = timezone.now()
+    job.stage, job.progress = "done", 100
+    job.finished_at = job.heartbeat_at = timezone.now()
     job.save()
     return job
 
@@ -123,7 +127,8 @@ def _run_job(job: ImportJob, body: Callable[[ImportJob], None], *, refuse_duplic
         with transaction.atomic(), store_scope(job.store_id):
             body(job)
             job.status = ImportStatus.SUCCEEDED
-            job.finished_at = timezone.now()
+            job.stage, job.progress = "done", 100
+            job.finished_at = job.heartbeat_at = timezone.now()
             job.save()
     except ImportFailed as exc:
         job.status = ImportStatus.FAILED
@@ -142,10 +147,10 @@ def _run_job(job: ImportJob, body: Callable[[ImportJob], None], *, refuse_duplic
         job.status = ImportStatus.FAILED
         job.rows_imported = 0
         job.message = f"Internal error; nothing was imported: {exc!r}"
-        job.finished_at = timezone.now()
+        job.finished_at = job.heartbeat_at = timezone.now()
         job.save()
         raise
-    job.finished_at = timezone.now()
+    job.finished_at = job.heartbeat_at = timezone.now()
     job.save()
     return job
 

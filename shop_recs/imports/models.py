@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -17,6 +20,8 @@ class ImportKind(models.TextChoices):
 
 
 class ImportStatus(models.TextChoices):
+    # A dashboard upload is stored first and waits here for its job (see ``uploads.py``).
+    QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
@@ -54,6 +59,25 @@ class ImportJob(StoreOwned):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The job columns the one lifecycle of ``platform.jobs`` writes (claim, progress, heartbeat, the
+    # stale sweep): an import is a job row too, with its own report columns above.
+    stage = models.CharField(_("stage"), max_length=64, blank=True, default="")
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    rows_total = models.PositiveIntegerField(_("rows in the file"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    # "hostname:pid" of the process that claimed the job (``platform.jobs.worker_identity``).
+    worker = models.CharField(_("worker"), max_length=255, blank=True, default="")
+    error = models.TextField(_("error"), blank=True, default="")
+    # The uploaded file under VAR_DIR, relative to it; cleared once the file is deleted.
+    stored_file = models.CharField(_("stored file"), max_length=500, blank=True, default="")
+
+    #: ``platform.jobs.swept_models`` picks this model up: its rows are failed by the stale sweep.
+    job_row: ClassVar[bool] = True
+    #: The columns a failure's reason is written to (``message`` is what the pages show).
+    error_fields: ClassVar[tuple[str, ...]] = ("error", "message")
+    stale_error: ClassVar[str] = (
+        "The import stopped reporting progress (its worker was killed or lost); nothing was imported."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -71,6 +95,17 @@ class ImportJob(StoreOwned):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.file_name} ({self.get_status_display()})"
+
+    @classmethod
+    def stale_after(cls) -> timedelta:
+        """``JOB_STALE_SECONDS``: a command-line import beats only when it starts, so the threshold
+        must outlast the longest import; a killed worker's job is taken over at once instead
+        (``uploads.run_import_job``), and a stopped web process's at its restart."""
+        return timedelta(seconds=settings.JOB_STALE_SECONDS)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED, ImportStatus.DUPLICATE)
 
     @property
     def duration_seconds(self) -> float | None:

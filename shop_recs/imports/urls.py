@@ -9,4 +9,5 @@ app_name = "imports"
 urlpatterns = [
     path("", views.index, name="index"),
     path("<int:job_id>/", views.detail, name="detail"),
+    path("<int:job_id>/status/", views.status, name="status"),
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -170,7 +172,9 @@ def _enqueue_or_fail(task: Any, model: type[JobRun], pk: int) -> None:
         model.all_stores.filter(pk=pk, status=JobStatus.QUEUED).update(
             status=JobStatus.FAILED,
             finished_at=timezone.now(),
-            error=f"Could not reach the task queue ({type(exc).__name__}: {exc}); start it again later.",
+            **_error_values(
+                model, f"Could not reach the task queue ({type(exc).__name__}: {exc}); start it again later."
+            ),
         )
 
 
@@ -219,12 +223,10 @@ def _fail_orphan(key: str) -> None:
     except (LookupError, ValueError):
         logger.warning("job ledger names an unknown model %r; ignoring it", label)
         return
-    if not pk.isdigit() or not issubclass(model, JobRun):
+    if not pk.isdigit() or model not in swept_models():
         return
-    n = (
-        model.all_stores.filter(pk=int(pk))
-        .exclude(status__in=FINISHED_STATUSES)
-        .update(status=JobStatus.FAILED, finished_at=timezone.now(), error=ORPHAN_ERROR)
+    n = model.all_stores.filter(pk=int(pk), status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(
+        status=JobStatus.FAILED, finished_at=timezone.now(), **_error_values(model, ORPHAN_ERROR)
     )
     if n:
         logger.warning("%s: failed, its process stopped while it was open", key)
@@ -257,18 +259,60 @@ def claim(row: JobRun, *, statuses: Iterable[str] = (JobStatus.QUEUED,), **value
     """Move ``row`` from one of ``statuses`` to RUNNING in one UPDATE and reload it.
 
     Returns ``False`` when the row is in none of ``statuses`` (another delivery has it, or it is
-    finished). ``values`` are further columns to set, e.g. an attempt counter.
+    finished). ``values`` are further columns to set, e.g. an attempt counter or the claiming
+    worker (:func:`worker_identity`).
+
+    A RUNNING row is taken over only if it is still the run this caller looked at (the same
+    ``started_at``): each claim moves ``started_at``, so of two deliveries that both found the
+    previous worker gone exactly one wins, and the other sees ``False``.
     """
+    wanted = [str(s) for s in statuses]
+    current = models.Q(status__in=[s for s in wanted if s != JobStatus.RUNNING])
+    if JobStatus.RUNNING in wanted:
+        current |= models.Q(status=JobStatus.RUNNING, started_at=row.started_at)
     now = timezone.now()
     claimed = (
         type(row)
-        .all_stores.filter(pk=row.pk, status__in=list(statuses))
+        .all_stores.filter(current, pk=row.pk)
         .update(
             status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, stage="starting", progress=0, error="", **values
         )
     )
     row.refresh_from_db()
     return bool(claimed)
+
+
+#: Where a job row without a column of its own keeps the claiming worker (a JSON field's key).
+WORKER_KEY = "_worker"
+
+
+def worker_identity() -> str:
+    """``"hostname:pid"`` of this process: what a claim records so a redelivery can tell whether the
+    worker that held the row still exists. The hostname is the machine's (Celery's ``%h``, the host
+    part of its node name); the pid is the pool child's own, the process that runs the task."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_gone(identity: str | None) -> bool:
+    """Whether the process named by ``identity`` (see :func:`worker_identity`) surely no longer exists.
+
+    Only a process on this host can be checked (its pid is gone); for another host, an unknown or
+    malformed identity, or this very process, the answer is ``False`` and callers fall back to the
+    heartbeat's age. A pid reused by an unrelated process reads as alive: the safe direction.
+    """
+    host, _sep, pid = (identity or "").rpartition(":")
+    if not host or host != socket.gethostname() or not pid.isascii() or not pid.isdigit():
+        return False
+    number = int(pid)
+    if number <= 0 or number == os.getpid() or number > 2**22:  # 2**22: Linux's highest pid_max
+        return False
+    try:
+        os.kill(number, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists but belongs to another user
+        return False
+    return False
 
 
 def succeed(row: JobRun, *, timings: dict[str, float] | None = None, **values: Any) -> bool:
@@ -294,10 +338,16 @@ def fail(row: JobRun, error: str | BaseException, *, timings: dict[str, float] |
     """
     if isinstance(error, BaseException):
         error = f"{type(error).__name__}: {error}\n\n{traceback.format_exc()[-4000:]}"
-    fields: dict[str, Any] = {"status": JobStatus.FAILED, "finished_at": timezone.now(), "error": error, **values}
+    fields: dict[str, Any] = {
+        "status": JobStatus.FAILED,
+        "finished_at": timezone.now(),
+        **_error_values(type(row), error),
+        **values,
+    }
     if timings is not None:
         fields["timings"] = timings
-    type(row).all_stores.filter(pk=row.pk).exclude(status__in=FINISHED_STATUSES).update(**fields)
+    # Only an open row (an import's "duplicate" is finished too, though not in FINISHED_STATUSES).
+    type(row).all_stores.filter(pk=row.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(**fields)
     for name, value in fields.items():
         setattr(row, name, value)
 
@@ -305,6 +355,21 @@ def fail(row: JobRun, error: str | BaseException, *, timings: dict[str, float] |
 def job_models() -> list[type[JobRun]]:
     """Every concrete job row model of the installed apps."""
     return [m for m in apps.get_models() if issubclass(m, JobRun)]
+
+
+def swept_models() -> list[type[models.Model]]:
+    """:func:`job_models` plus the job rows of their own shape that declare ``job_row = True`` (file
+    imports): they have the columns the sweep and :func:`fail` write (status, finished_at,
+    heartbeat_at, ``error_fields``) and a ``stale_after()``, so no dead worker leaves them running."""
+    return [
+        *job_models(),
+        *(m for m in apps.get_models() if getattr(m, "job_row", False) and not issubclass(m, JobRun)),
+    ]
+
+
+def _error_values(model: type[models.Model], error: str) -> dict[str, str]:
+    # A job row names the columns its reason goes to (an import shows ``message``); JobRun: ``error``.
+    return dict.fromkeys(getattr(model, "error_fields", ("error",)), error)
 
 
 def fail_stale_jobs(store: Any = None, models: Iterable[type[JobRun]] | None = None) -> int:
@@ -315,13 +380,13 @@ def fail_stale_jobs(store: Any = None, models: Iterable[type[JobRun]] | None = N
     worker never leaves a row "running" nor a store locked. Returns how many rows were failed.
     """
     total = 0
-    for model in job_models() if models is None else models:
+    for model in swept_models() if models is None else models:
         now = timezone.now()
         # all stores: the sweep fails dead workers' rows in every store (one store when ``store`` is given).
         stale = model.all_stores.filter(status=JobStatus.RUNNING, heartbeat_at__lt=now - model.stale_after())
         if store is not None:
             stale = stale.filter(store=store)
-        n = stale.update(status=JobStatus.FAILED, finished_at=now, error=model.stale_error)
+        n = stale.update(status=JobStatus.FAILED, finished_at=now, **_error_values(model, model.stale_error))
         if n:
             logger.warning("marked %d stale %s row(s) as failed", n, model.__name__)
         total += n

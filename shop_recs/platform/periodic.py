@@ -315,7 +315,7 @@ def sweep_stale_jobs(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     by_kind: dict[str, int] = {}
     per_store: dict[int, dict[str, int]] = {}
-    for model in jobs.job_models():
+    for model in jobs.swept_models():
         # all stores: the sweep looks for dead workers' rows in every store.
         store_ids = set(
             model.all_stores.filter(

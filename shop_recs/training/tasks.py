@@ -2,6 +2,9 @@
 
 Crash safety: ``acks_late`` + ``reject_on_worker_lost`` mean a worker killed mid-run gets the task
 redelivered; ``run_training`` then restarts the run (at most ``MAX_ATTEMPTS`` in total) or fails it.
+A redelivery finding the run "running" takes it over at once when the worker recorded on the run
+(host and pid of the pool child that claimed it) is visibly gone, and otherwise leaves a run with a
+fresh heartbeat alone (two live workers never run the same run).
 The active model is only changed at the very end of a successful run, so a crash never touches it.
 On worker start-up, job rows left "running" by a dead worker (no heartbeat for longer than their
 model's ``stale_after()``) are failed: training runs (which also releases the per-store training

@@ -349,3 +349,102 @@ def test_rules_from_row_ignores_ids_that_only_look_numeric_after_stripping():
         default_diversity = 0
 
     assert rules_from_row(Row()).repurchasable_categories == frozenset({3})
+
+
+# --- round 4 (full run of 784 mutants, 2026-12-04 22:40): what the first full run left alive ---
+
+
+def _positions(store, items, skus):
+    snap = catalog_snapshot(store)
+    return snap, np.array([snap.index[items[s].pk] for s in skus], dtype=np.int64)
+
+
+def test_with_overrides_replaces_only_known_fields_that_are_given():
+    base = Rules(boost_weight=1.5, diversity=0.2)
+    assert base.with_overrides({"boost_weight": 3.0, "no_such_rule": 1, "diversity": None}) == Rules(
+        boost_weight=3.0, diversity=0.2
+    )
+    assert base.with_overrides({}) is base and base.with_overrides(None) is base
+
+
+def test_price_filters_include_their_bounds(store, cats, make_product):
+    from decimal import Decimal
+
+    cheap = make_product(store, "P10", price=Decimal("10.00"))
+    mid = make_product(store, "P20", price=Decimal("20.00"))
+    dear = make_product(store, "P30", price=Decimal("30.00"))
+    cands = [Candidate(p.pk, s, "collaborative", "") for p, s in ((cheap, 0.9), (mid, 0.8), (dear, 0.7))]
+    with store_scope(store):
+        out = apply_rules(store, cands, context=RuleContext(min_price=10.0, max_price=20.0))
+    assert [c.product_id for c in out] == [cheap.pk, mid.pk]
+
+
+def test_inactive_and_out_of_stock_are_both_dropped_when_both_rules_are_on(store, cats, make_product):
+    gone = make_product(store, "G1", is_active=False)
+    empty = make_product(store, "E1", in_stock=False)
+    fine = make_product(store, "F1")
+    cands = [Candidate(p.pk, s, "collaborative", "") for p, s in ((gone, 0.9), (empty, 0.8), (fine, 0.7))]
+    with store_scope(store):
+        out = apply_rules(store, cands)
+    assert [c.product_id for c in out] == [fine.pk]
+
+
+def test_boosted_products_and_boosted_categories_add_up(store, items, cats):
+    rules = Rules(boosted_products=frozenset({items["U1"].pk}), boosted_categories=frozenset({cats["Hats"].pk}))
+    snap, pos = _positions(store, items, ["M1", "U1", "H1"])
+    with store_scope(store):
+        ranked = rank_positions(snap, rules, RuleContext(), pos, np.array([0.9, 0.5, 0.4]))
+    by_pos = dict(zip(ranked.pos.tolist(), ranked.boosted.tolist(), strict=True))
+    assert by_pos == {pos[0]: False, pos[1]: True, pos[2]: True}
+
+
+def test_a_boost_reorders_presorted_input(store, items):
+    rules = Rules(boosted_products=frozenset({items["S1"].pk}), boost_weight=3.0)
+    snap, pos = _positions(store, items, ["M1", "M2", "S1"])
+    with store_scope(store):
+        ranked = rank_positions(snap, rules, RuleContext(), pos, np.array([0.9, 0.8, 0.5]), presorted=True)
+    assert ranked.pos.tolist()[0] == pos[2] and ranked.scores.tolist()[0] == pytest.approx(1.5)
+
+
+def test_equal_scores_move_a_boosted_item_by_five_percent_of_one(store, items):
+    """All scores equal (span 0): the boost is (w - 1) x 5% of a unit span, here exactly 0.05."""
+    rules = Rules(boosted_products=frozenset({items["M2"].pk}), boost_weight=2.0)
+    snap, pos = _positions(store, items, ["M1", "M2"])
+    with store_scope(store):
+        ranked = rank_positions(snap, rules, RuleContext(), pos, np.array([0.0, 0.0]))
+    assert ranked.pos.tolist() == [pos[1], pos[0]]
+    assert ranked.scores.tolist() == [pytest.approx(0.05), 0.0]
+
+
+def test_pins_that_fill_the_limit_leave_no_room_for_candidates(store, items):
+    _save_rules(store, pinned_product_ids=[items["S1"].pk, items["H1"].pk])
+    with store_scope(store):
+        out = apply_rules(store, _cands(items, {"M1": 0.9, "M2": 0.8}), context=RuleContext(limit=2))
+        more = apply_rules(store, _cands(items, {"M1": 0.9, "M2": 0.8}), context=RuleContext(limit=3))
+    assert _skus(items, out) == ["S1", "H1"]
+    assert _skus(items, more) == ["S1", "H1", "M1"]
+
+
+def test_boosted_lists_without_pins_come_back_as_integers(store, items):
+    """The path with a boost and no pin joins an empty pin list to the candidates' arrays."""
+    rules = Rules(boosted_products=frozenset({items["M2"].pk}))
+    snap, pos = _positions(store, items, ["M1", "M2", "S1"])
+    with store_scope(store):
+        ranked = rank_positions(snap, rules, RuleContext(diversity=0.0), pos, np.array([0.9, 0.8, 0.7]))
+    assert ranked.src.dtype == np.int64 and ranked.pos.dtype == np.int64 and ranked.n_pinned == 0
+    assert ranked.src.tolist() == [1, 0, 2]
+
+
+def test_two_candidates_for_one_product_keep_the_first(store, items):
+    snap, pos = _positions(store, items, ["M1", "M1"])
+    with store_scope(store):
+        ranked = rank_positions(snap, Rules(), RuleContext(), pos, np.array([0.3, 0.9]))
+    assert ranked.src.tolist() == [0] and ranked.scores.tolist() == [0.3]
+
+
+def test_no_candidates_and_no_pins_is_an_empty_list(store, items):
+    snap = catalog_snapshot(store)
+    rules = Rules(boosted_products=frozenset({items["M1"].pk}))
+    with store_scope(store):
+        ranked = rank_positions(snap, rules, RuleContext(diversity=0.5), np.array([], dtype=np.int64), np.array([]))
+    assert len(ranked) == 0
