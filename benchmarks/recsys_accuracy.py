@@ -15,6 +15,9 @@ positives) runs only with ``--movielens PATH/u.data``; nothing is downloaded.
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/recsys_accuracy.py --json /tmp/acc.json
     OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/recsys_accuracy.py --movielens ml-100k/u.data
 
+EASE tuning time at 16,000 items (a seeded synthetic Amazon-style catalog) is measured by the sibling
+``benchmarks/recsys_ease_16k.py``.
+
 Data credit: UCI Machine Learning Repository, Online Retail (Chen, Sain & Guo, 2012), CC BY 4.0.
 """
 

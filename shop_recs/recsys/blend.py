@@ -6,12 +6,15 @@ validation users by NDCG@k. :func:`select_model` then keeps the blend only when 
 helps: its per-user gain over the best single model must exceed one bootstrap standard error (on
 random MovieLens-style splits a blend was slightly worse than EASE alone). The chosen blend is a
 plain :class:`~shop_recs.recsys.hybrid.Hybrid` (no cold/content switching), so training, saving and
-serving need nothing new.
+serving need nothing new. :func:`choose_blend` is the search and rule on models already fitted, so
+the training pipeline (``shop_recs.training.selection.tune_holdout_blend``) runs the bench's exact rule
+on its own holdout.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -101,7 +104,78 @@ def tune_blend(
     return best
 
 
-# Long on purpose: the whole selection protocol, in one readable place.
+def choose_blend(
+    fitted: Mapping[str, Recommender],
+    ranked: Sequence[str],
+    validation: Split,
+    *,
+    k: int = 10,
+    max_partners: int = 5,
+    seed: int = 0,
+    time_budget: float | None = None,
+    max_users: int = MAX_USERS,
+) -> dict[str, Any] | None:
+    """The best blend of FITTED models (fit on ``validation.train``) and whether it helps.
+
+    ``ranked``: the single models' labels, best on validation first. Candidates: the best with each of
+    the next ``max_partners``, then the three-model blend of the best with its two best partners.
+    The best candidate helps only if its per-user gain over the best single model (same users)
+    exceeds one bootstrap SE of the paired difference (:func:`~shop_recs.recsys.selection.blend_helps`).
+    ``time_budget`` (seconds): no candidate starts once the time spent plus the longest candidate so
+    far would pass 110% of it (the first always runs; the tuner's rule). ``None`` with fewer than two
+    models. Returns ``{"labels", "weights", "normalization", "score", "per_user", "single_score",
+    "gain", "se", "helps", "candidates", "seconds", "stopped_by_budget"}``.
+    """
+    labels = [lb for lb in ranked if lb in fitted]
+    if len(labels) < 2:
+        return None
+    name0, partners = labels[0], labels[1 : 1 + max_partners]
+    start = time.perf_counter()
+    trials: list[dict[str, Any]] = []
+    longest, stopped = 0.0, False
+
+    def over_budget() -> bool:
+        spent = time.perf_counter() - start
+        return time_budget is not None and bool(trials) and spent + longest > 1.1 * time_budget
+
+    plans: list[list[str]] = [[name0, p] for p in partners]
+    if len(partners) >= 2:
+        plans.append([])  # the three-model blend, filled in once the pairs are ranked
+    for plan in plans:
+        if not plan:
+            by_pair = sorted(trials, key=lambda r: -r["score"])
+            if len(by_pair) < 2:
+                break
+            plan = [name0, by_pair[0]["labels"][1], by_pair[1]["labels"][1]]
+        if over_budget():
+            stopped = True
+            break
+        t0 = time.perf_counter()
+        trials.append(tune_blend({lb: fitted[lb] for lb in plan}, validation, k=k, seed=seed, max_users=max_users))
+        longest = max(longest, time.perf_counter() - t0)
+    best = max(trials, key=lambda r: r["score"])
+    helps, test = sel.blend_helps(best["per_user"], best["single_per_user"], seed=seed)
+    return {
+        "labels": best["labels"],
+        "weights": best["weights"],
+        "normalization": best["normalization"],
+        "score": float(best["score"]),
+        "per_user": best["per_user"],
+        "single": name0,
+        "single_score": float(best["single_score"]),
+        "gain": test["gain"],
+        "se": test["se"],
+        "helps": helps,
+        "candidates": [
+            {"labels": r["labels"], "weights": r["weights"], "normalization": r["normalization"], "score": r["score"]}
+            for r in trials
+        ],
+        "n_users": int(len(best["users"])),
+        "seconds": time.perf_counter() - start,
+        "stopped_by_budget": stopped,
+    }
+
+
 def select_model(
     tuned: Sequence[dict[str, Any]],
     validation: Split,
@@ -110,14 +184,13 @@ def select_model(
     fit_kwargs: Mapping[str, Any] | None = None,
     max_partners: int = 5,
     seed: int = 0,
+    time_budget: float | None = None,
 ) -> dict[str, Any]:
     """The model to deploy, chosen on validation alone.
 
     ``tuned``: one entry per single algorithm, ``{"algorithm", "params", "score"}`` (``score`` = its
-    validation NDCG@k). Candidates: the best single model; blends of it with each of the next
-    ``max_partners`` models; and the three-model blend of it with the two best partners. The best
-    blend replaces the single model only if it beats it by more than one SE of the per-user
-    difference. Returns ``{"algorithm", "params", "blend": {...} | None, "validation_score", "record"}``.
+    validation NDCG@k). The best single model, or the best blend of :func:`choose_blend` when it helps.
+    Returns ``{"algorithm", "params", "blend": {...} | None, "validation_score", "record"}``.
     """
     from .registry import make  # why: registry imports hybrid, which this module sits next to
 
@@ -140,32 +213,26 @@ def select_model(
     for name, params in params_of.items():
         model = make(name, **params)
         fitted[name] = model.fit(as_csr(validation.train), **accepted_fit_kwargs(model, fit_kwargs))
-    name0 = top["algorithm"]
-    trials = [
-        tune_blend({name0: fitted[name0], p: fitted[p]}, validation, k=k, seed=seed) for p in params_of if p != name0
-    ]
-    by_pair = sorted(trials, key=lambda r: -r["score"])
-    if len(by_pair) >= 2:
-        a, b = by_pair[0]["labels"][1], by_pair[1]["labels"][1]
-        trials.append(tune_blend({name0: fitted[name0], a: fitted[a], b: fitted[b]}, validation, k=k, seed=seed))
-    best = max(trials, key=lambda r: r["score"])
-    helps, test = sel.blend_helps(best["per_user"], best["single_per_user"], seed=seed)
+    best = choose_blend(
+        fitted, list(params_of), validation, k=k, max_partners=max_partners, seed=seed, time_budget=time_budget
+    )
+    if best is None:
+        return chosen
     chosen["record"]["blend_search"] = {
-        "candidates": [
-            {"labels": r["labels"], "weights": r["weights"], "normalization": r["normalization"], "score": r["score"]}
-            for r in trials
-        ],
+        "candidates": best["candidates"],
         "single_score_same_users": best["single_score"],
-        "gain": test["gain"],
-        "gain_se": test["se"],
-        "blend_chosen": helps,
+        "gain": best["gain"],
+        "gain_se": best["se"],
+        "blend_chosen": best["helps"],
+        "seconds": best["seconds"],
+        "stopped_by_budget": best["stopped_by_budget"],
     }
-    if helps:
+    if best["helps"]:
         comps = [(lb, params_of[lb]) for lb in best["labels"]]
         chosen.update(
             algorithm="hybrid",
             params=blend_params(comps, best["weights"], best["normalization"]),
-            validation_score=float(best["score"]),
+            validation_score=best["score"],
             blend={"labels": best["labels"], "weights": best["weights"], "normalization": best["normalization"]},
         )
         chosen["record"]["rule"] = "blend beats the best single model by more than one SE on validation"

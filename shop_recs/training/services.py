@@ -141,22 +141,30 @@ def run_training(run_id: int, on_progress: Callable[[str, int], None] | None = N
         if run.is_finished:
             logger.info("training run %s is already %s; ignoring a duplicate delivery", run.pk, run.status)
             return run
-        if (
+        previous_worker = str((run.params or {}).get(jobs.WORKER_KEY) or "")
+        if run.status == JobStatus.RUNNING and jobs.worker_gone(previous_worker):
+            # A killed pool child's redelivery: its process is gone, so take the run over now
+            # instead of keeping the store locked until the heartbeat goes stale.
+            logger.warning("training run %s: its worker %s is gone; taking the run over", run.pk, previous_worker)
+        elif (
             run.status == JobStatus.RUNNING
             and run.heartbeat_at is not None
             and timezone.now() - run.heartbeat_at < TrainingRun.stale_after()
         ):
-            # A redelivered copy (e.g. broker visibility timeout) while the first worker still trains.
+            # A redelivered copy (e.g. broker visibility timeout) while the first worker still trains
+            # (alive on this host, or on another host where only the heartbeat can tell).
             logger.warning("training run %s is running elsewhere (fresh heartbeat); ignoring this delivery", run.pk)
             return run
         if run.status == JobStatus.RUNNING and run.attempts >= MAX_ATTEMPTS:
             jobs.fail(run, f"Gave up after {run.attempts} attempts: the worker died during each one.")
             return run
-        # A "running" run is claimed again too: its worker died and this is the redelivery.
-        if not jobs.claim(run, statuses=ACTIVE_RUN_STATUSES, attempts=F("attempts") + 1):
+        # A "running" run is claimed again too: its worker died and this is the redelivery. The
+        # claiming worker is recorded (params["_worker"]) so the next redelivery can check on it.
+        mine = {**(run.params or {}), jobs.WORKER_KEY: jobs.worker_identity()}
+        if not jobs.claim(run, statuses=ACTIVE_RUN_STATUSES, attempts=F("attempts") + 1, params=mine):
             return run
         progress = JobProgress(run, on_progress)
-        beat = _Heartbeat.start_for(run.pk)
+        beat = _Heartbeat.start_for(run.pk, run.started_at)
         try:
             _train(run, progress)
         except Exception as exc:  # noqa: BLE001 - any failure of the training itself fails the run
@@ -174,25 +182,30 @@ class _Heartbeat(threading.Thread):
     short staleness threshold tells a dead worker from a busy one. PostgreSQL only, and never inside
     a transaction (its own connection could not see or would block on the uncommitted row)."""
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, started_at: Any = None) -> None:
         super().__init__(name=f"training-heartbeat-{run_id}", daemon=True)
-        self.run_id = run_id
+        self.run_id, self.started_at = run_id, started_at
         self._stop_event = threading.Event()
 
     @classmethod
-    def start_for(cls, run_id: int) -> _Heartbeat | None:
+    def start_for(cls, run_id: int, started_at: Any = None) -> _Heartbeat | None:
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             return None
-        beat = cls(run_id)
+        beat = cls(run_id, started_at)
         beat.start()
         return beat
 
     def run(self) -> None:
+        # Only this claim's run is bumped (its ``started_at``): once another delivery has taken
+        # the run over, this thread must not keep the row looking alive on its behalf.
+        mine = {"started_at": self.started_at} if self.started_at is not None else {}
         try:
             while not self._stop_event.wait(HEARTBEAT_SECONDS):
-                TrainingRun.all_stores.filter(pk=self.run_id, status=JobStatus.RUNNING).update(
+                bumped = TrainingRun.all_stores.filter(pk=self.run_id, status=JobStatus.RUNNING, **mine).update(
                     heartbeat_at=timezone.now()
                 )
+                if not bumped:
+                    break
         except Exception:  # noqa: BLE001 - a missed heartbeat is not worth killing the run for
             logger.exception("training run %s: heartbeat thread stopped", self.run_id)
         finally:
@@ -250,15 +263,22 @@ def _load_data(run: TrainingRun, progress: JobProgress, matrix_config: MatrixCon
 def _evaluate_and_fit(
     run: TrainingRun, progress: JobProgress, data: InteractionData, split: Split | None, params: dict[str, Any]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Recommender]]:
-    """Per algorithm: score it on the holdout (if there is one), then fit it on all the data."""
-    from shop_recs.recsys.selection import interval  # why: edits stay inside this function
-    from shop_recs.training.selection import compare_blends
+    """Per algorithm: score it on the holdout (if there is one), then fit it on all the data. A run
+    with ``hybrid`` plus two or more single algorithms (and no explicit hybrid params) blends those,
+    with members and weights tuned on this holdout by the bench's rule (training.selection)."""
+    # why: this function's imports stay inside it (another engineer edits the module header)
+    from shop_recs.recsys.selection import interval
+    from shop_recs.training import selection as tsel
 
+    tuned_blend = split is not None and tsel.tunes_blend(run.algorithms, params)
+    names = [a for a in run.algorithms if not (tuned_blend and a in tsel.BLENDS)]
     results: dict[str, dict[str, Any]] = {}
     fitted: dict[str, Recommender] = {}
+    on_holdout: dict[str, Recommender] = {}  # fitted on the holdout's train part, kept to blend
     per_user: dict[str, np.ndarray] = {}
     span = 70 / len(run.algorithms)
-    for n, name in enumerate(run.algorithms):
+    users = None if split is None else _holdout_sample(split.test)
+    for n, name in enumerate(names):
         base = 20 + n * span
         algo_params = dict(params.get(name) or {})
         results[name] = {}
@@ -267,20 +287,27 @@ def _evaluate_and_fit(
             model = registry.make(name, **algo_params)
             _fit(model, split.train, data, rows=split.train_log)
             progress.update(int(base + span * 0.4))
-            result = evaluate(
-                model, split.train, split.test, ks=(10,), diversity=False, users=_holdout_sample(split.test)
-            )
+            result = evaluate(model, split.train, split.test, ks=(10,), diversity=False, users=users)
             results[name] = {k: result.metrics.get(k) for k in REPORTED_METRICS}
             results[name]["n_test_users"] = int(len(result.users))
             per_user[name] = np.asarray(result.per_user[PRIMARY_METRIC], dtype=np.float64)
             results[name]["interval"] = interval(per_user[name])
             results[name]["validation"] = split.info.get("validation", split.protocol)
+            if tuned_blend:
+                on_holdout[name] = model
         progress.stage(f"fitting {name}", int(base + span * 0.5))
         model = registry.make(name, **algo_params)
         _fit(model, data.matrix, data, rows=data.log)
         fitted[name] = model
-    for name, check in compare_blends(per_user).items():
+    for name, check in tsel.compare_blends(per_user).items():
         results[name]["blend_check"] = check
+    if tuned_blend and split is not None:
+        progress.stage("tuning the blend", int(20 + len(names) * span))
+        results["hybrid"], blend = tsel.evaluate_holdout_blend(
+            on_holdout, fitted, results, split, users, REPORTED_METRICS, PRIMARY_METRIC
+        )
+        if blend is not None:  # only a blend that helps is kept as a version
+            fitted["hybrid"] = blend
     return results, fitted
 
 
@@ -431,9 +458,11 @@ def _best(results: dict[str, dict[str, Any]], order: list[str]) -> str:
     from shop_recs.training.selection import pick_best  # why: edits stay inside this function
 
     if not any(
-        isinstance(v, (int, float)) and math.isfinite(v) for v in (results[a].get(PRIMARY_METRIC) for a in order)
+        isinstance(v, (int, float)) and math.isfinite(v)
+        for v in ((results.get(a) or {}).get(PRIMARY_METRIC) for a in order)
     ):
-        return order[0]
+        # A blend tuned on the holdout is only fitted when it helps: never the fallback.
+        return next((a for a in order if "blend" not in (results.get(a) or {})), order[0])
     return pick_best(results, order, PRIMARY_METRIC)
 
 

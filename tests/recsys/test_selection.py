@@ -194,6 +194,19 @@ def test_blend_is_not_chosen_when_it_does_not_help():
     assert not helps and stats["gain"] <= 0
 
 
+def test_choose_blend_ranks_members_and_stops_at_its_budget():
+    models, val = _mixture(weight_b=0.5)
+    models["c"] = Table(np.zeros((300, 60))).fit(val.train)  # an uninformative third model
+    full = blend.choose_blend(models, ["a", "b", "c"], val, k=5)
+    assert [c["labels"] for c in full["candidates"]] == [["a", "b"], ["a", "c"], ["a", "b", "c"]]
+    assert full["labels"] == ["a", "b"] and full["weights"] == [1.0, 0.5] and full["helps"]
+    assert full["stopped_by_budget"] is False
+    # A zero budget: the first candidate always runs, nothing after it.
+    cut = blend.choose_blend(models, ["a", "b", "c"], val, k=5, time_budget=0.0)
+    assert [c["labels"] for c in cut["candidates"]] == [["a", "b"]] and cut["stopped_by_budget"] is True
+    assert blend.choose_blend({"a": models["a"]}, ["a"], val) is None
+
+
 def test_blend_params_build_a_plain_text_free_hybrid():
     from shop_recs.recsys import registry
 

@@ -8,7 +8,10 @@ from datetime import timedelta
 import numpy as np
 
 from shop_recs.recsys import data
+from shop_recs.stores.scoping import store_scope
 from shop_recs.training import selection, services
+from shop_recs.training.artifacts import load_version
+from shop_recs.training.models import ModelVersion
 from tests.training.conftest import T0
 
 DAY = 86_400
@@ -109,3 +112,74 @@ def test_training_offers_the_benchs_blend_and_checks_it_against_the_best_single(
     # 12 customers: no gain beyond the noise, so the single model is activated, not the blend.
     assert check["helps"] is False, check
     assert run.metrics["best"] == check["versus"]
+
+
+CATEGORIES = ("mug", "shirt", "lamp", "sock", "book", "pen", "bag", "cup")
+
+
+def _category_shop(store, make_product, make_customer, add_events, *, star: bool):
+    """8 categories x 10 products; 160 customers, each buys 2 non-hot items of one category early.
+
+    ``star=False``: each category has a hot item (product 0). Half the customers buy their
+    category's hot item early, the other half in the last days: the future is "the popular item of
+    my category". Popularity alone ranks the 8 hot items in any order, content alone all items of the
+    category alike; only a blend of the two puts the right one first.
+    ``star=True``: one star product outside the categories is that future item for everyone, so
+    popularity alone is already perfect and any blend can at best tie.
+    """
+    rng = np.random.default_rng(0)
+    products = {c: [make_product(store, f"{c}-{i}", title=f"{c} item{c}{i}") for i in range(10)] for c in CATEGORIES}
+    star_item = make_product(store, "star", title="gadget special") if star else None
+    rows = []
+    for i in range(160):
+        customer = make_customer(store, f"C{i}")
+        cat = CATEGORIES[i % len(CATEGORIES)]
+        hot = star_item if star else products[cat][0]
+        for j in rng.choice(np.arange(1, 10), size=2, replace=False):
+            rows.append((customer, products[cat][int(j)], "purchase", T0 + timedelta(days=int(rng.integers(40)))))
+        late = (i // len(CATEGORIES)) % 2 == 1
+        when = T0 + timedelta(days=55 + int(rng.integers(5)) if late else int(rng.integers(40)))
+        rows.append((customer, hot, "purchase", when))
+    add_events(store, rows)
+
+
+def test_a_training_run_tunes_a_blend_that_clearly_helps_and_activates_it(
+    store, make_product, make_customer, add_events
+):
+    _category_shop(store, make_product, make_customer, add_events, star=False)
+    run = services.train_store(store, algorithms=["popularity", "content", "hybrid"])
+    hybrid = run.metrics["algorithms"]["hybrid"]
+    blend = hybrid["blend"]
+    assert run.metrics["holdout"]["validation"] == "temporal" and blend["validation"] == "temporal"
+    # Known answer: the blend of the two singles, both weighted, puts the right hot item first.
+    # Content (0.67) outranks popularity (0.46) alone, so it is the reference with weight 1; z-scores are
+    # tried first and the grid's smallest partner weight already breaks content's tie within the category.
+    assert blend["members"] == ["content", "popularity"] and blend["normalization"] == "zscore"
+    assert blend["weights"] == {"content": 1.0, "popularity": 0.1}
+    assert blend["score"] == 1.0 and hybrid["ndcg@10"] == 1.0
+    assert max(run.metrics["algorithms"][a]["ndcg@10"] for a in ("popularity", "content")) < 0.8
+    assert blend["helps"] is True and blend["gain"] > blend["se"] and "beats" in blend["why"]
+    assert hybrid["blend_check"]["helps"] is True and blend["interval"]["lo"] <= 1.0 <= blend["interval"]["hi"]
+    assert blend["candidates"] and blend["budget_seconds"] == selection.BLEND_BUDGET_SECONDS
+    assert run.metrics["best"] == "hybrid"
+    with store_scope(store):
+        active = ModelVersion.objects.get(is_active=True)
+    assert active.algorithm == "hybrid"
+    # What serving loads is exactly the blend that was tuned: its members and weights, no switching.
+    served = load_version(active).model
+    assert served.labels == ["content", "popularity"] and served.weights_.tolist() == [1.0, 0.1]
+    assert served.normalization == "zscore" and served.cold_model == "" and served.content_model == ""
+
+
+def test_a_training_run_keeps_the_single_model_when_the_blend_only_ties(store, make_product, make_customer, add_events):
+    _category_shop(store, make_product, make_customer, add_events, star=True)
+    run = services.train_store(store, algorithms=["popularity", "content", "hybrid"])
+    algorithms = run.metrics["algorithms"]
+    blend = algorithms["hybrid"]["blend"]
+    # Popularity alone is perfect: the best blend can only tie, so it is recorded but not kept.
+    assert algorithms["popularity"]["ndcg@10"] == 1.0 and blend["versus"] == "popularity"
+    assert blend["gain"] <= 0 and blend["helps"] is False and "does not beat" in blend["why"]
+    assert run.metrics["best"] == "popularity"
+    with store_scope(store):
+        written = set(ModelVersion.objects.filter(run=run).values_list("algorithm", flat=True))
+    assert written == {"popularity", "content"}  # no version for a blend that was not kept
