@@ -101,6 +101,7 @@ TARGETS = [
         "shared_validation",
         "shop_recs/catalog/validation.py",
         [
+            "tests/catalog/test_validation_rules.py",
             "tests/api/test_hostile_input.py",
             "tests/api/test_validation_edges.py",
             "tests/api/test_events.py",
