@@ -10,6 +10,7 @@ from shop_recs.platform import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     # The API before the dashboard and admin: routes are tried in order and the API is the hot path.
     path("api/v1/", include("shop_recs.api_urls")),
     path("admin/", admin.site.urls),

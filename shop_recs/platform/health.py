@@ -1,12 +1,21 @@
-"""``GET /healthz``: a plain Django JSON view with a fixed answer.
+"""``GET /healthz`` (liveness) and ``GET /readyz`` (readiness).
 
-It touches neither the database nor the cache, so a load balancer can poll it cheaply and it is the
-framework's floor in ``benchmarks/serve.py`` (what one request costs through Django's middleware
-with no work of its own).
+``/healthz`` is a plain Django JSON view with a fixed answer. It touches neither the database nor the
+cache, so a load balancer can poll it cheaply and it is the framework's floor in
+``benchmarks/serve.py`` (what one request costs through Django's middleware with no work of its own).
+
+``/readyz`` checks each dependency a web process needs (database, cache, broker, artifact storage)
+and answers 503 when one fails, naming which: a deployment routes traffic only to ready replicas.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -16,3 +25,70 @@ _BODY = {"status": "ok"}
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(_BODY)
+
+
+# --- readiness ---------------------------------------------------------------------------------------
+
+
+def _check_database() -> None:
+    connection.ensure_connection()
+    if not connection.is_usable():  # the backend's own round trip
+        raise RuntimeError("the database connection is not usable")
+
+
+def _check_cache() -> None:
+    key = "readyz:probe"
+    cache.set(key, "1", timeout=10)
+    if cache.get(key) != "1":
+        raise RuntimeError("the cache did not return what was written")
+
+
+def _check_broker() -> str | None:
+    """``None`` (skipped) in embedded mode without a broker; else a connection to the broker."""
+    if not settings.CELERY_BROKER_URL:
+        return "skipped: no broker (embedded mode runs jobs in the web process)"
+    # why: the Celery app is only needed when a broker is configured; importing it here keeps the
+    # liveness view's module free of Celery for the embedded default.
+    from shop_recs.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return None
+
+
+def _check_artifacts() -> None:
+    """The model directory exists and takes a write (training and serving both need it)."""
+    root = Path(settings.MODEL_DIR)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-", delete=True) as handle:
+        handle.write(b"ok")
+        handle.flush()
+
+
+_CHECKS = (
+    ("database", _check_database),
+    ("cache", _check_cache),
+    ("broker", _check_broker),
+    ("artifacts", _check_artifacts),
+)
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """``GET /readyz``: 200 when the database, cache, broker and artifact storage all answer, else
+    503; each dependency reports ``ok``, ``skipped: why`` or ``error: why`` (no secrets, no URLs)."""
+    checks: dict[str, str] = {}
+    ready = True
+    for name, check in _CHECKS:
+        try:
+            note = check()
+        except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "not ready"
+            checks[name] = f"error: {type(exc).__name__}"
+            ready = False
+        else:
+            checks[name] = note or "ok"
+    response = JsonResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,43 @@
+"""``/readyz`` reports each dependency and answers 503 naming the one that failed."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.django_db
+def test_ready_when_everything_answers(client, settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.CELERY_BROKER_URL = ""
+    body = client.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert body["checks"]["database"] == "ok" and body["checks"]["cache"] == "ok"
+    assert body["checks"]["artifacts"] == "ok" and body["checks"]["broker"].startswith("skipped")
+
+
+@pytest.mark.django_db
+def test_an_unwritable_artifact_directory_is_not_ready(client, settings, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    settings.MODEL_DIR = blocker / "models"  # a path under a regular file cannot be created
+    settings.CELERY_BROKER_URL = ""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not ready" and body["checks"]["artifacts"].startswith("error: ")
+    assert body["checks"]["database"] == "ok"
+
+
+@pytest.mark.django_db
+def test_an_unreachable_broker_is_not_ready(client, settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    from shop_recs.celery import app
+
+    old = app.conf.broker_url
+    app.conf.broker_url = settings.CELERY_BROKER_URL
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = old
+    assert response.status_code == 503 and response.json()["checks"]["broker"].startswith("error: ")
