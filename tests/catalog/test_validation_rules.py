@@ -95,7 +95,8 @@ def test_readers_skip_rows_outside_the_window_or_the_value_range(store, make_cus
     from shop_recs.stores.scoping import unscoped
 
     settings.EVENT_TIMESTAMP_MIN = date(2000, 1, 1)
-    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    settings.EVENT_FUTURE_TOLERANCE_SECONDS = 300
+    now = datetime(2024, 6, 1, 12, tzinfo=UTC)  # far from the real clock: the filter must use this "now"
     customer = make_customer(store, "c1")
     rows = {
         "ok": (now, 10.0),
@@ -105,6 +106,7 @@ def test_readers_skip_rows_outside_the_window_or_the_value_range(store, make_cus
         "huge": (now, v.VALUE_MAX * 10),
         "negative_huge": (now, -v.VALUE_MAX * 10),
         "a_day_ahead": (now + timedelta(days=1), 1.0),  # inside the generous reader bound
+        "just_past_the_bound": (now + timedelta(days=1, seconds=301), 1.0),
         "days_ahead": (now + timedelta(days=3), 1.0),
     }
     with unscoped():
