@@ -13,6 +13,7 @@ import contextlib
 
 import pytest
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from shop_recs.api import auth
@@ -174,3 +175,23 @@ def test_an_unbuffered_log_row_is_kept_when_the_database_is_down(shop, store, se
     logbuffer.flush_all()
     with unscoped():
         assert RecommendationList.objects.filter(list_id=list_id, placement="outage").count() == 1
+
+
+def test_the_rules_are_read_again_after_the_back_off_not_after_another_ttl(store, settings, monkeypatch):
+    """After a failed re-read the rules are retried ``OUTAGE_RETRY_SECONDS`` later, not a whole TTL
+    later (the mutation run found this untested)."""
+    settings.SERVING_RULES_TTL = 60
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(rules.time, "monotonic", lambda: clock["now"])
+    cached = rules.load_rules(store.pk)
+    clock["now"] += 61  # expired
+    with database_down() as outage:
+        assert rules.load_rules(store.pk) is cached
+        assert outage.attempts == 1
+        clock["now"] += rules.OUTAGE_RETRY_SECONDS / 2  # inside the back-off: no new attempt
+        assert rules.load_rules(store.pk) is cached
+        assert outage.attempts == 1
+    clock["now"] += rules.OUTAGE_RETRY_SECONDS  # the back-off is over and the database is back
+    with CaptureQueriesContext(connection) as queries:
+        rules.load_rules(store.pk)
+    assert len(queries) >= 1  # read again, not served from the cache for another TTL
