@@ -32,12 +32,15 @@ def test_an_unwritable_artifact_directory_is_not_ready(client, settings, tmp_pat
 def test_an_unreachable_broker_is_not_ready(client, settings, tmp_path):
     settings.MODEL_DIR = tmp_path / "models"
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    from shop_recs.celery import app
-
-    old = app.conf.broker_url
-    app.conf.broker_url = settings.CELERY_BROKER_URL
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = old
+    response = client.get("/readyz")
     assert response.status_code == 503 and response.json()["checks"]["broker"].startswith("error: ")
+
+
+@pytest.mark.django_db
+def test_a_reachable_broker_is_ok(client, settings, tmp_path):
+    from tests.conftest import require_redis
+
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.CELERY_BROKER_URL = require_redis()
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json()["checks"]["broker"] == "ok"

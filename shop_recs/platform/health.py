@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from kombu import Connection
 
 _BODY = {"status": "ok"}
 
@@ -47,11 +48,9 @@ def _check_broker() -> str | None:
     """``None`` (skipped) in embedded mode without a broker; else a connection to the broker."""
     if not settings.CELERY_BROKER_URL:
         return "skipped: no broker (embedded mode runs jobs in the web process)"
-    # why: the Celery app is only needed when a broker is configured; importing it here keeps the
-    # liveness view's module free of Celery for the embedded default.
-    from shop_recs.celery import app
-
-    with app.connection_for_write() as conn:
+    # A fresh connection to the configured URL (not the Celery app's pool, whose connections may be
+    # older than an outage), given up after one quick attempt.
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
     return None
 
