@@ -75,6 +75,8 @@ class ProfileRun(JobRun):
     segment = models.BooleanField(_("rebuild segments afterwards"), default=True)
     n_customers = models.PositiveIntegerField(_("customers profiled"), default=0)
     n_events = models.PositiveIntegerField(_("events read"), default=0)
+    # Rows stored before today's validation (a year-1 timestamp, a 1e300 value) that readers skip.
+    n_skipped_events = models.PositiveIntegerField(_("unreadable events skipped"), default=0)
     max_event_id = models.BigIntegerField(_("event watermark"), null=True, blank=True)
 
     class Meta:

@@ -232,6 +232,7 @@ def build_profiles(
             timings=progress.finish(),
             n_customers=n,
             n_events=len(events),
+            n_skipped_events=int(events.attrs.get("skipped_rows", 0)),
             max_event_id=max_id if max_id is not None else watermark,
         )
         run.refresh_from_db()

@@ -42,6 +42,7 @@ def _run_json(run: ProfileRun | None) -> dict | None:
         "mode": run.mode,
         "stage_label": _(run.stage) if run.stage else "",
         "n_customers": run.n_customers,
+        "n_skipped_events": run.n_skipped_events,
     }
 
 

@@ -107,6 +107,10 @@ def test_infinite_values_are_skipped_by_profile_runs_and_segments_still_build(cl
     run = build_profiles(shop["store"], ProfileRun.Mode.FULL)
     assert run.status == "succeeded", run.error
     assert run.n_events == 4  # the two 1e308 lines are left out
+    assert run.n_skipped_events == 2  # ... and counted in the run's report
+    client.force_login(merchant)
+    page = client.get(reverse("analytics:segments", args=[shop["store"].slug])).content.decode()
+    assert 'id="skipped-events"' in page and "2 unreadable events skipped" in page
     with store_scope(shop["store"]):
         assert CustomerProfile.objects.get(customer=shop["bad"]).monetary == pytest.approx(10.0)
     client.force_login(merchant)
