@@ -274,3 +274,7 @@ def test_saving_rules_needs_the_confirmation_and_is_recorded(store, shop, mercha
         change = ShopperFacingChange.objects.get()
     assert change.kind == "rules" and change.user == merchant
     assert change.details["boost_weight"] == [None, 3.0] and "blocked_product_ids" in change.details
+    history = client.get(url("history")).content.decode()
+    assert history.count('id="change-history"') == 1 and "rules: " in history
+    title = history.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<table" not in title and "Change history" in title
