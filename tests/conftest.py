@@ -92,6 +92,22 @@ def _no_wrong_key_throttle(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_leaked_store_scope():
+    """A test must leave no store scope behind: django-scopes keeps it in a context variable, and a
+    scope left open by one test (an API view that raised past ``finalize_response``) made a later
+    test's unscoped query quietly succeed instead of raising ``ScopeError``. The scope is reset
+    either way so one leak cannot cascade, and the leaking test fails at teardown."""
+    from django_scopes.state import state
+
+    token = state.set(None)
+    yield
+    leaked = state.get()
+    state.reset(token)
+    if leaked:
+        pytest.fail(f"this test left a store scope open: {leaked}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
 def _default_language():
     """Every test starts in the default language: a request through the test client with a zh-Hans
     cookie leaves that language active in the thread, which leaked into later tests on the same

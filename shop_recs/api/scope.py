@@ -1,7 +1,9 @@
 """The base every store API view inherits: it activates the caller's store scope.
 
-DRF authenticates lazily inside ``initial()``, so the scope is entered there and left in
-``finalize_response()``, which DRF calls on every path, including errors.
+DRF authenticates lazily inside ``initial()``, so the scope is entered there. It is left in
+``dispatch()``'s ``finally``: ``finalize_response()`` is skipped when an unhandled exception escapes
+``handle_exception()`` (the JSON 500 path), and a scope left open there stayed active in the worker
+thread's context, so the next request on that thread started inside another store's scope.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ class StoreScopedAPIMixin:
             self._store_scope = store_scope(client.store)
             self._store_scope.__enter__()
 
-    def finalize_response(self, request, response, *args, **kwargs):
+    def dispatch(self, request, *args, **kwargs):
         try:
-            return super().finalize_response(request, response, *args, **kwargs)
+            return super().dispatch(request, *args, **kwargs)
         finally:
             cm = getattr(self, "_store_scope", None)
             if cm is not None:

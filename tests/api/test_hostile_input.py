@@ -283,6 +283,22 @@ def test_an_unhandled_error_is_a_json_500_with_the_request_id(api_client, catalo
     assert "boom" not in response.content.decode()
 
 
+def test_an_unhandled_error_leaves_no_store_scope_behind(api_client, catalog, monkeypatch):
+    """Regression: the JSON 500 path skipped ``finalize_response``, so the caller's store scope stayed
+    active in the thread and the next unscoped query on it returned that store's rows."""
+    from shop_recs.catalog.models import Product
+    from shop_recs.serving import api_views
+    from shop_recs.stores.scoping import ScopeError
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api_views, "catalog_snapshot", explode)
+    assert api_client.get("/api/v1/popular").status_code == 500
+    with pytest.raises(ScopeError):
+        list(Product.objects.all())
+
+
 # --- the seeder follows the same rules ----------------------------------------------------------------
 
 
