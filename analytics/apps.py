@@ -14,3 +14,8 @@ class AnalyticsConfig(AppConfig):
         erasure.customer_erasing.connect(receivers.erase_customer_rows, dispatch_uid="analytics.erase_customer")
         erasure.customers_merging.connect(receivers.merge_customer_rows, dispatch_uid="analytics.merge_customers")
         erasure.events_deleting.connect(receivers.delete_event_rows, dispatch_uid="analytics.delete_events")
+
+        from analytics.views import customer_profile_panel
+        from shop_recs.dashboard import customer_panels
+
+        customer_panels.register("profile", customer_profile_panel)

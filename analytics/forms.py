@@ -10,6 +10,13 @@ from analytics.models import StoreAnalyticsSettings
 from analytics.rules_builder import RuleError, compile_rules
 from analytics.services import EXPORT_FIELDS
 
+#: ``dp_budget_window_days`` is a PositiveSmallIntegerField: the most a PostgreSQL smallint holds.
+MAX_BUDGET_WINDOW_DAYS = 32767
+#: The largest ε (per count, and the budget of a window) the form accepts: far past any privacy.
+MAX_EPSILON = 1_000_000
+#: The largest revenue clip per customer the form accepts (in the store's currency).
+MAX_REVENUE_CLIP = 1_000_000_000
+
 
 class RuleSegmentForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
@@ -55,6 +62,12 @@ class AutoSegmentForm(forms.Form):
     )
 
 
+def _at_most(value: float | None, most: float) -> None:
+    """Refuse an absurd ε or budget: 1e300 was stored (issue 12's fuzz) and only means "no privacy"."""
+    if value is not None and value > most:
+        raise forms.ValidationError(_("The most this setting accepts is %(max)s.") % {"max": f"{most:,.0f}"})
+
+
 class PrivacyForm(forms.ModelForm):
     class Meta:
         model = StoreAnalyticsSettings
@@ -64,22 +77,36 @@ class PrivacyForm(forms.ModelForm):
         eps = self.cleaned_data["dp_epsilon"]
         if eps is not None and not (math.isfinite(eps) and eps > 0):
             raise forms.ValidationError(_("Epsilon must be positive (leave empty to turn noise off)."))
+        _at_most(eps, MAX_EPSILON)
         return eps
 
     def clean_dp_budget(self):
         budget = self.cleaned_data["dp_budget"]
         if not (math.isfinite(budget) and budget > 0):
             raise forms.ValidationError(_("The privacy budget must be a positive number."))
+        _at_most(budget, MAX_EPSILON)
         return budget
 
     def clean_dp_budget_window_days(self):
         days = self.cleaned_data["dp_budget_window_days"]
         if days < 1:
             raise forms.ValidationError(_("The budget window must be at least one day."))
+        # The column's own limit (a PostgreSQL smallint): SQLite checks none, and a larger value
+        # reached ``timedelta(days=...)`` and failed with an OverflowError (a 500, issue 12).
+        if days > MAX_BUDGET_WINDOW_DAYS:
+            raise forms.ValidationError(
+                _("The budget window can be at most %(max)s days.") % {"max": MAX_BUDGET_WINDOW_DAYS}
+            )
         return days
 
     def clean_revenue_clip(self):
         clip = self.cleaned_data["revenue_clip"]
         if not (math.isfinite(clip) and clip > 0):
             raise forms.ValidationError(_("The revenue clip must be a positive number."))
+        # The clip is the noise's sensitivity: 1e300 was stored, and made every noisy revenue figure
+        # meaningless (issue 12). No one customer's revenue share needs a bound past a billion.
+        if clip > MAX_REVENUE_CLIP:
+            raise forms.ValidationError(
+                _("The revenue clip can be at most %(max)s.") % {"max": f"{MAX_REVENUE_CLIP:,}"}
+            )
         return clip

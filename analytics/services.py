@@ -218,23 +218,26 @@ def build_profiles(
         progress.stage(gettext_noop("predicting interests"), 60)
         interests = _interests(store, events, customer_ids, products)
         progress.stage(gettext_noop("saving profiles"), 70)
-        n = _save(store, run, frame, interests, as_of)
-
-        if segment:
-            progress.stage(gettext_noop("segmenting"), 85)
-            if mode == ProfileRun.Mode.FULL or not Segment.objects.filter(kind=Segment.Kind.AUTO).exists():
-                seg.build_auto_segments(store)
-            else:
-                seg.refresh_segment_memberships(store)
-
-        jobs.succeed(
-            run,
-            timings=progress.finish(),
-            n_customers=n,
-            n_events=len(events),
-            n_skipped_events=int(events.attrs.get("skipped_rows", 0)),
-            max_event_id=max_id if max_id is not None else watermark,
-        )
+        # One transaction for the profiles, the segments and the run's success: a worker killed
+        # half-way (SIGKILL, OOM) leaves the old complete set, never new profiles under old segments
+        # or a "running" run whose data is already live. No progress write inside: it would hold
+        # the run row's lock until commit (and block the stale sweep on it).
+        with transaction.atomic():
+            n = _save(store, run, frame, interests, as_of)
+            jobs.pause_for_fault_test("profiles.saved")
+            if segment:
+                if mode == ProfileRun.Mode.FULL or not Segment.objects.filter(kind=Segment.Kind.AUTO).exists():
+                    seg.build_auto_segments(store)
+                else:
+                    seg.refresh_segment_memberships(store)
+            jobs.succeed(
+                run,
+                timings=progress.finish(),
+                n_customers=n,
+                n_events=len(events),
+                n_skipped_events=int(events.attrs.get("skipped_rows", 0)),
+                max_event_id=max_id if max_id is not None else watermark,
+            )
         run.refresh_from_db()
     return run
 

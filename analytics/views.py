@@ -12,6 +12,7 @@ import logging
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -20,9 +21,7 @@ from analytics.forms import AutoSegmentForm, ExportForm, PrivacyForm, RuleSegmen
 from analytics.models import CustomerProfile, ProfileRun, Segment
 from analytics.rules_builder import RuleError, compile_rules, field_catalogue
 from analytics.segments import build_auto_segments, refresh_segment_memberships, segment_queryset
-from shop_recs.activity.models import Customer, Event, EventType
-from shop_recs.dashboard import selectors as activity_selectors
-from shop_recs.serving.services import recommend_for_customer
+from shop_recs.dashboard.customer_panels import CustomerPanel
 from shop_recs.stores.access import require_merchant, store_view
 
 logger = logging.getLogger(__name__)
@@ -246,41 +245,27 @@ def segment_export(request: HttpRequest, segment_id: int) -> HttpResponse:
 
 @store_view
 def customer_profile(request: HttpRequest, external_id: str) -> HttpResponse:
-    customer = get_object_or_404(Customer, external_id=external_id)
+    """The old profile address: the profile is a section of the one customer page now."""
+    url = reverse("dashboard:customer_detail", kwargs={"store_slug": request.store.slug, "external_id": external_id})
+    return redirect(f"{url}#profile")
+
+
+def customer_profile_panel(store, customer) -> CustomerPanel:
+    """The profile section of the customer page (registered in ``AnalyticsConfig.ready``)."""
     profile = CustomerProfile.objects.filter(customer=customer).select_related("auto_segment").first()
-    labels = {v: str(lab) for v, lab in EventType.choices}
     figures = {}
-    days, series = activity_selectors.daily_series(activity_selectors.customer_activity_per_day(customer))
-    if days:
-        figures["timeline"] = _fig(charts.customer_activity_figure(days, series, labels))
-    segs = []
+    segments = []
     if profile is not None:
         if profile.category_affinity:
             figures["affinity"] = _fig(charts.affinity_figure(profile.category_affinity, profile.brand_affinity))
         if profile.dow_histogram:
             figures["habits"] = _fig(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, _DOW))
-        segs = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
-    recent = activity_selectors.recent_events(Event.objects.filter(customer=customer).select_related("product"))
-    return render(
-        request,
-        "analytics/customer_profile.html",
-        {
-            "section": "customers",
-            "customer": customer,
-            "profile": profile,
-            "figures": figures,
-            "recent_events": recent,
-            "segments": segs,
-            "recommendations": _recommendations(request.store, customer),
-        },
+        segments = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
+    return CustomerPanel(
+        "analytics/_customer_profile_panel.html",
+        {"profile": profile, "figures": figures, "segments": segments},
+        needs_charts=bool(figures),
     )
-
-
-def _recommendations(store, customer) -> list[dict]:
-    """The customer's current recommendations exactly as the API serves them (not logged)."""
-
-    result = recommend_for_customer(store, customer, n=10, log=False)
-    return [{"title": item["title"], "sku": item["sku"], "reason": item["reason"]["text"]} for item in result.items]
 
 
 @store_view(merchant_only=True)

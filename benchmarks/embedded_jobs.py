@@ -40,6 +40,8 @@ def _configure(workdir: Path) -> None:
     os.environ["SHOP_RECS_VAR_DIR"] = str(workdir / "var")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The embedded demo's settings, as measured before DEBUG became off by default (./dev demo sets it).
+    os.environ.setdefault("DEBUG", "1")
     os.environ["DJANGO_SETTINGS_MODULE"] = "shop_recs.settings"
 
 

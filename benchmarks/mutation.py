@@ -72,7 +72,11 @@ TARGETS = [
     Target(
         "serving_rules",
         "shop_recs/serving/rules.py",
-        ["tests/serving/test_rules_vectorised.py", "tests/serving/test_rules_edges.py", "tests/serving/test_outage_caches.py"],
+        [
+            "tests/serving/test_rules_vectorised.py",
+            "tests/serving/test_rules_edges.py",
+            "tests/serving/test_outage_caches.py",
+        ],
         isolation=FS,
     ),
     Target(

@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_recs.settings")
+# A developer's machine, as measured before DEBUG became off by default (no SECRET_KEY needed).
+os.environ.setdefault("DEBUG", "1")
 
 import django  # noqa: E402
 

@@ -1,14 +1,23 @@
 """End-to-end training time, "train clicked -> active model", by stage, plus peak memory.
 
     .venv/bin/python benchmarks/train.py [--events 5000000] [--skip-demo] [--skip-large]
+    .venv/bin/python benchmarks/train.py --skip-demo --events 1000000,5000000,20000000   # capacity curve
 
 In one run, against a database it (re)creates (``shop_recs_bench_train``):
 
 1. **Demo store**: ``seed_demo_store`` with the default sizes (300k events, 5k customers, 2k products).
-2. **Large store**: ``--events`` events (default 5M) over ``--customers`` customers and ``--products``
-   products, generated with numpy (Zipf-like product popularity, per-customer activity skew, event
-   mix 70% view / 15% click / 10% add_to_cart / 5% purchase, 180 days) and written with
-   ``shop_recs.activity.ingest.write_events`` (binary COPY), then ``ANALYZE``.
+2. **Large stores**: one per size in ``--events`` (comma-separated, each 10,000..20,000,000; default
+   5M), over ``--customers`` customers (default: one per 25 events, the 5M / 200k ratio of the
+   earlier runs) and ``--products`` products (default 20k), generated with numpy (Zipf-like product
+   popularity, per-customer activity skew, event mix 70% view / 15% click / 10% add_to_cart / 5%
+   purchase, 180 days) and written with ``shop_recs.activity.ingest.write_events`` (binary COPY),
+   then ``ANALYZE``. Sizes run smallest first, so a size that runs out of memory or time still
+   leaves the figures of the smaller ones (printed as each finishes).
+
+Memory for generating: about 60 bytes per event in numpy arrays (1.2 GB at 20M) in this process,
+besides PostgreSQL's own; the training process of each size is separate (see below). Do not run
+20M on a shared machine: the event table alone takes ~240 bytes per event with its indexes
+(~4.8 GB at 20M; docs/deployment.md, "Capacity").
 
 For each store, a fresh Python process (so its peak RSS is the training's alone) does what the
 dashboard's "Train" button does minus the Celery hop: ``start_training`` (the run row, status
@@ -165,10 +174,33 @@ def train_once(store_id: int) -> dict:
     }
 
 
+#: Store sizes the script accepts (events): up to 20M, the size the capacity table in
+#: docs/deployment.md plans for before a store needs the distributed backend.
+EVENTS_MIN, EVENTS_MAX = 10_000, 20_000_000
+EVENTS_PER_CUSTOMER = 25
+
+
+def event_sizes(raw: str) -> list[int]:
+    """``--events``: comma-separated sizes (``1000000,5000000`` or ``1e6,5e6``), smallest first."""
+    sizes = []
+    for part in raw.split(","):
+        text = part.strip().replace("_", "")
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not a number of events") from None
+        if not value.is_integer() or not EVENTS_MIN <= value <= EVENTS_MAX:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r} must be a whole number from {EVENTS_MIN:,} to {EVENTS_MAX:,}"
+            )
+        sizes.append(int(value))
+    return sorted(set(sizes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=5_000_000)
-    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--events", type=event_sizes, default=[5_000_000], help="sizes, comma-separated")
+    parser.add_argument("--customers", type=int, default=0, help=f"default: events / {EVENTS_PER_CUSTOMER}")
     parser.add_argument("--products", type=int, default=20_000)
     parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--db", default="shop_recs_bench_train")
@@ -222,13 +254,19 @@ def main() -> None:
         res["store"] = f"demo ({seeded.events:,} events, {seeded.customers:,} customers, {seeded.products:,} products)"
         print(json.dumps(res, indent=1), flush=True)
         results.append(res)
-    if not args.skip_large:
-        store = Store.objects.create(name="Bench large", slug="bench-large")
-        print(f"generating {args.events:,} events ...", flush=True)
+    for n_events in [] if args.skip_large else args.events:
+        n_customers = args.customers or max(1, n_events // EVENTS_PER_CUSTOMER)
+        store = Store.objects.create(name=f"Bench {n_events:,} events", slug=f"bench-large-{n_events}")
+        print(f"generating {n_events:,} events ...", flush=True)
         t0 = time.perf_counter()
-        gen = generate_large(store.pk, args.events, args.customers, args.products)
+        gen = generate_large(store.pk, n_events, n_customers, args.products)
         print(f"generated + written in {time.perf_counter() - t0:.0f} s: {gen['timings']}", flush=True)
-        res = train_in_subprocess(store.pk)
+        try:
+            res = train_in_subprocess(store.pk)
+        except subprocess.CalledProcessError as exc:
+            # Out of memory (SIGKILL: -9) or an error: the larger sizes would fail too; keep the table.
+            print(f"training {n_events:,} events failed with exit code {exc.returncode}: {exc.stderr[-2000:]}")
+            break
         res["store"] = (
             f"generated ({gen['events']:,} events, {gen['customers']:,} customers, {gen['products']:,} products)"
         )

@@ -57,15 +57,18 @@ def require_redis() -> str:
 @contextlib.contextmanager
 def publishing_to(queue: str, broker: str):
     """Send this process's Celery tasks to ``queue`` on ``broker``: a real worker's private queue
-    (the worker fixtures of tests/services and tests/faults share it)."""
+    (the worker fixtures of tests/services and tests/faults share it). Heavy and default tasks
+    (``shop_recs.celery.TASK_QUEUES``) both go there, so one worker with ``-Q queue`` runs them all;
+    such a worker gets ``CELERY_QUEUE=queue`` and ``CELERY_HEAVY_QUEUE=queue`` for the tasks it sends."""
     from shop_recs.celery import app
 
-    old = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue)
+    old = (app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue, app.conf.get("heavy_queue"))
     app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = False, broker, queue
+    app.conf.heavy_queue = queue
     try:
         yield
     finally:
-        app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue = old
+        app.conf.task_always_eager, app.conf.broker_url, app.conf.task_default_queue, app.conf.heavy_queue = old
 
 
 def require_uci_file() -> Path:
@@ -89,6 +92,25 @@ def _no_wrong_key_throttle(settings):
     cache, they would turn later tests' 401s into 429s. tests/api/test_wrong_key_throttle.py turns
     the throttle back on for itself."""
     settings.API_KEY_FAILURE_LIMIT = 0
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    """The per-key and per-address rate limits (shop_recs.api.ratelimit) count every API request of
+    the test client's one address in a shared cache; off unless a test turns them on
+    (tests/api/test_rate_limits.py), whatever the environment says."""
+    from shop_recs.api import ratelimit
+
+    settings.API_RATE_LIMIT_PER_KEY = 0
+    settings.API_RATE_LIMIT_PER_IP = 0
+    ratelimit.reset()
+
+
+@pytest.fixture(autouse=True)
+def _overview_always_fresh(settings):
+    """Tests that load the Overview, write events and load it again expect the new figures; a deployment
+    serves a snapshot up to a few minutes old instead (tests/dashboard/test_overview_snapshots.py)."""
+    settings.OVERVIEW_MAX_STALENESS_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

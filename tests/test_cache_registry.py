@@ -10,6 +10,7 @@ from shop_recs.platform.cache import invalidate_process_caches, registered_proce
 #: Modules that keep an in-process cache, and the registry name each one registers.
 OUTSIDE_SERVING = {
     "shop_recs.api.auth": "api.keys",
+    "shop_recs.api.cors": "api.cors_origins",
     "shop_recs.search.services": "search.index",
     "shop_recs.ads.eligibility": "ads.campaigns",
     "shop_recs.training.services": "training.models",

@@ -25,7 +25,7 @@ from analytics.evaluation.models import EvaluationRun, Protocol
 from analytics.models import CustomerProfile, Segment
 from shop_recs.catalog.models import Product
 from shop_recs.platform import jobs
-from shop_recs.platform.jobs import JobProgress, json_safe
+from shop_recs.platform.jobs import JobProgress, JobStatus, json_safe
 from shop_recs.recsys import metrics as mx
 from shop_recs.recsys import registry
 from shop_recs.recsys.evaluate import evaluate
@@ -146,7 +146,11 @@ def start_evaluation(
 def run_evaluation(run_id: int, on_progress: Callable[[str, int], None] | None = None) -> EvaluationRun:
     """The body of the evaluation task. Records success or failure on the row; never raises for it."""
     run = EvaluationRun.all_stores.select_related("store").get(pk=run_id)
-    if not jobs.claim(run):
+    if _worker_died(run):
+        return run
+    # The claiming worker goes on the row so a redelivery can tell whether it still exists
+    # (``split_info`` is replaced by the split's own figures when the run succeeds).
+    if not jobs.claim(run, split_info={jobs.WORKER_KEY: jobs.worker_identity()}):
         return run
     progress = JobProgress(run, on_progress)
     try:
@@ -158,6 +162,27 @@ def run_evaluation(run_id: int, on_progress: Callable[[str, int], None] | None =
         jobs.fail(run, exc, timings=progress.finish())
     run.refresh_from_db()
     return run
+
+
+#: The error of a run whose worker was killed mid-run (seen by the broker's redelivery of its task).
+WORKER_DIED_ERROR = (
+    "The worker running this evaluation stopped (killed or out of memory) before it finished; start it again."
+)
+
+
+def _worker_died(run: EvaluationRun) -> bool:
+    """A redelivery of a run whose worker is visibly gone: fail the run (nothing of it was saved).
+
+    Failed rather than re-run: an evaluation that got its worker OOM-killed would kill the next one
+    too, and the analyst can start it again. A run whose worker may still be alive (another host)
+    is left to the heartbeat's stale sweep.
+    """
+    worker = str((run.split_info or {}).get(jobs.WORKER_KEY) or "")
+    if run.status != JobStatus.RUNNING or not jobs.worker_gone(worker):
+        return False
+    logger.warning("evaluation run %s: its worker %s is gone; failing the run", run.pk, worker)
+    jobs.fail(run, WORKER_DIED_ERROR)
+    return True
 
 
 def _segment_slices(split: Split) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -262,6 +287,7 @@ def _evaluate_run(run: EvaluationRun, progress: JobProgress) -> tuple[dict[str, 
             name, params, train, test, fit_kwargs, ks, segment_slices, popularity, n_train_users, bin_of_item, labels
         )
         results["algorithms"][name]["tuned"] = tuned
+        jobs.pause_for_fault_test("evaluation.algorithm_done")
     progress.stage("saving results", 98)
     return results, {**split.info, "protocol": split.protocol, "params": split.params}
 

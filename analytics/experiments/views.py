@@ -156,9 +156,11 @@ def promote(request: HttpRequest, experiment_id: int) -> HttpResponse:
     merchant must tick "promote anyway", which is recorded with the promotion.
     """
     exp = _get(experiment_id)
-    variant = Variant.objects.filter(
-        pk=request.POST.get("variant") or request.GET.get("variant"), experiment=exp
-    ).first()
+    raw = request.POST.get("variant") or request.GET.get("variant") or ""
+    # A non-numeric id made the lookup raise ValueError (a 500, issue 12); isdigit() alone accepts "²".
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        raise Http404("No such variant")
+    variant = Variant.objects.filter(pk=int(raw), experiment=exp).first()
     if variant is None:
         raise Http404("No such variant")
     check = selectors.promotion_check(exp, variant)

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop_recs.activity import erasure
-from shop_recs.activity.models import Customer, ErasureRecord
+from shop_recs.activity.filters import CustomerEventFilter
+from shop_recs.activity.models import Customer, ErasureRecord, Event
 from shop_recs.activity.serializers import (
     CustomerBulkRowSerializer,
     CustomerInputSerializer,
@@ -23,8 +24,10 @@ from shop_recs.activity.serializers import (
 from shop_recs.activity.services import InvalidRows, ingest_events, upsert_customers
 from shop_recs.api.auth import StoreClient
 from shop_recs.api.errors import error_response, invalid_rows_response, not_found
+from shop_recs.api.filters import filter_or_400, filterset_parameters
 from shop_recs.api.idempotency import IDEMPOTENCY_PARAM, run_idempotent
-from shop_recs.api.params import BadInput, bad_input_response, int_param
+from shop_recs.api.openapi import examples
+from shop_recs.api.params import BadInput, bad_input_response, int_param, with_value
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
 from shop_recs.catalog.serializers import ErrorSerializer
@@ -92,6 +95,8 @@ DATABASE_UNAVAILABLE = OpenApiResponse(
 
 class EventView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="recordEvent",
+        examples=examples("recordEvent"),
         tags=EVENT_TAG,
         summary="Record one event",
         parameters=[IDEMPOTENCY_PARAM],
@@ -114,6 +119,8 @@ class EventView(StoreScopedAPIMixin, APIView):
 
 class EventBatchView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="recordEventBatch",
+        examples=examples("recordEventBatch"),
         tags=EVENT_TAG,
         summary="Record a batch of events",
         description="A JSON list of at most EVENT_BATCH_MAX (10,000) events, validated as a whole: if any row "
@@ -135,7 +142,12 @@ class EventBatchView(StoreScopedAPIMixin, APIView):
 
 
 class CustomerDetailView(StoreScopedAPIMixin, APIView):
-    @extend_schema(tags=CUSTOMER_TAG, responses={200: CustomerSerializer, 404: ErrorSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="getCustomer",
+        examples=examples("getCustomer"),
+        tags=CUSTOMER_TAG,
+        responses={200: CustomerSerializer, 404: ErrorSerializer, **ERRORS},
+    )
     def get(self, request: Request, external_id: str) -> Response:
         customer = Customer.objects.filter(external_id=external_id).first()
         if customer is None:
@@ -143,6 +155,8 @@ class CustomerDetailView(StoreScopedAPIMixin, APIView):
         return Response(CustomerSerializer(customer).data)
 
     @extend_schema(
+        operation_id="eraseCustomer",
+        examples=examples("eraseCustomer"),
         tags=CUSTOMER_TAG,
         summary="Erase a customer",
         description="Deletes the customer and every row about them: events (and the anonymous events of their "
@@ -161,6 +175,8 @@ class CustomerDetailView(StoreScopedAPIMixin, APIView):
         return Response(_result(record))
 
     @extend_schema(
+        operation_id="putCustomer",
+        examples=examples("putCustomer"),
         tags=CUSTOMER_TAG,
         summary="Create or replace a customer",
         request=CustomerInputSerializer,
@@ -186,6 +202,8 @@ class CustomerDetailView(StoreScopedAPIMixin, APIView):
 
 class CustomerBulkView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="bulkUpsertCustomers",
+        examples=examples("bulkUpsertCustomers"),
         tags=CUSTOMER_TAG,
         summary="Create or replace many customers",
         description="A JSON list of customers (at most PRODUCT_BATCH_MAX), validated as a whole like product bulk.",
@@ -232,13 +250,16 @@ def _event_ids(raw: str | None) -> list[int]:
 
 class CustomerEventsView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="listCustomerEvents",
+        examples=examples("listCustomerEvents"),
         tags=CUSTOMER_TAG,
         summary="A customer's events, newest first",
         description="To find bad events to delete, including rows stored before today's validation that every "
-        "other page skips (`readable: false`). Page with `before` (the smallest id of the previous page).",
+        "other page skips (`readable: false`). Page with `before` (the smallest id of the previous page). A value "
+        "a filter cannot read is a 400 `invalid_input` naming the parameter and the value.",
         parameters=[
-            OpenApiParameter("limit", int, description=f"How many (1..{EVENT_LIST_MAX}, default 100)."),
-            OpenApiParameter("before", int, description="Only events with a smaller id."),
+            OpenApiParameter("limit", int, description=f"How many (1..{EVENT_LIST_MAX}, default 100; more is a 400)."),
+            *filterset_parameters(CustomerEventFilter),
         ],
         responses={200: EVENT_ROW, 404: ErrorSerializer, **ERRORS},
     )
@@ -248,9 +269,9 @@ class CustomerEventsView(StoreScopedAPIMixin, APIView):
             return not_found("customer", external_id)
         try:
             limit = int_param(request.query_params, "limit", 100, 1, EVENT_LIST_MAX)
-            before = int_param(request.query_params, "before", 0, 0, 2**62)
         except BadInput as exc:
-            return bad_input_response(exc)
+            return bad_input_response(with_value(exc, request.query_params))
+        events = filter_or_400(CustomerEventFilter(request.query_params, queryset=Event.objects.all()))
         rows = [
             {
                 "id": e.pk,
@@ -265,11 +286,13 @@ class CustomerEventsView(StoreScopedAPIMixin, APIView):
                 "readable": e.readable,
                 "stored_timestamp": e.timestamp_text,
             }
-            for e in erasure.list_events(customer, before=before or None, limit=limit)
+            for e in erasure.list_events(customer, events=events, limit=limit)
         ]
         return Response(rows)
 
     @extend_schema(
+        operation_id="deleteCustomerEvents",
+        examples=examples("deleteCustomerEvents"),
         tags=CUSTOMER_TAG,
         summary="Delete some of a customer's events",
         description="Deletes bad events by id (`?ids=12,15`, at most 1,000), with the attributions derived from "
@@ -297,6 +320,8 @@ class CustomerEventsView(StoreScopedAPIMixin, APIView):
 
 class CustomerMergeView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="mergeCustomers",
+        examples=examples("mergeCustomers"),
         tags=CUSTOMER_TAG,
         summary="Merge a session or a duplicate customer into this customer",
         description="Like Recombee's MergeUsers: the events of the anonymous session `from`, and of the customer "

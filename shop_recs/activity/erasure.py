@@ -151,13 +151,17 @@ def list_events(
     unreadable_only: bool = False,
     before: int | None = None,
     limit: int = 100,
+    events: models.QuerySet[Event] | None = None,
 ) -> list[EventRow]:
     """The customer's events, newest id first, read without loading what may break Python (above).
 
     Call inside the customer's store scope. ``unreadable_only``: just the rows every other page skips.
+    ``events``: a queryset already narrowed by the API's list filters (``activity.filters``); the
+    customer is still applied here, so a filter can narrow the rows but never widen them.
     """
     readable = Case(When(readable_events_q(), then=Value(True)), default=Value(False), output_field=BooleanField())
-    qs = Event.objects.filter(customer=customer).annotate(
+    base = Event.objects.all() if events is None else events
+    qs = base.filter(customer=customer).annotate(
         is_readable=readable, ts_text=Cast("timestamp", output_field=CharField())
     )
     if ids is not None:

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from shop_recs.ads import services
 from shop_recs.api.errors import error_response
+from shop_recs.api.openapi import examples
 from shop_recs.api.params import BadInput, bad_input_response, int_param
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.serializers import ErrorSerializer
@@ -46,6 +47,8 @@ class ClickResponseSerializer(serializers.Serializer):
 
 class AdsView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="getAds",
+        examples=examples("getAds"),
         tags=TAG,
         summary="Ads for a visitor",
         description="Active campaigns within their dates and budget, targeted at one of the customer's segments "
@@ -72,6 +75,8 @@ class AdsView(StoreScopedAPIMixin, APIView):
 
 class AdClickView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="recordAdClick",
+        examples=examples("recordAdClick"),
         tags=TAG,
         summary="Record a click on an ad",
         description="Idempotent: a repeated click on the same impression is acknowledged but not counted again.",

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from shop_recs.ads.models import Campaign, CampaignStatus
 from shop_recs.catalog.models import Category, Product
+from shop_recs.serving.forms import RowIdsChoiceField
 
 _DT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -23,8 +24,9 @@ class CampaignForm(forms.ModelForm):
     )
 
     # Declared with no queryset (a scoped manager refuses queries at import time); set in __init__.
-    categories = forms.ModelMultipleChoiceField(label=_("Promoted categories"), queryset=None, required=False)
-    segments = forms.ModelMultipleChoiceField(label=_("Target segments"), queryset=None, required=False)
+    # RowIdsChoiceField: an id past 64 bits is a form error, not a database OverflowError.
+    categories = RowIdsChoiceField(label=_("Promoted categories"), queryset=None, required=False)
+    segments = RowIdsChoiceField(label=_("Target segments"), queryset=None, required=False)
     confirm_live = forms.BooleanField(
         label=_("Shoppers will see this campaign's ads once it is saved as active"),
         required=False,

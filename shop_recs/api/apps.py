@@ -19,3 +19,9 @@ class ApiConfig(AppConfig):
 
         post_save.connect(forget_saved_api_key, sender=ApiKey, dispatch_uid="api.forget_saved_api_key.save")
         post_delete.connect(forget_saved_api_key, sender=ApiKey, dispatch_uid="api.forget_saved_api_key.delete")
+        # Which browser origins may read API answers (publishable keys' allowed origins): shop_recs.api.cors.
+        from corsheaders.signals import check_request_enabled
+
+        from shop_recs.api.cors import allow_cors
+
+        check_request_enabled.connect(allow_cors, dispatch_uid="api.allow_cors")

@@ -1,7 +1,8 @@
 """The plain-Django fast path for the API's hottest GET endpoints.
 
 :func:`fast_get_view` wraps a DRF view: a GET with a valid API key is answered by a plain handler that
-checks the key like ``ApiKeyAuthentication`` (against a per-process copy, ``auth.store_for_raw_key``),
+checks the key like ``ApiKeyAuthentication`` (against a per-process copy, ``auth.check_api_key``, and
+a publishable key's route and origin with ``auth.publishable_refusal``),
 enters the same store scope and renders the same JSON values as DRF would (:func:`json_response`),
 without DRF's request wrapping, content negotiation and renderer. Anything that is not a plain
 success (no or bad key, invalid parameters, an unknown sku) falls through to the DRF view itself, so
@@ -51,14 +52,23 @@ FastHandler = Callable[..., "HttpResponse | None"]
 
 
 def store_of_key(request: HttpRequest) -> Store | None:
-    """The caller's store from its API key (``auth.store_for_raw_key``: in process, re-read every few
-    seconds), or ``None`` for anything that is not a valid live key: the caller then lets DRF answer,
-    with DRF's error."""
+    """The caller's store from its API key (``auth.check_api_key``: in process, re-read every few
+    seconds), or ``None`` for anything that is not a valid live key, or a publishable key this request
+    may not use (``auth.publishable_refusal``: route allow-list, origin): the caller then lets DRF
+    answer, with DRF's error (its permission runs the same check)."""
     try:
         raw = _AUTH._raw_key(request)
     except exceptions.APIException:
         return None
-    return auth_module.store_for_raw_key(raw)
+    if raw is None:
+        return None
+    # Once per request: the rate limiter may have checked it, and DRF asks again on a fall-through.
+    result = auth_module.request_key_check(request, raw)
+    if result.store is None or result.key is None:
+        return None
+    if auth_module.publishable_refusal(request, result.key) is not None:
+        return None
+    return result.store
 
 
 def fast_get_view(drf_view: Callable[..., Any], handler: FastHandler) -> Callable[..., Any]:

@@ -29,8 +29,10 @@ __all__ = [
     "bad_input_response",
     "float_param",
     "int_param",
+    "parse_int",
     "sku_list_param",
     "text_param",
+    "with_value",
 ]
 
 # The longest integer a parameter may spell: anything longer is out of every range we accept, and
@@ -40,13 +42,13 @@ SKU_LIST_MAX = 500
 
 
 class BadInput(Exception):  # noqa: N818
-    """An invalid request parameter: which one, and why."""
+    """An invalid request parameter: which one, why, and (list filters, pagination) the value refused."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        self.field, self.reason = field, reason
+    def __init__(self, field: str, reason: str, value: str | None = None) -> None:
+        self.field, self.reason, self.value = field, reason, value
 
 
-def _parse_int(raw: object) -> int | None:
+def parse_int(raw: object) -> int | None:
     """``raw`` as an int when it spells one in ASCII digits (``int()`` alone also takes ``"١٢"``,
     ``" 5"``, ``"1_0"`` and JSON's ``true``/``5.0``); ``None`` otherwise."""
     if type(raw) is int:
@@ -65,7 +67,7 @@ def int_param(params: Any, name: str, default: int, lo: int, hi: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
-    value = _parse_int(raw)
+    value = parse_int(raw)
     if value is None:
         if type(raw) is str and raw.lstrip("-").isascii() and raw.lstrip("-").isdigit():
             raise BadInput(name, f"must be between {lo} and {hi}")  # digits, but too many of them
@@ -129,28 +131,47 @@ def bad_input_response(exc: BadInput) -> Response:
     return Response(_invalid_input_body(exc), status=status.HTTP_400_BAD_REQUEST)
 
 
-def _invalid_input_body(exc: BadInput) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": "invalid_input",
-            "message": f"Invalid query parameter {exc.field!r}.",
-            "details": [{"field": exc.field, "reason": exc.reason}],
-        }
-    }
+def _invalid_input_body(exc: BadInput | list[BadInput]) -> dict[str, Any]:
+    """One ``{field, reason}`` per bad parameter, plus ``value`` when the caller knows it (list filters,
+    pagination); the message names the parameter and, for a single one with a value, the value."""
+    problems = exc if isinstance(exc, list) else [exc]
+    if len(problems) == 1:
+        only = problems[0]
+        shown = f": {only.value!r}" if only.value is not None else ""
+        message = f"Invalid query parameter {only.field!r}{shown}."
+    else:
+        message = "Invalid query parameters " + ", ".join(repr(p.field) for p in problems) + "."
+    details = [
+        {"field": p.field, "reason": p.reason} | ({"value": p.value} if p.value is not None else {}) for p in problems
+    ]
+    return {"error": {"code": "invalid_input", "message": message, "details": details}}
 
 
 class InvalidParam(APIException):
-    """``BadInput`` raised where DRF expects an exception (pagination): the same 400 body."""
+    """``BadInput`` raised where DRF expects an exception (pagination, list filters): the same 400 body."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid_input"
 
-    def __init__(self, exc: BadInput) -> None:
+    def __init__(self, exc: BadInput | list[BadInput]) -> None:
         super().__init__(_invalid_input_body(exc))
 
 
+def with_value(exc: BadInput, params: Any) -> BadInput:
+    """``exc`` with the refused value attached (cut to 100 characters: the answer is not an echo service)."""
+    raw = params.get(exc.field)
+    text = "" if raw is None else str(raw)
+    return BadInput(exc.field, exc.reason, text if len(text) <= 100 else text[:100] + "…")
+
+
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """``?limit=&offset=`` with bounds: a bad or huge value is a 400, not a bigint overflow (500)."""
+    """``?limit=&offset=`` with bounds: a bad or huge value is a 400, not a bigint overflow (500).
+
+    ``?limit=100000`` is refused (400 naming the maximum), not clamped: a client that asked for
+    everything and silently got 1,000 rows would take them for the whole list. The page size
+    without ``limit`` is ``REST_FRAMEWORK["PAGE_SIZE"]`` (100); the answer keeps DRF's
+    ``{count, next, previous, results}`` shape, which clients and docs/api.md rely on.
+    """
 
     max_limit = 1000
     max_offset = 10_000_000
@@ -159,13 +180,26 @@ class BoundedLimitOffsetPagination(LimitOffsetPagination):
         try:
             return int_param(request.query_params, self.limit_query_param, self.default_limit, 1, self.max_limit)
         except BadInput as exc:
-            raise InvalidParam(exc) from None
+            raise InvalidParam(with_value(exc, request.query_params)) from None
 
     def get_offset(self, request: Any) -> int:
         try:
             return int_param(request.query_params, self.offset_query_param, 0, 0, self.max_offset)
         except BadInput as exc:
-            raise InvalidParam(exc) from None
+            raise InvalidParam(with_value(exc, request.query_params)) from None
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """DRF's two parameters, with the bounds and the default the schema would otherwise not state."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.limit_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_limit)
+                parameter["description"] = (
+                    f"Results per page: 1..{self.max_limit}, default {self.default_limit}; more is a 400."
+                )
+            elif parameter["name"] == self.offset_query_param:
+                parameter["schema"].update(minimum=0, maximum=self.max_offset)
+        return parameters
 
 
 # A JSON escape that decodes to NUL or to a lone surrogate. Valid pairs (emoji) do not match; an

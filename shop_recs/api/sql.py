@@ -7,6 +7,7 @@ the given prefix (a unique column) and that key's own store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,8 @@ class ApiKeyRow:
     revoked: bool
     last_used_at: datetime | None
     store_values: list[Any]
+    kind: str = "secret"
+    allowed_origins: tuple[str, ...] = ()
 
 
 def _as_datetime(value: Any) -> Any:
@@ -44,7 +47,7 @@ def read_api_key(prefix: str) -> ApiKeyRow | None:
     """The key with this prefix (live or revoked) and its store's row in one query; ``None``: unknown."""
     qn = connection.ops.quote_name
     sql = (
-        f"SELECT k.id, k.key_hash, k.revoked_at, k.last_used_at, "  # noqa: S608 - quoted identifiers only
+        f"SELECT k.id, k.key_hash, k.revoked_at, k.last_used_at, k.kind, k.allowed_origins, "  # noqa: S608 - quoted identifiers only
         f"{', '.join('s.' + qn(f) for f in STORE_FIELDS)} FROM {qn(ApiKey._meta.db_table)} k "
         f"JOIN {qn(Store._meta.db_table)} s ON s.id = k.store_id WHERE k.prefix = %s"
     )
@@ -55,7 +58,9 @@ def read_api_key(prefix: str) -> ApiKeyRow | None:
         return None
     values = [
         _as_datetime(v) if v is not None and f in _STORE_DATETIMES else v
-        for f, v in zip(STORE_FIELDS, row[4:], strict=True)
+        for f, v in zip(STORE_FIELDS, row[6:], strict=True)
     ]
     last_used = _as_datetime(row[3]) if row[3] is not None else None
-    return ApiKeyRow(int(row[0]), row[1], row[2] is not None, last_used, values)
+    # A JSON column comes back decoded from PostgreSQL (jsonb) and as text from SQLite.
+    origins = json.loads(row[5]) if isinstance(row[5], str | bytes) else row[5]
+    return ApiKeyRow(int(row[0]), row[1], row[2] is not None, last_used, values, row[4], tuple(origins or ()))

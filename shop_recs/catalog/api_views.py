@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from shop_recs.api.errors import error_response, invalid_rows_response, not_found
+from shop_recs.api.filters import StrictFilterBackend
 from shop_recs.api.idempotency import IDEMPOTENCY_PARAM, run_idempotent
+from shop_recs.api.openapi import examples
 from shop_recs.api.scope import StoreScopedAPIMixin
-from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Product
+from shop_recs.catalog.filters import ProductFilter
+from shop_recs.catalog.models import Product
 from shop_recs.catalog.serializers import (
     ErrorSerializer,
     ProductBulkRowSerializer,
@@ -35,36 +38,32 @@ class ProductQuerysetMixin(StoreScopedAPIMixin):
         return Product.objects.select_related("category")
 
 
+# The operation id and examples on the GET (extend_schema_view): on the class they would also apply to
+# any method a list view gains, and drf-spectacular warns about that.
+@extend_schema_view(get=extend_schema(operation_id="listProducts", examples=examples("listProducts")))
 @extend_schema(
     tags=TAG,
-    parameters=[
-        OpenApiParameter("category", str, description="Category path; the subtree is included."),
-        OpenApiParameter("active", bool, description="Only active (true) or inactive (false) products."),
-        OpenApiParameter("in_stock", bool),
-    ],
+    description="Paginated with `limit` (1..1000, default 100; more is a 400) and `offset`. The filters are "
+    "combined with AND; a value a filter cannot read is a 400 `invalid_input` naming the parameter and the value.",
     responses={200: ProductSerializer(many=True), **ERRORS},
 )
 class ProductListView(ProductQuerysetMixin, generics.ListAPIView):
-    """List the store's products (paginated with ``limit``/``offset``)."""
+    """List the store's products (paginated with ``limit``/``offset``, filtered by ``ProductFilter``)."""
 
     serializer_class = ProductSerializer
-
-    def get_queryset(self) -> QuerySet[Product]:
-        qs = super().get_queryset()
-        params = self.request.query_params
-        if category := params.get("category"):
-            path = CATEGORY_PATH_SEPARATOR.join(p.strip() for p in category.split(">"))
-            qs = qs.filter(Q(category__path=path) | Q(category__path__startswith=path + CATEGORY_PATH_SEPARATOR))
-        for param, field in (("active", "is_active"), ("in_stock", "in_stock")):
-            if (raw := params.get(param)) is not None:
-                qs = qs.filter(**{field: raw.lower() in ("1", "true", "yes")})
-        return qs
+    filter_backends = [StrictFilterBackend]
+    filterset_class = ProductFilter
 
 
 class ProductDetailView(ProductQuerysetMixin, APIView):
     """One product by sku: read, create-or-replace, deactivate."""
 
-    @extend_schema(tags=TAG, responses={200: ProductSerializer, 404: ErrorSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="getProduct",
+        examples=examples("getProduct"),
+        tags=TAG,
+        responses={200: ProductSerializer, 404: ErrorSerializer, **ERRORS},
+    )
     def get(self, request: Request, sku: str) -> Response:
         product = self.get_queryset().filter(sku=sku).first()
         if product is None:
@@ -72,6 +71,8 @@ class ProductDetailView(ProductQuerysetMixin, APIView):
         return Response(ProductSerializer(product).data)
 
     @extend_schema(
+        operation_id="putProduct",
+        examples=examples("putProduct"),
         tags=TAG,
         summary="Create or replace a product",
         request=ProductInputSerializer,
@@ -93,6 +94,8 @@ class ProductDetailView(ProductQuerysetMixin, APIView):
         return Response(ProductSerializer(product).data, status=201 if result.created else 200)
 
     @extend_schema(
+        operation_id="deleteProduct",
+        examples=examples("deleteProduct"),
         tags=TAG,
         summary="Deactivate a product (never deleted)",
         responses={200: ProductSerializer, 404: ErrorSerializer, **ERRORS},
@@ -106,6 +109,8 @@ class ProductDetailView(ProductQuerysetMixin, APIView):
 
 class ProductDeactivateView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="deactivateProduct",
+        examples=examples("deactivateProduct"),
         tags=TAG,
         summary="Deactivate a product (never deleted)",
         request=None,
@@ -120,6 +125,8 @@ class ProductDeactivateView(StoreScopedAPIMixin, APIView):
 
 class ProductBulkView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="bulkUpsertProducts",
+        examples=examples("bulkUpsertProducts"),
         tags=TAG,
         summary="Create or replace many products",
         description="A JSON list of products (at most PRODUCT_BATCH_MAX). Validated as a whole: any bad row "

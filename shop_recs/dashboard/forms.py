@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from shop_recs.stores.models import Role
+from shop_recs.stores.models import MAX_ALLOWED_ORIGINS, KeyKind, Role, normalize_origin
 
 YES_NO = [("", _("Any")), ("yes", _("Yes")), ("no", _("No"))]
 
@@ -64,6 +65,55 @@ class ApiKeyForm(forms.Form):
         max_length=100,
         help_text=_("Where the key is used, e.g. “storefront production”."),
     )
+    # Not required: a form posted without a kind (as before publishable keys existed) makes a secret key.
+    kind = forms.ChoiceField(label=_("Kind"), choices=KeyKind.choices, initial=KeyKind.SECRET, required=False)
+    allowed_origins = forms.CharField(
+        label=_("Allowed origins"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Publishable keys only: one origin per line, e.g. https://shop.example.com."),
+    )
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or KeyKind.SECRET
+
+    def clean_allowed_origins(self) -> list[str]:
+        """One origin per line, each checked (``normalize_origin``); every bad line is named."""
+        origins: list[str] = []
+        errors: list[ValidationError] = []
+        lines = [line.strip() for line in self.cleaned_data.get("allowed_origins", "").splitlines()]
+        for number, line in enumerate(lines, start=1):
+            if not line:
+                continue
+            try:
+                origin = normalize_origin(line)
+            except ValidationError as exc:
+                errors.append(
+                    ValidationError(_("Line %(line)d: %(reason)s"), params={"line": number, "reason": exc.messages[0]})
+                )
+                continue
+            if origin not in origins:
+                origins.append(origin)
+        if errors:
+            raise ValidationError(errors)
+        if len(origins) > MAX_ALLOWED_ORIGINS:
+            raise ValidationError(_("At most %(max)d allowed origins per key."), params={"max": MAX_ALLOWED_ORIGINS})
+        return origins
+
+    def clean(self) -> dict:
+        data = super().clean()
+        origins = data.get("allowed_origins")
+        if data.get("kind") == KeyKind.PUBLISHABLE and origins == []:
+            self.add_error(
+                "allowed_origins",
+                _("A publishable key needs at least one allowed origin: the pages that will use it."),
+            )
+        elif data.get("kind") == KeyKind.SECRET and origins:
+            self.add_error(
+                "allowed_origins",
+                _("Only publishable keys have allowed origins; a secret key must never be used in a web page."),
+            )
+        return data
 
 
 class AddMemberForm(forms.Form):

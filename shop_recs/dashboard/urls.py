@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from shop_recs.dashboard import tasks_views, views
+from shop_recs.dashboard import settings_views, tasks_views, views
 
 app_name = "dashboard"
 
@@ -20,7 +20,12 @@ store_patterns = [
     path("tasks/status/", tasks_views.task_status, name="task_status"),
     path("settings/keys/", views.api_keys, name="api_keys"),
     path("settings/keys/<int:key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
+    path("settings/store/", settings_views.store_settings, name="store_settings"),
     path("settings/members/", views.members, name="members"),
+    path("settings/members/invite/", settings_views.invite_member, name="invite_member"),
+    path(
+        "settings/invitations/<int:invitation_id>/revoke/", settings_views.revoke_invitation, name="revoke_invitation"
+    ),
     path("settings/members/<int:membership_id>/role/", views.change_member_role, name="change_member_role"),
     path("settings/members/<int:membership_id>/remove/", views.remove_member, name="remove_member"),
 ]

@@ -16,6 +16,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -23,11 +24,13 @@ from django.views.decorators.http import require_POST
 from shop_recs.activity import erasure
 from shop_recs.activity.models import Customer, ErasureRecord, Event, EventType
 from shop_recs.catalog.models import Category, Product
-from shop_recs.dashboard import charts, selectors
+from shop_recs.dashboard import charts, customer_panels, overview_snapshots, selectors
 from shop_recs.dashboard.forms import AddMemberForm, ApiKeyForm, CatalogFilterForm, CustomerFilterForm, RoleForm
+from shop_recs.dashboard.settings_forms import InviteForm
+from shop_recs.serving.services import recommend_for_customer
 from shop_recs.stores import services as membership_services
 from shop_recs.stores.access import require_merchant, store_view
-from shop_recs.stores.models import ApiKey, Membership, Role
+from shop_recs.stores.models import ApiKey, Invitation, Membership, Role
 
 PAGE_SIZE = 50
 RECENT_EVENTS = 50
@@ -84,15 +87,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @store_view
 def overview(request: HttpRequest) -> HttpResponse:
-    data = selectors.overview(request.GET.get("period"))
-    labels = _event_labels()
-    figures = {}
-    if not data.is_empty:
-        days, series = selectors.daily_series(data.daily)
-        figures["events"] = _figure_payload(charts.events_per_day_figure(days, series, labels))
-        figures["funnel"] = _figure_payload(
-            charts.funnel_figure([s.label for s in data.funnel], [s.actors for s in data.funnel])
-        )
+    page = overview_snapshots.overview_page(request.store, request.GET.get("period"))
     periods = [
         ("7", gettext_lazy("7 days")),
         ("30", gettext_lazy("30 days")),
@@ -102,7 +97,13 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/overview.html",
-        {"section": "overview", "data": data, "figures": figures, "periods": periods},
+        {
+            "section": "overview",
+            "data": page.data,
+            "figures": page.figures,
+            "periods": periods,
+            "computed_at": page.computed_at,
+        },
     )
 
 
@@ -222,6 +223,8 @@ def customers(request: HttpRequest) -> HttpResponse:
 
 @store_view
 def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
+    """The one customer page: details, activity, the profile and segments (a panel of ``analytics``),
+    current recommendations, events, and the erase action."""
     customer = get_object_or_404(Customer, external_id=external_id)
     events = Event.objects.filter(customer=customer)
     labels = _event_labels()
@@ -229,6 +232,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     recent = selectors.recent_events(events.select_related("product"), RECENT_EVENTS)
     days, series = selectors.daily_series(selectors.customer_activity_per_day(customer))
     figure = _figure_payload(charts.customer_activity_figure(days, series, labels)) if days else None
+    panels = customer_panels.panels_for(request.store, customer)
     return render(
         request,
         "dashboard/customer_detail.html",
@@ -241,6 +245,9 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
             "figure": figure,
             # Rows the validation refuses today, stored before it: skipped above, listed to be deleted.
             "bad_events": erasure.list_events(customer, unreadable_only=True, limit=RECENT_EVENTS),
+            "panels": panels,
+            "needs_charts": bool(figure) or any(p.needs_charts for p in panels),
+            "recommendations": recommend_for_customer(request.store, customer, n=10, log=False).items,
         },
     )
 
@@ -250,22 +257,32 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
 
 @store_view
 def api_keys(request: HttpRequest) -> HttpResponse:
-    """Everyone sees the keys; merchants create them. The raw key is rendered once, never stored."""
+    """Everyone sees the keys; merchants create them (secret or publishable, with its allowed origins).
+    The raw key is rendered once, never stored; the key row records who created and who revoked it."""
     store = request.store
     form = ApiKeyForm()
     if request.method == "POST":
         require_merchant(request)
         form = ApiKeyForm(request.POST)
         if form.is_valid():
-            key, raw = ApiKey.generate(store, form.cleaned_data["name"], created_by=request.user)
+            key, raw = ApiKey.generate(
+                store,
+                form.cleaned_data["name"],
+                created_by=request.user,
+                kind=form.cleaned_data["kind"],
+                allowed_origins=form.cleaned_data["allowed_origins"],
+            )
             # Rendered directly from the POST (not via a redirect and the session), so the secret
             # is never written anywhere on the server; only its hash is in the database.
-            response = render(
-                request, "dashboard/api_key_created.html", {"section": "settings", "key": key, "raw_key": raw}
-            )
+            context = {"section": "settings", "key": key, "raw_key": raw}
+            if key.is_publishable:
+                # The embed snippet, ready to paste (docs/api.md, "Storefront widget").
+                context["api_base"] = request.build_absolute_uri("/api/v1")
+                context["widget_url"] = request.build_absolute_uri(static("shop_recs/widget.js"))
+            response = render(request, "dashboard/api_key_created.html", context)
             response["Cache-Control"] = "no-store"
             return response
-    keys = ApiKey.objects.filter(store=store).select_related("created_by").order_by("-created_at")
+    keys = ApiKey.objects.filter(store=store).select_related("created_by", "revoked_by").order_by("-created_at")
     return render(
         request, "dashboard/api_keys.html", {"section": "settings", "tab": "keys", "keys": keys, "form": form}
     )
@@ -275,7 +292,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=key_id, store=request.store)
-    key.revoke()
+    key.revoke(request.user)
     messages.success(request, _("The key “%(name)s” has been revoked.") % {"name": key.name})
     return redirect("dashboard:api_keys", store_slug=request.store.slug)
 
@@ -307,6 +324,8 @@ def members(request: HttpRequest) -> HttpResponse:
             "tab": "members",
             "memberships": memberships,
             "form": form,
+            "invite_form": InviteForm(),
+            "invitations": Invitation.objects.pending().filter(store=store).select_related("invited_by"),
             "roles": Role.choices,
         },
     )

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from django.db import connections
 
+from shop_recs.platform import requestid
+
 logger = logging.getLogger(__name__)
 
 
@@ -103,7 +105,8 @@ class BackgroundExecutor:
     def submit(self, key: str, fn: Callable[[], object]) -> Future:
         """Run ``fn`` on a pool thread; ``fn`` records its own outcome (it should not raise)."""
         self._ledger.add(key)
-        future = self._pool.submit(self._run, key, fn)
+        # The pool thread logs under the request id of the request that started the job.
+        future = self._pool.submit(self._run, key, requestid.carrying(fn))
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
@@ -186,4 +189,5 @@ def after_response(submit: Callable[[], object]) -> None:
     if deferred is None:
         submit()
     else:
-        deferred.append(submit)
+        # Run after the response, when the request's id is no longer current: keep it for the job.
+        deferred.append(requestid.carrying(submit))

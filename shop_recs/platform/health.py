@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.files.storage import storages
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
@@ -56,7 +57,14 @@ def _check_broker() -> str | None:
 
 
 def _check_artifacts() -> None:
-    """The model directory exists and takes a write (training and serving both need it)."""
+    """The model directory exists and takes a write (training and serving both need it; with S3 it is
+    each process's download cache), and the artifact storage answers: with ``ARTIFACT_STORAGE=s3`` the
+    bucket exists and the credentials may use it (an unreachable endpoint, a wrong bucket name or refused
+    credentials raise)."""
+    if settings.ARTIFACT_STORAGE == "s3":
+        storage = storages["artifacts"]
+        # HeadBucket, not exists(): a missing bucket makes exists() answer False instead of failing.
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
     root = Path(settings.MODEL_DIR)
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=root, prefix=".readyz-", delete=True) as handle:

@@ -28,7 +28,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from shop_recs.platform import executor
+from shop_recs.platform import executor, metrics
 from shop_recs.stores.scoping import StoreOwned
 
 logger = logging.getLogger(__name__)
@@ -169,13 +169,14 @@ def _enqueue_or_fail(task: Any, model: type[JobRun], pk: int) -> None:
         task.delay(pk)
     except Exception as exc:  # noqa: BLE001 - kombu raises several connection error types
         logger.error("%s %s: could not enqueue the task (%s); marking it failed", model.__name__, pk, exc)
-        model.all_stores.filter(pk=pk, status=JobStatus.QUEUED).update(
+        n = model.all_stores.filter(pk=pk, status=JobStatus.QUEUED).update(
             status=JobStatus.FAILED,
             finished_at=timezone.now(),
             **_error_values(
                 model, f"Could not reach the task queue ({type(exc).__name__}: {exc}); start it again later."
             ),
         )
+        metrics.job_finished(job_kind(model), "not_enqueued", count=n)
 
 
 def run_in_background(task: Any, model: type[JobRun], pk: int) -> None:
@@ -230,6 +231,7 @@ def _fail_orphan(key: str) -> None:
     )
     if n:
         logger.warning("%s: failed, its process stopped while it was open", key)
+        metrics.job_finished(job_kind(model), "orphaned", count=n)
 
 
 #: Whether this process has decided on its pool (at its first real request): later requests skip it.
@@ -328,7 +330,10 @@ def succeed(row: JobRun, *, timings: dict[str, float] | None = None, **values: A
     }
     if timings is not None:
         fields["timings"] = timings
-    return bool(type(row).all_stores.filter(pk=row.pk).exclude(status__in=FINISHED_STATUSES).update(**fields))
+    done = bool(type(row).all_stores.filter(pk=row.pk).exclude(status__in=FINISHED_STATUSES).update(**fields))
+    if done:
+        metrics.job_finished(job_kind(type(row)), "succeeded", _seconds_since(row.started_at, now))
+    return done
 
 
 def fail(row: JobRun, error: str | BaseException, *, timings: dict[str, float] | None = None, **values: Any) -> None:
@@ -347,9 +352,23 @@ def fail(row: JobRun, error: str | BaseException, *, timings: dict[str, float] |
     if timings is not None:
         fields["timings"] = timings
     # Only an open row (an import's "duplicate" is finished too, though not in FINISHED_STATUSES).
-    type(row).all_stores.filter(pk=row.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(**fields)
+    n = type(row).all_stores.filter(pk=row.pk, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).update(**fields)
+    if n:
+        metrics.job_finished(job_kind(type(row)), "failed", _seconds_since(row.started_at, fields["finished_at"]))
     for name, value in fields.items():
         setattr(row, name, value)
+
+
+def job_kind(model: type[models.Model]) -> str:
+    """The ``kind`` label of a job row model in the metrics: ``"app_label.model"`` (a fixed set)."""
+    return model._meta.label_lower
+
+
+def _seconds_since(started_at: Any, finished_at: Any) -> float | None:
+    """Claim-to-end seconds for the job metrics (``None`` for a row never claimed)."""
+    if started_at is None or finished_at is None:
+        return None
+    return (finished_at - started_at).total_seconds()
 
 
 def job_models() -> list[type[JobRun]]:
@@ -389,8 +408,25 @@ def fail_stale_jobs(store: Any = None, models: Iterable[type[JobRun]] | None = N
         n = stale.update(status=JobStatus.FAILED, finished_at=now, **_error_values(model, model.stale_error))
         if n:
             logger.warning("marked %d stale %s row(s) as failed", n, model.__name__)
+            metrics.job_finished(job_kind(model), "stale", count=n)
         total += n
     return total
+
+
+def pause_for_fault_test(checkpoint: str) -> None:
+    """Test hook only: sleep at ``checkpoint`` when ``settings.JOB_TEST_PAUSE`` (env
+    ``SHOP_RECS_TEST_JOB_PAUSE``) is ``"<checkpoint>=<seconds>"``, so a fault test can SIGKILL the
+    worker exactly there. It logs ``paused at fault-test checkpoint <name>`` first: the test waits
+    for that line in the worker's output instead of guessing a time. A no-op when unset (production).
+    """
+    name, _sep, seconds = (settings.JOB_TEST_PAUSE or "").partition("=")
+    if not name or name.strip() != checkpoint:
+        return
+    delay = float(seconds or 0)
+    logger.warning("paused at fault-test checkpoint %s for %.1fs (SHOP_RECS_TEST_JOB_PAUSE)", checkpoint, delay)
+    for handler in logging.getLogger().handlers:  # the test reads the worker's log file: flush now
+        handler.flush()
+    time.sleep(delay)
 
 
 def json_safe(value: Any) -> Any:

@@ -13,6 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
 _SKIP_PREFIXES = ("/api/", "/static/")
+#: Set (to True) on a response built without the database (the dashboard's 500 and 503 pages): it is
+#: never-cached already, and looking up the user would need the database that just failed.
+NO_DATABASE_ATTR = "shop_recs_no_database"
 
 
 class PrivatePagesMiddleware:
@@ -21,6 +24,8 @@ class PrivatePagesMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if getattr(response, NO_DATABASE_ATTR, False):
+            return response
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and not request.path.startswith(_SKIP_PREFIXES):
             add_never_cache_headers(response)  # Cache-Control: max-age=0, no-cache, no-store, must-revalidate, private

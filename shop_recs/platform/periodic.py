@@ -74,6 +74,11 @@ JOBS: dict[str, PeriodicJob] = {
         _("profile refresh started in %(started)s stores"),
         _("profile refresh started (run #%(run)s)"),
     ),
+    "shop_recs.dashboard.tasks.refresh_overviews_task": PeriodicJob(
+        _("Overview refresh"),
+        _("Overview recomputed for %(stores)s stores"),
+        _("Overview recomputed for %(periods)s periods"),
+    ),
     "analytics.tasks.purge_old_logs_task": PeriodicJob(
         _("Log retention purge"),
         _("%(lists)s served lists, %(searches)s search queries and %(attributions)s attributions deleted"),

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from shop_recs.api.errors import error_response
 from shop_recs.api.fastpath import FastGetMixin, json_response
+from shop_recs.api.openapi import examples
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
 from shop_recs.search.services import MAX_QUERY_LENGTH, MAX_RESULTS, SearchOutcome, search_products
@@ -147,6 +148,8 @@ class SearchView(FastGetMixin, StoreScopedAPIMixin, APIView):
     fast_get = staticmethod(_search_fast)
 
     @extend_schema(
+        operation_id="searchProducts",
+        examples=examples("searchProducts"),
         tags=TAG,
         summary="Search the store's products",
         description=(

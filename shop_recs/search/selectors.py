@@ -9,7 +9,9 @@ from django.db.models import Avg, Count, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from shop_recs.activity.models import Event, EventType
 from shop_recs.search.models import SearchQuery
+from shop_recs.search.services import normalize_query
 
 PERIODS: dict[str, int] = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
@@ -100,3 +102,39 @@ def totals(start: date) -> dict[str, int]:
         distinct=Count("normalized_query", distinct=True),
     )
     return {k: int(v or 0) for k, v in agg.items()}
+
+
+@dataclass
+class ReportedQuery:
+    """A query the shop reported in its own ``search`` events (its own search engine ran it)."""
+
+    example: str
+    searches: int
+    last_seen: object
+    matches_now: int | None = None  # what this platform's search finds for it today (filled by the view)
+
+
+def reported_searches(start: date, limit: int = 20) -> tuple[int, list[ReportedQuery]]:
+    """``(total, top queries)`` of the ``search`` events the shop sent since ``start``.
+
+    Shops that run their own search send these events (``query`` set) and never call the search API,
+    so the insights built on ``SearchQuery`` alone read "0 searches" for them. Spellings are grouped
+    by the same normalisation as the search log; events carry no result count, so "found nothing"
+    stays a figure of the search API's log only.
+    """
+    events = Event.objects.filter(event_type=EventType.SEARCH, timestamp__date__gte=start).exclude(query="")
+    rows = events.values("query").annotate(n=Count("id"), last=Max("timestamp"))
+    grouped: dict[str, ReportedQuery] = {}
+    total = 0
+    for row in rows.iterator(chunk_size=2000):
+        total += row["n"]
+        key = normalize_query(row["query"]) or row["query"].strip().lower()
+        seen = grouped.get(key)
+        if seen is None:
+            grouped[key] = ReportedQuery(example=row["query"], searches=row["n"], last_seen=row["last"])
+        else:
+            seen.searches += row["n"]
+            if row["last"] > seen.last_seen:
+                seen.last_seen, seen.example = row["last"], row["query"]
+    top = sorted(grouped.values(), key=lambda q: (-q.searches, q.example))[:limit]
+    return total, top

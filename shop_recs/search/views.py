@@ -28,6 +28,10 @@ def insights(request: HttpRequest) -> HttpResponse:
     outcome = None
     if query:
         outcome = search_products(request.store, query, n=TRY_RESULTS, customer_external_id=customer or None, log=False)
+    reported_total, reported = selectors.reported_searches(start)
+    for row in reported:
+        # What a shopper would find here today: the zero-result insight for shops with their own search.
+        row.matches_now = search_products(request.store, row.example, n=1, log=False).total
     periods = [
         ("7d", gettext_lazy("7 days")),
         ("30d", gettext_lazy("30 days")),
@@ -43,6 +47,8 @@ def insights(request: HttpRequest) -> HttpResponse:
             "totals": selectors.totals(start),
             "top": selectors.top_searches(start),
             "zero": selectors.zero_result_searches(start),
+            "reported": reported,
+            "reported_total": reported_total,
             "figure": json.loads(figure.to_json()) if any(searches) else None,
             "try_query": query,
             "try_customer": customer,

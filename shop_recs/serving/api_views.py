@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from shop_recs.activity.models import Customer
 from shop_recs.api.errors import error_response
 from shop_recs.api.fastpath import FastGetMixin, json_response
+from shop_recs.api.openapi import examples
 from shop_recs.api.params import BadInput, bad_input_response, float_param, int_param, sku_list_param, text_param
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.serializers import ErrorSerializer
@@ -172,6 +173,8 @@ class CustomerRecommendationsView(FastGetMixin, StoreScopedAPIMixin, APIView):
     fast_get = staticmethod(_customer_fast)
 
     @extend_schema(
+        operation_id="getCustomerRecommendations",
+        examples=examples("getCustomerRecommendations"),
         tags=TAG,
         summary="Recommendations for a customer",
         description="From the active model plus the customer's latest events (real time). An unknown customer or "
@@ -213,6 +216,8 @@ class CustomerRecommendationsView(FastGetMixin, StoreScopedAPIMixin, APIView):
 
 class SessionRecommendationsView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="getSessionRecommendations",
+        examples=examples("getSessionRecommendations"),
         tags=TAG,
         summary="Recommendations for an anonymous visitor",
         description="Item-based, from the products viewed in this session (oldest first). Unknown skus are "
@@ -245,6 +250,8 @@ class SimilarProductsView(FastGetMixin, StoreScopedAPIMixin, APIView):
     fast_get = staticmethod(_similar_fast)
 
     @extend_schema(
+        operation_id="getSimilarProducts",
+        examples=examples("getSimilarProducts"),
         tags=TAG,
         summary="Products similar to one product",
         description="A blend of collaborative (the active model) and content similarity, so new products have "
@@ -266,6 +273,8 @@ class SimilarProductsView(FastGetMixin, StoreScopedAPIMixin, APIView):
 
 class FrequentlyBoughtTogetherView(StoreScopedAPIMixin, APIView):
     @extend_schema(
+        operation_id="getFrequentlyBoughtTogether",
+        examples=examples("getFrequentlyBoughtTogether"),
         tags=TAG,
         summary="Frequently bought together",
         description="Co-purchases (same order, or same customer and day without an order id) ranked by lift, "
@@ -306,6 +315,8 @@ class PopularView(_NonPersonalView):
     kind = "popular"
 
     @extend_schema(
+        operation_id="getPopularProducts",
+        examples=examples("getPopularProducts"),
         tags=TAG,
         summary="Most popular products",
         description="By distinct customers, overall or within a category.",
@@ -320,6 +331,8 @@ class TrendingView(_NonPersonalView):
     kind = "trending"
 
     @extend_schema(
+        operation_id="getTrendingProducts",
+        examples=examples("getTrendingProducts"),
         tags=TAG,
         summary="Trending products",
         description="Time-decayed weighted activity of the last 30 days, overall or within a category.",

@@ -70,7 +70,25 @@ class SkuListField(forms.CharField):
         return [found[s] for s in skus]
 
 
-class CategoryChoiceField(forms.ModelMultipleChoiceField):
+class RowIdsChoiceField(forms.ModelMultipleChoiceField):
+    """A multiple choice of rows by id that refuses an id no id column can hold before any lookup.
+
+    Django's field checks each value with a lazy ``filter()``; an id past 64 bits then reached SQLite,
+    which raised ``OverflowError`` (a 500, issue 12) instead of the "not a valid value" error.
+    """
+
+    def clean(self, value):
+        if isinstance(value, list | tuple):
+            for pk in value:
+                text = str(pk)
+                if not (text.isascii() and text.isdigit() and len(text) < 19):
+                    raise forms.ValidationError(
+                        self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                    )
+        return super().clean(value)
+
+
+class CategoryChoiceField(RowIdsChoiceField):
     def label_from_instance(self, obj) -> str:
         return obj.path or obj.name
 

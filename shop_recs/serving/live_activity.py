@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import connection
 
 from shop_recs.activity import changes
+from shop_recs.platform import metrics
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import realtime
 from shop_recs.serving.runtime import note_active_version
@@ -313,8 +314,10 @@ def _serving_customer(store_id: int, external_id: str) -> realtime.ServingCustom
     hit = _feed.entries.get((store_id, external_id))
     if hit is not None and time.monotonic() - hit[0] < entry_ttl():
         _feed.hits += 1
+        metrics.cache_lookup("live_activity", True)
         return hit[1]
     _feed.misses += 1
+    metrics.cache_lookup("live_activity", False)
     with _feed.lock:
         _feed.changed_during_read = set()
     try:

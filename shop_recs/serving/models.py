@@ -194,6 +194,7 @@ class ChangeKind(models.TextChoices):
     RULES = "rules", _("Rules and pins")
     EXPERIMENT = "experiment", _("Experiment")
     CAMPAIGN = "campaign", _("Ad campaign")
+    STORE = "store", _("Store settings")
 
 
 class ShopperFacingChange(StoreOwned):

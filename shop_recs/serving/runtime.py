@@ -27,6 +27,7 @@ from django.db.models import Case, Count, F, FloatField, Max, Sum, Value, When
 from django.db.models.functions import TruncDate
 
 from shop_recs.activity.models import Event
+from shop_recs.platform import metrics
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import sql as serving_sql
 from shop_recs.serving.snapshot import DB_UNREACHABLE, OUTAGE_RETRY_SECONDS, CatalogSnapshot, catalog_snapshot
@@ -243,7 +244,9 @@ def active_version_id(store_id: int) -> int:
     hit = _active_ids.get(store_id)
     ttl = active_version_ttl()
     if hit is not None and now - hit[0] < ttl:
+        metrics.cache_lookup("active_version", True)
         return hit[1]
+    metrics.cache_lookup("active_version", False)
     try:
         active = serving_sql.active_version_id(store_id)
     except DB_UNREACHABLE:

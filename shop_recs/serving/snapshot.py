@@ -25,6 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
+from shop_recs.platform import metrics
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.stores.scoping import store_scope
 
@@ -210,7 +211,9 @@ def catalog_snapshot(store: Store | int) -> CatalogSnapshot:
     now = time.monotonic()
     ttl = float(settings.SERVING_CATALOG_TTL)
     if hit is not None and now - hit.built_at < ttl:
+        metrics.cache_lookup("catalog_snapshot", True)
         return hit
+    metrics.cache_lookup("catalog_snapshot", False)  # expired or absent: at least the fingerprint query
     try:
         fingerprint = _catalog_fingerprint(store_id)
         if hit is not None and hit.fingerprint == fingerprint:

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
+from django.utils import translation
 
 from shop_recs.stores.models import Membership, Role
 from shop_recs.stores.scoping import store_scope
+
+
+def _use_store_language(request: HttpRequest, store) -> None:
+    """The store's language, for members who have not chosen one with the language switch (whose
+    cookie LocaleMiddleware has already applied); a blank store language leaves the browser's."""
+    if store.language and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+        translation.activate(store.language)
+        request.LANGUAGE_CODE = translation.get_language()
 
 
 def resolve_membership(request: HttpRequest, store_slug: str) -> Membership:
@@ -24,6 +34,7 @@ def resolve_membership(request: HttpRequest, store_slug: str) -> Membership:
             request.store = membership.store
             request.membership = membership
             request.user_memberships = memberships
+            _use_store_language(request, membership.store)
             return membership
     raise Http404("No such store")
 

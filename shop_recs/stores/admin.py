@@ -108,17 +108,32 @@ class MembershipAdmin(_MembershipBasedAdmin):
 class ApiKeyAdmin(_MembershipBasedAdmin):
     """Read-only, no hash anywhere; merchants (and superusers) may revoke through the action."""
 
-    list_display = ["name", "store", "display_prefix", "created_at", "last_used_at", "is_active_display"]
-    list_filter = [("store", admin.RelatedOnlyFieldListFilter), ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "store", "kind", "display_prefix", "created_at", "last_used_at", "is_active_display"]
+    list_filter = [
+        ("store", admin.RelatedOnlyFieldListFilter),
+        "kind",
+        ("revoked_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["name", "prefix", "store__name"]
     list_select_related = ["store", "created_by"]
-    fields = ["name", "store", "display_prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    fields = [
+        "name",
+        "store",
+        "kind",
+        "display_prefix",
+        "allowed_origins",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_by",
+    ]
     readonly_fields = fields
     actions = ["revoke_keys"]
 
     @admin.display(description=_("prefix"), ordering="prefix")
     def display_prefix(self, obj: ApiKey) -> str:
-        return f"sr_{obj.prefix}_…"
+        return obj.display_prefix
 
     @admin.display(description=_("active"), boolean=True, ordering="revoked_at")
     def is_active_display(self, obj: ApiKey) -> bool:
@@ -143,6 +158,6 @@ class ApiKeyAdmin(_MembershipBasedAdmin):
             queryset = queryset.filter(store_id__in=member_store_ids(request.user, merchant=True))
         count = 0
         for key in queryset.filter(revoked_at__isnull=True):
-            key.revoke()
+            key.revoke(request.user)
             count += 1
         self.message_user(request, _("%(count)d key(s) revoked.") % {"count": count}, messages.SUCCESS)

@@ -24,6 +24,7 @@ __all__ = [
     "add_member",
     "change_member_role",
     "remove_member",
+    "update_store_settings",
 ]
 
 
@@ -105,3 +106,21 @@ def remove_member(store: Store, membership_id: int) -> Membership:
             raise LastMerchantError
         membership.delete()
     return membership
+
+
+#: The store fields a merchant edits on the settings page.
+STORE_SETTINGS_FIELDS = ("name", "currency", "timezone", "language")
+
+
+def update_store_settings(store: Store, **values: str) -> dict[str, list[str]]:
+    """Save the merchant-editable settings of ``store`` (values already validated by the form) and
+    return ``{field: [old, new]}`` for what changed, for the change record."""
+    unknown = set(values) - set(STORE_SETTINGS_FIELDS)
+    if unknown:
+        raise ValueError(f"not store settings: {sorted(unknown)}")
+    changed = {name: [getattr(store, name), value] for name, value in values.items() if getattr(store, name) != value}
+    if changed:
+        for name, (_old, new) in changed.items():
+            setattr(store, name, new)
+        store.save(update_fields=list(changed))
+    return changed

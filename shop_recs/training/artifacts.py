@@ -1,9 +1,20 @@
-"""Model artifacts on disk and their loading: write atomically, checksum, verify, load (cached per process).
+"""Model artifacts and their loading: write atomically, checksum, store, verify, load (cached per process).
+
+Artifacts go through Django's storage API, ``storages["artifacts"]`` (``ARTIFACT_STORAGE``):
+
+* **filesystem** (default, :class:`~shop_recs.training.storage.ModelDirStorage`): files under
+  ``MODEL_DIR``, written and read in place; every process must see the same directory.
+* **s3** (django-storages ``S3Storage``): the artifact is written to ``MODEL_DIR`` first, then
+  uploaded with one PUT (atomic: an object is either absent or complete). A process that needs a
+  version downloads it into its own ``MODEL_DIR``, which is only a local cache, hashing on the way;
+  the file is renamed into place only if its SHA-256 matches ``ModelVersion.checksum``. A web replica
+  on another machine therefore needs the bucket, not a shared directory.
 
 * **The active model is only ever replaced by a complete, verified artifact.** Artifacts are written
   to a temp file, fsynced and renamed; the checksum is computed from the bytes on disk.
 * **Serving never loads a corrupt file.** :func:`load_active_model` checks the SHA-256 first and falls
-  back to the previously active good version, marking the broken one.
+  back to the previously active good version, marking the broken one. A missing object counts as
+  corrupt; an unreachable storage (:class:`ArtifactUnavailable`) does not mark anything.
 
 Loaded models are cached per process by version id (one entry per store); the cache is registered
 with ``platform.cache`` as ``"training.models"``.
@@ -11,6 +22,7 @@ with ``platform.cache`` as ``"training.models"``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -23,6 +35,8 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import Storage, storages
 from django.utils import timezone
 
 from shop_recs.platform.cache import register_process_cache
@@ -31,7 +45,7 @@ from shop_recs.recsys import registry
 from shop_recs.recsys.base import Recommender
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
-from shop_recs.training.errors import ArtifactCorrupt
+from shop_recs.training.errors import ArtifactCorrupt, ArtifactStorageFull, ArtifactUnavailable
 from shop_recs.training.matrix import InteractionData
 from shop_recs.training.models import ModelVersion, TrainingRun
 
@@ -48,8 +62,40 @@ def model_dir() -> Path:
     return Path(settings.MODEL_DIR)
 
 
+def artifact_storage() -> Storage:
+    """``STORAGES["artifacts"]``: the filesystem under ``MODEL_DIR`` or an S3 bucket."""
+    return storages["artifacts"]
+
+
+def is_remote(storage: Storage | None = None) -> bool:
+    """Whether the storage keeps its files elsewhere (S3): then ``MODEL_DIR`` is a local cache."""
+    storage = storage or artifact_storage()
+    try:
+        storage.path("")
+    except NotImplementedError:  # Storage.path: "This backend doesn't support absolute paths."
+        return True
+    return False
+
+
+def local_path(name: str) -> Path:
+    """Where this process reads and writes the file ``name`` (``<store_slug>/<file>.npz``): the
+    storage's own file for a local storage, the download cache under ``MODEL_DIR`` for a remote one."""
+    storage = artifact_storage()
+    if is_remote(storage):
+        return model_dir() / name
+    return Path(storage.path(name))
+
+
+def storage_name(path: Path) -> str:
+    """The storage name of a local artifact file (its path under ``MODEL_DIR``, with ``/``)."""
+    storage = artifact_storage()
+    root = model_dir() if is_remote(storage) else Path(storage.path(""))
+    return path.relative_to(root).as_posix()
+
+
 def artifact_path(version: ModelVersion) -> Path:
-    return model_dir() / version.artifact_path
+    """The version's artifact on this machine (with a remote storage: present once fetched)."""
+    return local_path(version.artifact_path)
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -73,14 +119,16 @@ def write_version(
     arrays[_USER_IDS_KEY] = np.asarray(data.user_ids, dtype=np.int64)
     arrays[_ITEM_IDS_KEY] = np.asarray(data.item_ids, dtype=np.int64)
     arrays[_MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
-    checksum, size = write_artifact_atomic(model_dir() / rel, arrays)
+    path = local_path(rel.as_posix())
+    checksum, size = write_artifact_atomic(path, arrays)
+    publish(path, size)
     with store_scope(store):
         return ModelVersion.objects.create(
             store=store,
             run=run,
             algorithm=algorithm,
             params=json_safe(model.get_params()),
-            artifact_path=str(rel),
+            artifact_path=rel.as_posix(),
             checksum=checksum,
             size_bytes=size,
             n_users=data.n_users,
@@ -103,8 +151,14 @@ def write_artifact_atomic(path: Path, arrays: dict[str, np.ndarray]) -> tuple[st
             os.fsync(fh.fileno())
         checksum, size = file_sha256(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+            # The run's error should tell the operator what to do, not only "[Errno 28]".
+            raise ArtifactStorageFull(
+                f"The model storage is full: no space left on the disk of {path.parent} "
+                f"({os.strerror(exc.errno)}). Free space in MODEL_DIR, then train again."
+            ) from exc
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -112,6 +166,73 @@ def write_artifact_atomic(path: Path, arrays: dict[str, np.ndarray]) -> tuple[st
     finally:
         os.close(dir_fd)
     return checksum, size
+
+
+def publish(path: Path, size: int | None = None) -> None:
+    """Upload a complete local artifact to a remote storage (no-op for the filesystem one).
+
+    One PUT: the object is either absent or complete, so a reader never sees half of it. The size
+    the storage reports afterwards is compared with the local file's.
+    """
+    storage = artifact_storage()
+    if not is_remote(storage):
+        return
+    name = storage_name(path)
+    with open(path, "rb") as fh:
+        saved = storage.save(name, File(fh, name=path.name))
+    if saved != name:  # file_overwrite=False in a hand-made STORAGES would rename it
+        raise OSError(f"artifact storage saved {name} as {saved}; set file_overwrite=True")
+    expected = size if size is not None else path.stat().st_size
+    stored = storage.size(name)
+    if stored != expected:
+        raise OSError(f"artifact {name} has {stored} bytes in the storage, expected {expected}")
+
+
+def fetch(path: Path, checksum: str | None = None) -> bool:
+    """Make sure the local file ``path`` holds the storage's object (download it if absent).
+
+    Returns ``False`` when the object does not exist. With ``checksum``, the download is hashed on
+    the way and kept only if it matches, else :class:`ArtifactCorrupt`; a failing storage raises
+    :class:`ArtifactUnavailable`. A local storage has nothing to download: ``path.exists()``.
+    """
+    storage = artifact_storage()
+    if not is_remote(storage) or path.exists():
+        return path.exists()
+    name = storage_name(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+    digest = hashlib.sha256()
+    try:
+        with storage.open(name, "rb") as src, open(tmp, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if checksum is not None and digest.hexdigest() != checksum:
+            raise ArtifactCorrupt(
+                f"artifact {name} in the artifact storage has SHA-256 {digest.hexdigest()}, expected {checksum}"
+            )
+        os.replace(tmp, path)
+    except FileNotFoundError:
+        return False
+    except ArtifactCorrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - boto/network/disk errors: the storage, not the version, is at fault
+        raise ArtifactUnavailable(f"could not download artifact {name}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def drop_local_copy(path: Path) -> None:
+    """Delete this process's downloaded copy (remote storage only: a local storage's file is the artifact)."""
+    if is_remote():
+        path.unlink(missing_ok=True)
+
+
+#: ENOSPC (the filesystem is full) and EDQUOT (the user's disk quota is used up).
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
@@ -127,14 +248,37 @@ def file_sha256(path: Path) -> tuple[str, int]:
 # --- checking -----------------------------------------------------------------------------------
 
 
-def verify_artifact(version: ModelVersion) -> None:
-    """Raise :class:`ArtifactCorrupt` unless the file exists and matches the recorded SHA-256."""
+def verify_artifact(version: ModelVersion) -> Path:
+    """The local file of the version's artifact, verified against the recorded SHA-256.
+
+    Raises :class:`ArtifactCorrupt` if it is missing (no file, or no object in the bucket) or its
+    bytes do not match; :class:`ArtifactUnavailable` if a remote storage cannot be read. With a
+    remote storage, a local copy that no longer matches is dropped and downloaded again once.
+    """
     path = artifact_path(version)
+    if is_remote():
+        if path.exists():
+            if file_sha256(path)[0] == version.checksum:
+                return path
+            logger.warning(
+                "local copy %s of version %s does not match its checksum; downloading it again", path, version.pk
+            )
+            drop_local_copy(path)
+        try:
+            present = fetch(path, version.checksum)  # hashed on the way: kept only if it matches
+        except ArtifactCorrupt as exc:
+            raise ArtifactCorrupt(f"artifact of version {version.pk}: {exc}") from exc
+        if not present:
+            raise ArtifactCorrupt(
+                f"artifact of version {version.pk} is missing: no object {version.artifact_path} in the storage"
+            )
+        return path
     if not path.exists():
         raise ArtifactCorrupt(f"artifact of version {version.pk} is missing: {path}")
     checksum, _ = file_sha256(path)
     if checksum != version.checksum:
         raise ArtifactCorrupt(f"artifact of version {version.pk} has SHA-256 {checksum}, expected {version.checksum}")
+    return path
 
 
 def mark_corrupt(version: ModelVersion) -> None:
@@ -176,8 +320,7 @@ def load_version(version: ModelVersion) -> LoadedModel:
         hit = _cache.get(version.pk)
     if hit is not None and hit.version.checksum == version.checksum:
         return hit
-    verify_artifact(version)
-    path = artifact_path(version)
+    path = verify_artifact(version)
     model = registry.load_model(path)
     with np.load(path, allow_pickle=False) as archive:
         user_ids = archive[_USER_IDS_KEY].astype(np.int64)
@@ -216,9 +359,18 @@ def load_active_model(store: Store) -> LoadedModel | None:
     if not candidates:
         return None
     errors: list[str] = []
+    unavailable = 0
     for version in candidates:
         try:
             loaded = load_version(version)
+        except ArtifactUnavailable as exc:
+            # The storage failed, not the version: try an earlier one, but never mark this one corrupt.
+            logger.error(
+                "store %s: model version %s could not be read (%s); trying an earlier one", store.pk, version.pk, exc
+            )
+            errors.append(str(exc))
+            unavailable += 1
+            continue
         except (ArtifactCorrupt, OSError, ValueError, KeyError) as exc:
             logger.error(
                 "store %s: model version %s is unusable (%s); trying an earlier one", store.pk, version.pk, exc
@@ -230,6 +382,8 @@ def load_active_model(store: Store) -> LoadedModel | None:
             logger.error("store %s: serving fallback version %s instead of the active one", store.pk, version.pk)
             loaded = LoadedModel(**{**loaded.__dict__, "is_fallback": True})
         return loaded
+    if unavailable == len(errors):
+        raise ArtifactUnavailable("; ".join(errors))
     raise ArtifactCorrupt("; ".join(errors))
 
 

@@ -31,6 +31,15 @@ class ArtifactCorrupt(TrainingError):  # noqa: N818 - reads as a state, like the
     """A model artifact is missing or its SHA-256 does not match the recorded checksum."""
 
 
+class ArtifactUnavailable(TrainingError):  # noqa: N818
+    """The artifact storage could not be read right now (S3 unreachable, access denied, local disk
+    full): unlike :class:`ArtifactCorrupt` this says nothing about the version, which stays usable."""
+
+
+class ArtifactStorageFull(TrainingError):  # noqa: N818 - reads as a state, like the lock error
+    """The model storage (``MODEL_DIR``) has no space (or quota) left for a new artifact."""
+
+
 class VersionNotUsable(TrainingError):  # noqa: N818
     """The version cannot be activated (corrupt, or belongs to another store)."""
 

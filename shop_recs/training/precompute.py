@@ -10,7 +10,9 @@ The standard production split: score offline, blend cheaply online.
   neighbours (``_similar_scores``: collaborative, plus the content part for a hybrid, so items without
   interactions have neighbours too), scaled per row to 0..1; each column's popularity (distinct
   customers). Written as an uncompressed npz next to the artifact (``<artifact>.serving.npz``, no
-  pickle), carrying the artifact's SHA-256 so it can never be paired with another model.
+  pickle), carrying the artifact's SHA-256 so it can never be paired with another model. With a
+  remote artifact storage (S3) it is uploaded like the artifact and downloaded into the process's
+  ``MODEL_DIR`` cache on first use (``artifacts.publish`` / ``artifacts.fetch``).
 * **Online** (:func:`blend`): the union of the customer's precomputed candidates and the neighbour
   lists of their latest events, scored with numpy over a few hundred ids. No full-catalog scoring.
 
@@ -31,7 +33,9 @@ import numpy as np
 from django.conf import settings
 
 from shop_recs.recsys.base import as_csr, top_n
+from shop_recs.training import artifacts
 from shop_recs.training.artifacts import _USER_IDS_KEY, artifact_path, write_artifact_atomic
+from shop_recs.training.errors import ArtifactCorrupt, ArtifactUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +149,8 @@ def write_sidecar(artifact: Path, checksum: str, arrays: dict[str, np.ndarray]) 
     out = dict(arrays)
     out["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path = sidecar_path(artifact)
-    write_artifact_atomic(path, out)
+    _checksum, size = write_artifact_atomic(path, out)
+    artifacts.publish(path, size)
     return path
 
 
@@ -177,9 +182,12 @@ def drop_user_candidates(version: Any, customer_ids: set[int]) -> int:
     would no longer match); processes that memory-mapped the old file keep their copy until they
     reload, which the caller triggers. Returns how many rows were cleared (0: nothing to change).
     """
-    path = artifact_path(version)
+    try:
+        path = artifacts.verify_artifact(version)  # with S3: downloaded into this process's cache
+    except (ArtifactCorrupt, ArtifactUnavailable):
+        return 0
     side = sidecar_path(path)
-    if not path.exists() or not side.exists():
+    if not artifacts.fetch(side):
         return 0
     with np.load(path, allow_pickle=False) as archive:
         user_ids = archive[_USER_IDS_KEY].astype(np.int64)
@@ -233,7 +241,11 @@ def load_sidecar(artifact: Path, checksum: str, n_users: int, n_items: int) -> P
     """The sidecar of an artifact, or ``None`` if it is missing, stale or malformed (serving then
     falls back to scoring on the request)."""
     path = sidecar_path(artifact)
-    if not path.exists():
+    try:
+        if not artifacts.fetch(path):  # with S3: downloaded into this process's cache on first use
+            return None
+    except ArtifactUnavailable as exc:
+        logger.warning("serving sidecar %s could not be downloaded (%s); serving without it", path, exc)
         return None
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -69,7 +69,6 @@ def _pages(client, shop, external_id: str = "bad") -> dict[str, str]:
     pages["customer"] = reverse("dashboard:customer_detail", args=[slug, external_id])
     pages["customers search"] = reverse("dashboard:customers", args=[slug]) + "?q=b"
     pages["product"] = reverse("dashboard:product_detail", args=[slug, "SKU-1"])
-    pages["profile"] = reverse("analytics:customer_profile", args=[slug, external_id])
     pages["preview"] = reverse("recs:preview", args=[slug]) + f"?customer={external_id}"
     return pages
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -27,7 +28,7 @@ from shop_recs.platform.jobs import JobStatus
 from shop_recs.recsys import registry
 from shop_recs.search.models import SearchQuery
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList
-from shop_recs.stores.models import ApiKey, Membership, Store
+from shop_recs.stores.models import ApiKey, Membership, Role, Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.models import ModelVersion, TrainingRun
 
@@ -138,6 +139,14 @@ def test_the_demo_opens_on_a_populated_main_store_and_a_second_run_adds_nothing(
     assert client.get("/admin/").status_code == 302
     client.force_login(admin)
     assert client.get("/admin/").status_code == 200
+
+    # The printed invite link signs a new person up as the demo store's analyst.
+    link = re.search(r"invite link: +http://127\.0\.0\.1:8000(/invite/\S+/) ", log).group(1)
+    joined = Client().post(
+        link, {"username": "newbie", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"}
+    )
+    assert joined.status_code == 302
+    assert Membership.objects.get(user__username="newbie", store=store).role == Role.ANALYST
 
     # A second run duplicates nothing (one test: the set-up is the slow part).
     before = _counts(store)

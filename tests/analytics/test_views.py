@@ -7,7 +7,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from analytics.models import Segment, SegmentExport
+from analytics.models import CustomerProfile, Segment, SegmentExport
 from analytics.services import build_profiles, get_settings
 from shop_recs.stores.scoping import store_scope, unscoped
 
@@ -36,7 +36,6 @@ def test_pages_render_and_isolation(client, built, merchant, make_user, other_st
         ("segments", {}),
         ("segment_new", {}),
         ("segment_detail", {"segment_id": seg.pk}),
-        ("customer_profile", {"external_id": "c1"}),
         ("privacy", {}),
     ]
     client.force_login(merchant)
@@ -137,7 +136,11 @@ def test_profile_page_shows_the_served_recommendations_with_reasons(client, buil
     expected = recommend_for_customer(store, customer, n=10, log=False).items
     assert expected, "the trained store should serve something to a customer with views"
     client.force_login(merchant)
-    html = client.get(_url("customer_profile", store, external_id=customer.external_id)).content.decode()
+    old_address = client.get(_url("customer_profile", store, external_id=customer.external_id))
+    assert old_address.status_code == 302 and old_address["Location"].endswith(
+        f"/customers/{customer.external_id}/#profile"
+    )
+    html = client.get(old_address["Location"]).content.decode()
     for item in expected:
         assert item["title"] in html
     assert expected[0]["reason"]["text"] in html
@@ -147,3 +150,24 @@ def store_customer(store, external_id):
     from shop_recs.activity.models import Customer
 
     return Customer.objects.get(external_id=external_id)
+
+
+@pytest.mark.django_db
+def test_one_customer_page_holds_profile_segments_recommendations_and_erase(client, built, merchant, analyst):
+    """The customer detail page and the profile page were two overlapping pages; now one holds it all."""
+    store = built["store"]
+    with store_scope(store):
+        customer = store_customer(store, "c1")
+        profile = CustomerProfile.objects.get(customer=customer)
+        in_segments = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
+    url = reverse("dashboard:customer_detail", kwargs={"store_slug": store.slug, "external_id": "c1"})
+    client.force_login(merchant)
+    html = client.get(url).content.decode()
+    assert 'id="profile"' in html, html[:3000]
+    assert "Value (RFM)" in html and 'id="fig-activity"' in html
+    assert f"R{profile.r_score} F{profile.f_score} M{profile.m_score}" in html
+    assert in_segments and all(f"/segments/{s.pk}/" in html for s in in_segments)
+    assert 'id="recommendations"' in html and "/erase/" in html
+    client.force_login(analyst)
+    html = client.get(url).content.decode()
+    assert "Value (RFM)" in html and "/erase/" not in html

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from shop_recs.stores.models import ApiKey, Membership
+from shop_recs.stores import invitations
+from shop_recs.stores.models import ApiKey, Invitation, Membership, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,13 @@ def store_url_names() -> list[tuple[str, list[str]]]:
 def beta_urls(shop_data, other_store) -> list[str]:
     key = ApiKey.generate(other_store, "beta key")[0]
     membership = Membership.objects.filter(store=other_store).first()
-    kwargs = dict(SAMPLE_KWARGS, key_id=key.pk, membership_id=membership.pk if membership else 999)
+    invitation = invitations.invite(other_store, "beta-invitee@example.com", Role.ANALYST, None).invitation
+    kwargs = dict(
+        SAMPLE_KWARGS,
+        key_id=key.pk,
+        membership_id=membership.pk if membership else 999,
+        invitation_id=invitation.pk,
+    )
     urls = []
     for name, params in store_url_names():
         urls.append(reverse(name, kwargs={"store_slug": "beta", **{p: kwargs[p] for p in params}}))
@@ -82,6 +89,9 @@ def test_member_of_alpha_gets_404_on_every_beta_url(merchant, other_store, make_
         assert client.post(url, {"role": "analyst", "name": "x", "username": "merchant"}).status_code == 404, url
     assert ApiKey.objects.filter(store=other_store, revoked_at__isnull=False).count() == 0
     assert Membership.objects.filter(store=other_store).count() == 1
+    assert Invitation.objects.pending().filter(store=other_store).count() == 1
+    other_store.refresh_from_db()
+    assert other_store.name != "x"
 
 
 def test_anonymous_user_is_sent_to_login(client, store):

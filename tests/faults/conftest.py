@@ -9,6 +9,7 @@ worker can never block on a full pipe; a failing ``wait_for`` prints it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,6 +74,7 @@ def start_worker(transactional_db, tmp_path):
             CELERY_BROKER_URL=broker,
             REDIS_URL=broker,
             CELERY_QUEUE=queue,
+            CELERY_HEAVY_QUEUE=queue,
             CELERY_TASK_ALWAYS_EAGER="0",
             OPENBLAS_NUM_THREADS="1",
         )
@@ -175,8 +177,9 @@ class PrivatePostgres:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
 
-    def stop(self) -> None:
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """``mode="immediate"`` is a crash: no checkpoint, the next start replays the WAL."""
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
@@ -217,3 +220,128 @@ def private_postgres():
             except (subprocess.SubprocessError, OSError):
                 pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- manage.py and gunicorn against a private PostgreSQL (test_postgres_down, test_durability) ---
+
+
+def server_env(server: PrivatePostgres, dbname: str, *, keep_redis: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a ``manage.py`` or gunicorn child using ``dbname`` on ``server``.
+
+    ``DEBUG`` off and a fresh ``SECRET_KEY`` (production-like answers), Celery eager. Without Redis
+    unless ``keep_redis``: a test of the database alone must not depend on the shared Redis.
+    """
+    env = dict(os.environ)
+    dropped = ["SERVING_LOG_BUFFER_ROWS"]
+    if not keep_redis:
+        dropped += ["REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"]
+    for name in dropped:
+        env.pop(name, None)
+    env.update(
+        DATABASE_URL=server.url(dbname),
+        DEBUG="0",
+        SECRET_KEY="fault-test-" + uuid.uuid4().hex,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        CELERY_TASK_ALWAYS_EAGER="1",
+        OPENBLAS_NUM_THREADS="1",
+        DB_CONN_MAX_AGE="60",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py args`` in a child with ``env``; its stdout (the test fails with its output otherwise)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def child_pids(parent: int) -> list[int]:
+    """The pids whose parent is ``parent`` (from ``/proc``: no psutil, and no ``task/*/children`` here)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+class Gunicorn:
+    """A gunicorn master for ``shop_recs.wsgi`` on a local port, which a test may stop, start again
+    (same port) and whose worker processes it may SIGKILL. Output is appended to ``log``."""
+
+    def __init__(
+        self, env: dict[str, str], log: Path, *args: str, port: int | None = None, app: str = "shop_recs.wsgi"
+    ) -> None:
+        self.env = env
+        self.app = app
+        self.log = log
+        self.args = args  # e.g. ("-w", "2", "-k", "gthread", "--threads", "2")
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self, tail: int = 6000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+    def start(self, ready_path: str = "/healthz", timeout: float = 60) -> None:
+        """Start the master and wait until ``ready_path`` answers (any HTTP status)."""
+        import requests
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", self.app, "-b", f"127.0.0.1:{self.port}", *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=open(self.log, "a"),  # noqa: SIM115 - the child owns the handle
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                requests.get(self.base + ready_path, timeout=5)
+                return
+            # A timeout too: the master listens before its workers have imported the app.
+            except (requests.ConnectionError, requests.Timeout):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not start:\n{self.output(4000)}")
+                time.sleep(0.2)
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.proc.pid) if self.proc is not None and self.proc.poll() is None else []
+
+    def kill_worker(self, pid: int) -> bool:
+        """SIGKILL one worker (a crash: no cleanup, in-flight requests lose their connection).
+        False if it had already exited."""
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """SIGTERM: the master stops accepting, workers finish in-flight requests, then exit."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None

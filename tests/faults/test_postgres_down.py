@@ -11,12 +11,8 @@ the server for a while and starts it again. Responses are counted by endpoint, p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT
-from tests.faults.conftest import PrivatePostgres, free_port
+from tests.faults.conftest import Gunicorn, PrivatePostgres, manage, server_env
 
 pytestmark = [pytest.mark.services]
 
@@ -105,28 +100,7 @@ class Phase:
 
 
 def _env(server: PrivatePostgres) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SERVING_LOG_BUFFER_ROWS"):
-        env.pop(name, None)
-    env.update(
-        DATABASE_URL=server.url(DB_NAME),
-        DEBUG="0",
-        SECRET_KEY="outage-test-" + uuid.uuid4().hex,
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        CELERY_TASK_ALWAYS_EAGER="1",
-        OPENBLAS_NUM_THREADS="1",
-        DB_CONN_MAX_AGE="60",
-        **SHORT_TTLS,
-    )
-    return env
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return server_env(server, DB_NAME, **SHORT_TTLS)
 
 
 @pytest.fixture
@@ -136,43 +110,20 @@ def outage_server(private_postgres: PrivatePostgres, tmp_path: Path):
         conn.execute(f"CREATE DATABASE {DB_NAME}")
     env = _env(private_postgres)
     env["SHOP_RECS_VAR_DIR"] = str(tmp_path / "var")
-    _manage(env, "migrate", "--no-input", "-v", "0")
-    out = _manage(env, "shell", "-c", SEED)
+    manage(env, "migrate", "--no-input", "-v", "0")
+    out = manage(env, "shell", "-c", SEED)
     key = json.loads(out.split("SEED:", 1)[1].strip().splitlines()[0])["key"]
-    port = free_port()
     log = tmp_path / "gunicorn.log"
     # One worker process with threads: every request sees the same per-process caches, so "warmed"
     # means warmed for every request (with several processes, each holds its own copy).
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "gunicorn", "shop_recs.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "-k", "gthread"),
-            *("--threads", "4", "--timeout", "60", "--graceful-timeout", "10"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=open(log, "w"),  # noqa: SIM115 - the child owns the handle
-        stderr=subprocess.STDOUT,
+    server = Gunicorn(
+        env, log, "-w", "1", "-k", "gthread", "--threads", "4", "--timeout", "60", "--graceful-timeout", "10"
     )
-    base = f"http://127.0.0.1:{port}/api/v1"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{base}/popular", timeout=5)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start:\n{log.read_text(errors='replace')[-4000:]}")
-                time.sleep(0.2)
-        yield base, key, private_postgres, log
+        server.start(ready_path="/api/v1/popular")
+        yield f"{server.base}/api/v1", key, private_postgres, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        server.stop()
 
 
 def _requests_for(n: int) -> list[tuple[str, str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from shop_recs.search import charts, selectors
@@ -78,3 +79,34 @@ def test_insights_page_404s_for_non_members(client, store, other_store, catalog,
 def test_insights_page_needs_login(client, store):
     response = client.get(f"/s/{store.slug}/search/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_search_events_the_shop_reports_show_on_the_insights_page(client, store, other_store, catalog, merchant):
+    """Regression: a shop with its own search engine sends ``search`` events and never calls the search
+    API; its insights page read "0 searches … Every search found something. Nice." """
+    from django.utils import timezone
+
+    from shop_recs.activity.services import ingest_events
+
+    now = timezone.now().replace(microsecond=0).isoformat()
+    rows = [
+        {"customer": f"c{i}", "type": "search", "query": q, "timestamp": now}
+        for i, q in enumerate(["Headphones", "headphone", "headphones ", "unicorn saddle", "Mug"])
+    ]
+    ingest_events(store, rows)
+    ingest_events(other_store, [{"customer": "x", "type": "search", "query": "beta-secret-query", "timestamp": now}])
+    client.force_login(merchant)
+    html = client.get(f"/s/{store.slug}/search/").content.decode()
+    assert 'data-kpi="reported">5<' in html
+    section = html.split("data-reported-searches", 1)[1]
+    assert "Every search found something" not in html and "No searches through the search API" in html
+    # Three spellings of one query are one row; what the platform finds for each today is shown.
+    rows = [
+        (q, int(n), int(found))
+        for q, n, found in re.findall(
+            r'q=[^"]*">([^<]+)</a></td><td class="num">(\d+)</td><td class="num" data-matches-now>(\d+)<', section
+        )
+    ]
+    assert rows[0][1] == 3 and rows[0][2] == 2
+    assert ("unicorn saddle", 1, 0) in rows and "row-warn" in section
+    assert "beta-secret-query" not in html

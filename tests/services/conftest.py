@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import ROOT, publishing_to, require_postgres, require_redis
+from tests.s3 import moto_s3, s3_bucket  # noqa: F401 - the local S3 server's fixtures
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def celery_worker(transactional_db):
         CELERY_BROKER_URL=broker,
         REDIS_URL=broker,
         CELERY_QUEUE=queue,
+        CELERY_HEAVY_QUEUE=queue,
         CELERY_TASK_ALWAYS_EAGER="0",
     )
     proc = subprocess.Popen(

@@ -26,6 +26,7 @@ from analytics.experiments import selectors as experiment_selectors
 from analytics.experiments import services as experiment_services
 from analytics.models import CustomerProfile, ProfileRun
 from shop_recs.activity.models import Event
+from shop_recs.dashboard.models import OverviewSnapshot
 from shop_recs.platform.jobs import JobRun, JobStatus
 from shop_recs.platform.models import PeriodicOutcome, PeriodicRun
 from shop_recs.stores.models import ApiKey
@@ -46,6 +47,7 @@ SHORTENED = {
     "refresh-due-profiles",
     "purge-idempotency-records",
     "purge-old-logs",
+    "refresh-overviews",
 }
 
 
@@ -108,6 +110,7 @@ def beat_and_worker(transactional_db, tmp_path, settings):
         CELERY_BROKER_URL=broker,
         REDIS_URL=broker,
         CELERY_QUEUE=queue,
+        CELERY_HEAVY_QUEUE=queue,
         CELERY_TASK_ALWAYS_EAGER="0",
         SHOP_RECS_MODEL_DIR=str(settings.MODEL_DIR),
         ATTRIBUTION_SETTLE_SECONDS="0",
@@ -118,6 +121,7 @@ def beat_and_worker(transactional_db, tmp_path, settings):
         PROFILE_REFRESH_CHECK_SECONDS="3",
         IDEMPOTENCY_PURGE_INTERVAL_SECONDS="5",
         LOG_PURGE_INTERVAL_SECONDS="5",
+        OVERVIEW_REFRESH_SECONDS="3",
         # Scheduled retraining also sweeps; kept out of the way so the sweep seen is the sweeper's.
         TRAINING_SCHEDULE_TICK_SECONDS="3600",
         JOB_STALE_SECONDS="60",
@@ -291,6 +295,17 @@ def test_beat_closes_the_feedback_loop_and_sweeps_dead_jobs(experiment_shop, bea
             return done and CustomerProfile.objects.count() == 16
 
     wait_for(profiled, timeout=DEADLINE, proc=beat_and_worker)
+
+    # The Overview's snapshots were recomputed by beat with the shop's clicks and purchases in them.
+    with unscoped():
+        n_events = Event.all_stores.filter(store=store).count()
+
+    def overview_refreshed():
+        with unscoped():
+            snapshot = OverviewSnapshot.objects.filter(store=store, period_key="all").first()
+        return snapshot if snapshot is not None and snapshot.payload["kpis"]["events"] == n_events else None
+
+    wait_for(overview_refreshed, timeout=DEADLINE, proc=beat_and_worker)
 
     # Every periodic job of the schedule has run and is recorded (the Jobs page reads these rows).
     def every_job_recorded():

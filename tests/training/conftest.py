@@ -8,6 +8,7 @@ import pytest
 
 from shop_recs.activity.models import Event
 from shop_recs.stores.scoping import unscoped
+from tests.s3 import moto_s3, s3_bucket  # noqa: F401 - the local S3 server's fixtures
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 

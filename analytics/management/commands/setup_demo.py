@@ -68,6 +68,7 @@ from shop_recs.imports.management.commands.seed_demo import write_seed_report
 from shop_recs.platform.jobs import JobStatus
 from shop_recs.search.models import SearchQuery
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList
+from shop_recs.stores import invitations
 from shop_recs.stores.models import ApiKey, Membership, Role, Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.errors import TrainingError
@@ -76,6 +77,8 @@ from shop_recs.training.services import available_algorithms, run_training, star
 
 DEMO_SLUG = "demo"
 DEMO_USER = ("demo", "demo-shop-123")
+#: Who the demo invites (Settings → Members → invitations); the printed link signs them up as analyst.
+DEMO_INVITEE = "new.analyst@example.com"
 ANALYST_USER = ("analyst", "analyst-123")
 ADMIN_USER = ("admin", "admin-demo-123")
 #: The second store's name sorts after "Demo Shop": the dashboard's home page opens the member's
@@ -407,6 +410,16 @@ class Command(BaseCommand):
         out.write(f"  analyst login:  {ANALYST_USER[0]} / {ANALYST_USER[1]}  (store: {store.slug})")
         shown = self.admin_password if self.admin_created or settings.DEBUG else "(the password printed when created)"
         out.write(f"  admin login:    {ADMIN_USER[0]} / {shown}  (superuser: http://127.0.0.1:8000/admin/)")
+        # A fresh link on every run (re-inviting withdraws the previous one): no mail is sent here.
+        try:
+            invite = invitations.invite(store, DEMO_INVITEE, Role.ANALYST, invited_by=None)
+        except invitations.InvitationError as exc:  # the invitee has joined with an earlier link
+            out.write(f"  invite link:    none ({exc})")
+        else:
+            out.write(
+                f"  invite link:    http://127.0.0.1:8000/invite/{invite.token}/  "
+                f"({DEMO_INVITEE} joins {store.slug} as analyst; Settings → Members lists it)"
+            )
         out.write(f"  set-up took {time.perf_counter() - t0:.1f} s ({time.process_time() - cpu0:.1f} s CPU)")
 
     def _step(self, text: str | None) -> None:
