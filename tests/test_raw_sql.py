@@ -35,6 +35,8 @@ ALLOWED: frozenset[str] = frozenset(
 _SQL_TEXT = re.compile(r"\s*(INSERT INTO \S+ \(|SELECT \S.* FROM\b|UPDATE \S+ SET |DELETE FROM \S|COPY \S+ )", re.S)
 _SQL_METHODS = {"execute", "executemany", "raw", "extra"}
 _CURSOR_NAMES = {"cursor", "cur", "raw_cursor", "c"}
+#: Redis pipelines (rate limiter, queue-depth metrics) also have ``.execute()``; it runs no SQL.
+_REDIS_PIPELINES = {"pipe", "pipeline"}
 
 
 def _receiver_name(node: ast.expr) -> str:
@@ -61,6 +63,8 @@ def raw_sql_sites(source: str, filename: str = "<source>") -> list[tuple[int, st
             sites.append((node.lineno, "RawSQL("))
         elif isinstance(func, ast.Attribute):
             receiver = _receiver_name(func.value)
+            if func.attr == "execute" and receiver in _REDIS_PIPELINES:
+                continue
             if func.attr in _SQL_METHODS:
                 sites.append((node.lineno, f".{func.attr}("))
             elif func.attr == "copy" and receiver in _CURSOR_NAMES:

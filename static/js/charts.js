@@ -76,16 +76,22 @@
     };
   }
 
+  // The numbers a trace draws: y (or z, values); x only when those hold none, as in a horizontal bar or
+  // a funnel (numbers on x, labels on y). Dates and labels are strings and never count.
   function values(trace) {
-    var out = [];
-    ["y", "z", "values", "x"].some(function (key) {
-      if (!trace[key] || (key === "x" && trace.type !== "bar" && trace.orientation !== "h")) { return false; }
+    function numbers(key) {
+      var out = [];
       (trace[key] || []).forEach(function (v) {
-        if (Array.isArray(v)) { v.forEach(function (w) { out.push(w); }); } else { out.push(v); }
+        (Array.isArray(v) ? v : [v]).forEach(function (w) { if (typeof w === "number" && isFinite(w)) { out.push(w); } });
       });
-      return out.length > 0;
-    });
-    return out.filter(function (v) { return typeof v === "number" && isFinite(v); });
+      return out;
+    }
+    var keys = ["y", "z", "values", "x"];
+    for (var i = 0; i < keys.length; i++) {
+      var found = numbers(keys[i]);
+      if (found.length) { return found; }
+    }
+    return [];
   }
 
   function isEmpty(figure) {
