@@ -22,15 +22,12 @@ from analytics.models import CustomerProfile, ProfileRun, Segment
 from analytics.rules_builder import RuleError, compile_rules, field_catalogue
 from analytics.segments import build_auto_segments, refresh_segment_memberships, segment_queryset
 from shop_recs.dashboard.customer_panels import CustomerPanel
+from shop_recs.platform.charts import figure_json
 from shop_recs.stores.access import require_merchant, store_view
 
 logger = logging.getLogger(__name__)
 
 _DOW = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
-
-
-def _fig(fig) -> dict:
-    return json.loads(fig.to_json())
 
 
 def _run_json(run: ProfileRun | None) -> dict | None:
@@ -57,16 +54,18 @@ def segments(request: HttpRequest) -> HttpResponse:
     names = [s.name for s in data["segments"]]
     figures = {}
     if data["segments"] and data["release"].values is not None:
-        figures["sizes"] = _fig(charts.segment_sizes_figure(names, _chartable(data["sizes"])))
-        figures["overlap"] = _fig(charts.overlap_figure(names, [_chartable(row) for row in data["overlap"]]))
+        figures["sizes"] = figure_json(charts.segment_sizes_figure(names, _chartable(data["sizes"])))
+        figures["overlap"] = figure_json(charts.overlap_figure(names, [_chartable(row) for row in data["overlap"]]))
     if data["centroids"]:
-        figures["centroids"] = _fig(
+        figures["centroids"] = figure_json(
             charts.centroid_heatmap_figure(data["centroid_names"], data["centroid_features"], data["centroids"])
         )
     if data["pca"]:
-        figures["pca"] = _fig(charts.pca_scatter_figure(data["pca"]["x"], data["pca"]["y"], data["pca"]["labels"]))
+        figures["pca"] = figure_json(
+            charts.pca_scatter_figure(data["pca"]["x"], data["pca"]["y"], data["pca"]["labels"])
+        )
     if data["n_profiles"]:
-        figures["rfm"] = _fig(charts.rfm_heatmap_figure([_chartable(row) for row in data["rfm"]]))
+        figures["rfm"] = figure_json(charts.rfm_heatmap_figure([_chartable(row) for row in data["rfm"]]))
     dp_on = data["release"].dp
     rows = [
         {
@@ -257,9 +256,9 @@ def customer_profile_panel(store, customer) -> CustomerPanel:
     segments = []
     if profile is not None:
         if profile.category_affinity:
-            figures["affinity"] = _fig(charts.affinity_figure(profile.category_affinity, profile.brand_affinity))
+            figures["affinity"] = figure_json(charts.affinity_figure(profile.category_affinity, profile.brand_affinity))
         if profile.dow_histogram:
-            figures["habits"] = _fig(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, _DOW))
+            figures["habits"] = figure_json(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, _DOW))
         segments = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
     return CustomerPanel(
         "analytics/_customer_profile_panel.html",

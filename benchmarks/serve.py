@@ -353,6 +353,27 @@ def start_gunicorn(env: dict[str, str], workers: int) -> tuple[int, subprocess.P
 # --- main -----------------------------------------------------------------------------------------
 
 
+def bench_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment of the benchmark's processes: the production settings (DEBUG off, a throw-away
+    key) on the bench database and Redis, plain HTTP, one BLAS thread per process."""
+    return {
+        **os.environ,
+        "DATABASE_URL": f"{args.server}/{args.db}",
+        "REDIS_URL": args.redis,
+        "CELERY_BROKER_URL": args.redis,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(40),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "LOG_LEVEL": "WARNING",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=300_000, help="demo events (DemoConfig default)")
@@ -390,22 +411,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{args.server}/{args.db}",
-        "REDIS_URL": args.redis,
-        "CELERY_BROKER_URL": args.redis,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-        "LOG_LEVEL": "WARNING",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
-    }
+    env = bench_env(args)
     if args.log_buffer_rows is not None:
         env["SERVING_LOG_BUFFER_ROWS"] = str(args.log_buffer_rows)
     print(f"list/search log: SERVING_LOG_BUFFER_ROWS={env.get('SERVING_LOG_BUFFER_ROWS', '500 (production default)')}")

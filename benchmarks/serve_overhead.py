@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import secrets
 import shutil
 import statistics
 import sys
@@ -36,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.serve import make_paths, run_python, run_wrk, setup_store, start_gunicorn  # noqa: E402
+from benchmarks.serve import bench_env, make_paths, run_python, run_wrk, setup_store, start_gunicorn  # noqa: E402
 
 LIMIT = 6_000_000
 VARIANTS = {
@@ -236,22 +235,7 @@ def main() -> None:
     parser.add_argument("--micro", type=int, default=5000, help="requests per block of the added-code measurement")
     args = parser.parse_args()
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{args.server}/{args.db}",
-        "REDIS_URL": args.redis,
-        "CELERY_BROKER_URL": args.redis,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-        "LOG_LEVEL": "WARNING",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
-    }
+    env = bench_env(args)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server gets its own from gunicorn.conf.py
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     info = setup_store(args, env)

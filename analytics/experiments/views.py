@@ -7,7 +7,6 @@ of shoppers sees and promoting a winner changes what every shopper sees, so both
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages
@@ -19,16 +18,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from analytics.experiments import charts, selectors, services
 from analytics.experiments.forms import ExperimentForm
+from shop_recs.platform.charts import figure_json
 from shop_recs.serving.audit import record_change
 from shop_recs.serving.models import ChangeKind, Experiment, Variant
 from shop_recs.stores.access import store_view
 from shop_recs.training.models import ModelVersion
 
 SECTION = "experiments"
-
-
-def _fig(fig: Any) -> dict:
-    return json.loads(fig.to_json())
 
 
 def _get(experiment_id: int) -> Experiment:
@@ -60,7 +56,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "metric": metric,
         "metrics": charts.METRIC_LABELS,
         "days": days,
-        "daily_fig": _fig(charts.daily_metric_figure(online["daily"], metric)),
+        "daily_fig": figure_json(charts.daily_metric_figure(online["daily"], metric)),
         "exposure": selectors.catalog_exposure(days),
         "form": ExperimentForm(versions=ModelVersion.objects.all()[:50]),
     }
@@ -109,7 +105,7 @@ def detail(request: HttpRequest, experiment_id: int) -> HttpResponse:
         "results": results,
         "mde": mde,
         "figs": {
-            m: _fig(charts.variant_figure(results["variants"], m))
+            m: figure_json(charts.variant_figure(results["variants"], m))
             for m in ("ctr", "conversion", "revenue_per_customer")
         },
     }

@@ -6,8 +6,6 @@ write views, and ``require_merchant`` is not needed because no read view accepts
 
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,13 +15,10 @@ from django.views.decorators.http import require_GET, require_POST
 from shop_recs.ads import charts, selectors, services
 from shop_recs.ads.forms import CampaignForm
 from shop_recs.ads.models import Campaign, CampaignStatus
+from shop_recs.platform.charts import figure_json
 from shop_recs.serving.audit import record_change
 from shop_recs.serving.models import ChangeKind
 from shop_recs.stores.access import store_view
-
-
-def _fig(fig) -> dict:
-    return json.loads(fig.to_json())
 
 
 @store_view
@@ -41,14 +36,14 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     report = selectors.campaign_report(campaign)
     figures = {}
     if report["days"]:
-        figures["daily"] = _fig(
+        figures["daily"] = figure_json(
             charts.daily_performance_figure(
                 report["days"],
                 report["series"],
                 {"impressions": _("Impressions"), "clicks": _("Clicks"), "conversions": _("Conversions")},
             )
         )
-        figures["pacing"] = _fig(
+        figures["pacing"] = figure_json(
             charts.pacing_figure(
                 report["days"],
                 report["series"]["cumulative"],

@@ -16,7 +16,6 @@ installation when it was computed, and a store with a newer event is one primary
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from shop_recs.activity.models import Event, EventType
 from shop_recs.dashboard import charts, selectors
 from shop_recs.dashboard.models import OverviewSnapshot
+from shop_recs.platform.charts import figure_json
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope, unscoped
 
@@ -140,7 +140,7 @@ def _build_figures(data: selectors.Overview) -> dict[str, Any]:
     days, series = selectors.daily_series(data.daily)
     events = charts.events_per_day_figure(days, series, labels)
     funnel = charts.funnel_figure([s.label for s in data.funnel], [s.actors for s in data.funnel])
-    return {"events": json.loads(events.to_json()), "funnel": json.loads(funnel.to_json())}
+    return {"events": figure_json(events), "funnel": figure_json(funnel)}
 
 
 def overview_page(store: Store, period_key: str | None) -> OverviewPage:

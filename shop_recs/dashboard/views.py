@@ -6,7 +6,6 @@ store scope, so the scoped managers below only ever see the current store's rows
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from django.apps import apps as django_apps
@@ -27,6 +26,7 @@ from shop_recs.catalog.models import Category, Product
 from shop_recs.dashboard import charts, customer_panels, overview_snapshots, selectors
 from shop_recs.dashboard.forms import AddMemberForm, ApiKeyForm, CatalogFilterForm, CustomerFilterForm, RoleForm
 from shop_recs.dashboard.settings_forms import InviteForm
+from shop_recs.platform.charts import figure_json
 from shop_recs.serving.services import recommend_for_customer
 from shop_recs.stores import services as membership_services
 from shop_recs.stores.access import require_merchant, store_view
@@ -34,11 +34,6 @@ from shop_recs.stores.models import ApiKey, Invitation, Membership, Role
 
 PAGE_SIZE = 50
 RECENT_EVENTS = 50
-
-
-def _figure_payload(fig) -> dict:
-    """A figure as plain JSON data, embedded with ``json_script`` (which escapes ``</script>``)."""
-    return json.loads(fig.to_json())
 
 
 def _event_labels() -> dict[str, str]:
@@ -231,7 +226,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
     counts = selectors.event_type_counts(events)
     recent = selectors.recent_events(events.select_related("product"), RECENT_EVENTS)
     days, series = selectors.daily_series(selectors.customer_activity_per_day(customer))
-    figure = _figure_payload(charts.customer_activity_figure(days, series, labels)) if days else None
+    figure = figure_json(charts.customer_activity_figure(days, series, labels)) if days else None
     panels = customer_panels.panels_for(request.store, customer)
     return render(
         request,

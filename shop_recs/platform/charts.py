@@ -6,6 +6,9 @@ Charts themselves are pure functions in each feature's ``charts.py``; they all f
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import plotly.graph_objects as go
 
 FONT = dict(family="-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, 'Noto Sans SC', sans-serif", size=12)
@@ -24,3 +27,8 @@ def base_layout(fig: go.Figure, *, height: int) -> go.Figure:
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
     )
     return fig
+
+
+def figure_json(fig: go.Figure) -> dict[str, Any]:
+    """A figure as plain JSON data for a page (embedded with ``json_script``, which escapes ``</script>``)."""
+    return json.loads(fig.to_json())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from shop_recs.platform.charts import figure_json
 from shop_recs.search import charts, selectors
 from shop_recs.search.services import MAX_QUERY_LENGTH, search_products
 from shop_recs.stores.access import store_view
@@ -49,7 +48,7 @@ def insights(request: HttpRequest) -> HttpResponse:
             "zero": selectors.zero_result_searches(start),
             "reported": reported,
             "reported_total": reported_total,
-            "figure": json.loads(figure.to_json()) if any(searches) else None,
+            "figure": figure_json(figure) if any(searches) else None,
             "try_query": query,
             "try_customer": customer,
             "outcome": outcome,
