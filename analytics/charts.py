@@ -94,6 +94,7 @@ def centroid_heatmap_figure(names: Sequence[str], features: Sequence[str], z: Se
     )
     base_layout(fig, height=max(240, 40 * len(names) + 80))
     fig.update_layout(hovermode="closest", margin=dict(l=200, r=16, t=16, b=80))
+    _every_category_labelled(fig)
     return fig
 
 
@@ -135,18 +136,42 @@ def rfm_heatmap_figure(counts: Sequence[Sequence[float | None]]) -> go.Figure:
     return fig
 
 
-def overlap_figure(names: Sequence[str], matrix: Sequence[Sequence[float | None]]) -> go.Figure:
-    """Pairwise overlap counts between segments (diagonal: sizes)."""
+def rule_overlap(
+    names: Sequence[str], is_rule: Sequence[bool], matrix: Sequence[Sequence[float | None]]
+) -> tuple[list[str], list[str], list[list[float | None]]] | None:
+    """The overlap worth drawing: each rule segment (rows) against every segment (columns).
+
+    Automatic segments partition the customers, so among themselves the matrix is a bare diagonal of
+    their sizes; ``None`` when there is no rule segment, and the page says so in a sentence instead.
+    """
+    rows = [i for i, rule in enumerate(is_rule) if rule]
+    if not rows:
+        return None
+    return [names[i] for i in rows], list(names), [list(matrix[i]) for i in rows]
+
+
+def overlap_figure(
+    row_names: Sequence[str], col_names: Sequence[str], matrix: Sequence[Sequence[float | None]]
+) -> go.Figure:
+    """Customers in both segments: rule segments (rows) against every segment (a rule segment's own
+    cell is its size)."""
     fig = go.Figure(
         go.Heatmap(
             z=[list(r) for r in matrix],
-            x=list(names),
-            y=list(names),
+            x=list(col_names),
+            y=list(row_names),
             colorscale="Greens",
             text=[["–" if v is None else f"{v:,.0f}" for v in r] for r in matrix],
             texttemplate="%{text}",
         )
     )
-    base_layout(fig, height=max(260, 36 * len(names) + 120))
+    base_layout(fig, height=max(220, 36 * len(row_names) + 160))
     fig.update_layout(hovermode="closest", margin=dict(l=200, r=16, t=16, b=140))
+    _every_category_labelled(fig)
     return fig
+
+
+def _every_category_labelled(fig: go.Figure) -> None:
+    # Plotly thins category ticks to fit its own spacing: a heatmap of 5 segments showed 3 names.
+    fig.update_xaxes(type="category", dtick=1, automargin=True)
+    fig.update_yaxes(type="category", dtick=1, automargin=True)

@@ -6,8 +6,9 @@ import math
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from analytics.models import StoreAnalyticsSettings
-from analytics.rules_builder import RuleError, compile_rules
+from analytics.models import CustomerProfile, StoreAnalyticsSettings
+from analytics.rule_segments import validate_rules
+from analytics.rules_builder import RuleError
 from analytics.services import EXPORT_FIELDS
 
 #: ``dp_budget_window_days`` is a PositiveSmallIntegerField: the most a PostgreSQL smallint holds.
@@ -30,23 +31,59 @@ class RuleSegmentForm(forms.Form):
         ),
     )
 
+    #: The path of the condition the last error is about (``all[1].key``), for the builder to mark it.
+    rules_error_path = ""
+
     def clean_rules(self):
         raw = self.cleaned_data["rules"]
         try:
             tree = json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, an int over 4,300 digits, nesting too deep
             raise forms.ValidationError(_("Not valid JSON: %(err)s") % {"err": exc}) from None
         try:
-            compile_rules(tree)
+            # Store-aware: an unknown category or brand is an error here, not a segment of nobody.
+            validate_rules(tree)
         except RuleError as exc:
+            self.rules_error_path = exc.path
             raise forms.ValidationError(str(exc)) from None
         return tree
+
+
+class RuleSegmentEditForm(RuleSegmentForm):
+    """An edit: when running campaigns target the segment, changed conditions need ``confirm``."""
+
+    confirm = forms.BooleanField(
+        label=_("I understand that this changes which customers see the ads of the campaigns above."),
+        required=False,
+    )
+
+    def __init__(self, *args, old_rules: object = None, campaigns: tuple = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.old_rules = old_rules
+        self.campaigns = campaigns
+        if not campaigns:
+            del self.fields["confirm"]
+
+    def clean(self):
+        data = super().clean()
+        rules = data.get("rules")
+        if self.campaigns and rules is not None and rules != self.old_rules and not data.get("confirm"):
+            self.add_error(
+                "confirm",
+                _("Tick the confirmation to save: running campaigns target this segment and their audience changes."),
+            )
+        return data
+
+
+def _export_choices() -> list[tuple[str, str]]:
+    """The CSV's columns keep the field names; the form names each in the reader's language."""
+    return [(f, str(CustomerProfile._meta.get_field(f).verbose_name)) for f in EXPORT_FIELDS]
 
 
 class ExportForm(forms.Form):
     fields = forms.MultipleChoiceField(
         label=_("Profile fields"),
-        choices=[(f, f) for f in EXPORT_FIELDS],
+        choices=_export_choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )

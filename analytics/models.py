@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from analytics import labels
 from shop_recs.platform.jobs import JobRun
 from shop_recs.stores.scoping import StoreOwned
 
@@ -121,7 +122,19 @@ class Segment(StoreOwned):
         verbose_name_plural = _("segments")
 
     def __str__(self) -> str:
-        return self.name
+        return self.display_name
+
+    # An automatic segment's name and description are built when shown, in the reader's language, from
+    # the codes clustering stored (analytics.labels); a rule segment's are the analyst's own words.
+    @property
+    def display_name(self) -> str:
+        label = labels.segment_label(self.kind, self.name, self.description, self.summary)
+        return labels.label_name(label) if label else self.name
+
+    @property
+    def display_description(self) -> str:
+        label = labels.segment_label(self.kind, self.name, self.description, self.summary)
+        return labels.label_description(label) if label else self.description
 
 
 class CustomerProfile(StoreOwned):

@@ -234,3 +234,17 @@ def field_catalogue() -> list[dict[str, Any]]:
     ]
     out += [{"field": f, "kind": gettext_noop("behaviour"), "ops": ["within"]} for f in BEHAVIOUR_FIELDS]
     return out
+
+
+def iter_conditions(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every condition of a tree that compiled, with its path in the same notation as :class:`RuleError`
+    (``all[1].any[0]``): the validator that knows the store's catalog checks each one by that path."""
+    if not isinstance(node, dict):
+        return []
+    for key in ("all", "any", "not"):
+        if key in node:
+            sub = f"{path}.{key}" if path else key
+            if key == "not":
+                return iter_conditions(node["not"], sub)
+            return [c for i, child in enumerate(node[key]) for c in iter_conditions(child, f"{sub}[{i}]")]
+    return [(path, node)]

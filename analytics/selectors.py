@@ -131,7 +131,7 @@ def segments_dashboard(store: Store, user: Any = None, sample: int = 5_000, seed
     if rel.dp:
         return out
     auto = [s for s in segs if s.kind == Segment.Kind.AUTO]
-    out["centroid_names"] = [s.name for s in auto]
+    out["centroid_names"] = [s.display_name for s in auto]
     out["centroid_features"] = list((cfg.segmentation or {}).get("features", []))
     out["centroids"] = [s.centroid for s in auto]
     df = profiles()
@@ -140,7 +140,7 @@ def segments_dashboard(store: Store, user: Any = None, sample: int = 5_000, seed
         feats = feature_matrix(take)
         z = (feats - feats.mean()) / feats.std(ddof=0).replace(0, 1)
         xy = PCA(n_components=2, random_state=seed).fit_transform(z.fillna(0).to_numpy())
-        names = {s.pk: s.name for s in auto}
+        names = {s.pk: s.display_name for s in auto}
         labels = [names.get(a, "—") if a == a and a is not None else "—" for a in take["auto_segment_id"]]
         out["pca"] = {"x": xy[:, 0].round(3).tolist(), "y": xy[:, 1].round(3).tolist(), "labels": labels}
     return out

@@ -14,12 +14,22 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from analytics import charts, privacy, selectors, services
-from analytics.forms import AutoSegmentForm, ExportForm, PrivacyForm, RuleSegmentForm
+from analytics.forms import AutoSegmentForm, ExportForm, PrivacyForm, RuleSegmentEditForm, RuleSegmentForm
 from analytics.models import CustomerProfile, ProfileRun, Segment
-from analytics.rules_builder import RuleError, compile_rules, field_catalogue
+from analytics.rule_segments import (
+    SegmentInput,
+    builder_config,
+    create_rule_segment,
+    describe_rules,
+    running_campaigns,
+    update_rule_segment,
+    validate_rules,
+)
+from analytics.rules_builder import RuleError
 from analytics.segments import build_auto_segments, refresh_segment_memberships, segment_queryset
 from shop_recs.dashboard.customer_panels import CustomerPanel
 from shop_recs.platform.charts import figure_json
@@ -27,7 +37,17 @@ from shop_recs.stores.access import require_merchant, store_view
 
 logger = logging.getLogger(__name__)
 
-_DOW = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+# Lazy: read when a chart is drawn, in the viewer's language (a plain gettext here ran once, at import, in
+# English, so a zh-Hans merchant's habits chart said "Mon".."Sun").
+_DOW = [
+    gettext_lazy("Mon"),
+    gettext_lazy("Tue"),
+    gettext_lazy("Wed"),
+    gettext_lazy("Thu"),
+    gettext_lazy("Fri"),
+    gettext_lazy("Sat"),
+    gettext_lazy("Sun"),
+]
 
 
 def _run_json(run: ProfileRun | None) -> dict | None:
@@ -51,11 +71,14 @@ def _chartable(values: list) -> list:
 def segments(request: HttpRequest) -> HttpResponse:
     data = selectors.segments_dashboard(request.store, request.user)
     k = data["k"]
-    names = [s.name for s in data["segments"]]
+    names = [s.display_name for s in data["segments"]]
     figures = {}
     if data["segments"] and data["release"].values is not None:
         figures["sizes"] = figure_json(charts.segment_sizes_figure(names, _chartable(data["sizes"])))
-        figures["overlap"] = figure_json(charts.overlap_figure(names, [_chartable(row) for row in data["overlap"]]))
+        is_rule = [s.kind == Segment.Kind.RULE for s in data["segments"]]
+        overlap = charts.rule_overlap(names, is_rule, [_chartable(row) for row in data["overlap"]])
+        if overlap is not None:  # automatic segments alone never overlap: the page says so instead
+            figures["overlap"] = figure_json(charts.overlap_figure(*overlap))
     if data["centroids"]:
         figures["centroids"] = figure_json(
             charts.centroid_heatmap_figure(data["centroid_names"], data["centroid_features"], data["centroids"])
@@ -122,30 +145,76 @@ def rebuild_segments(request: HttpRequest) -> HttpResponse:
     return redirect("analytics:segments", store_slug=request.store.slug)
 
 
+def _segment_input(form: RuleSegmentForm) -> SegmentInput:
+    data = form.cleaned_data
+    return SegmentInput(name=data["name"], description=data["description"], rules=data["rules"])
+
+
+def _form_page(request: HttpRequest, form: RuleSegmentForm, **extra: object) -> HttpResponse:
+    """The builder page for a new, duplicated or edited rule segment."""
+    context = {
+        "section": "segments",
+        "form": form,
+        "builder": builder_config(request.store),
+        "dp_on": services.get_settings(request.store).dp_epsilon is not None,
+        "error_path": form.rules_error_path,
+        "mode": "new",
+        **extra,
+    }
+    return render(request, "analytics/segment_form.html", context)
+
+
+def _rule_segment(segment_id: int) -> Segment:
+    """A rule segment of this store; automatic segments are rebuilt by clustering, not edited (404)."""
+    return get_object_or_404(Segment, pk=segment_id, kind=Segment.Kind.RULE)
+
+
 @store_view
 def segment_new(request: HttpRequest) -> HttpResponse:
     form = RuleSegmentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        seg = Segment.objects.create(
-            store=request.store,
-            kind=Segment.Kind.RULE,
-            name=form.cleaned_data["name"],
-            description=form.cleaned_data["description"],
-            rules=form.cleaned_data["rules"],
-            created_by=request.user,
-        )
-        refresh_segment_memberships(request.store)
+        seg = create_rule_segment(request.store, request.user, _segment_input(form))
         return redirect("analytics:segment_detail", store_slug=request.store.slug, segment_id=seg.pk)
-    return render(
-        request,
-        "analytics/segment_form.html",
-        {
-            "section": "segments",
-            "form": form,
-            "catalogue": field_catalogue(),
-            "dp_on": services.get_settings(request.store).dp_epsilon is not None,
-        },
+    return _form_page(request, form)
+
+
+@store_view
+def segment_duplicate(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """A new segment starting from a saved one's conditions; nothing is created until it is saved."""
+    source = _rule_segment(segment_id)
+    initial = {
+        "name": _("Copy of %(name)s") % {"name": source.name},
+        "description": source.description,
+        "rules": json.dumps(source.rules, ensure_ascii=False),
+    }
+    form = RuleSegmentForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        seg = create_rule_segment(request.store, request.user, _segment_input(form))
+        messages.success(request, _("Segment duplicated."))
+        return redirect("analytics:segment_detail", store_slug=request.store.slug, segment_id=seg.pk)
+    return _form_page(request, form, mode="duplicate", source=source)
+
+
+@store_view
+def segment_edit(request: HttpRequest, segment_id: int) -> HttpResponse:
+    """Edit a rule segment. Creating one is open to every member, so is editing one; but when running
+    campaigns target it, its conditions decide who sees ads: then only a merchant may save, after
+    confirming."""
+    seg = _rule_segment(segment_id)
+    campaigns = running_campaigns(seg)
+    may_save = not campaigns or request.membership.is_merchant
+    initial = {"name": seg.name, "description": seg.description, "rules": json.dumps(seg.rules, ensure_ascii=False)}
+    form = RuleSegmentEditForm(
+        request.POST or None, initial=initial, old_rules=seg.rules, campaigns=tuple(c.pk for c in campaigns)
     )
+    if request.method == "POST":
+        if not may_save:
+            require_merchant(request)
+        if form.is_valid():
+            changes = update_rule_segment(request.store, request.user, seg, _segment_input(form))
+            messages.success(request, _("Segment saved.") if changes else _("Nothing changed."))
+            return redirect("analytics:segment_detail", store_slug=request.store.slug, segment_id=seg.pk)
+    return _form_page(request, form, mode="edit", segment=seg, campaigns=campaigns, may_save=may_save)
 
 
 @store_view
@@ -158,9 +227,11 @@ def audience(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"ok": False, "error": _("The request body is not valid JSON.")}, status=400)
     tree = payload.get("rules") if isinstance(payload, dict) else None
     try:
-        q = compile_rules(tree)
+        # Store-aware: a category or brand this store does not have is a 400 naming the condition,
+        # not a silent "<5" (and, with differential privacy on, no ε is spent on it).
+        q = validate_rules(tree)
     except RuleError as exc:
-        return JsonResponse({"ok": False, "error": str(exc)}, status=400)
+        return JsonResponse({"ok": False, "error": str(exc), "path": exc.path}, status=400)
     result = selectors.audience_size(request.store, q, tree, request.user)
     rel = result["release"]
     body = {"ok": True, "count": result["count"], "display": result["display"]}
@@ -217,6 +288,8 @@ def segment_detail(request: HttpRequest, segment_id: int) -> HttpResponse:
             "export_form": ExportForm(),
             "k": k,
             "is_merchant": request.membership.role == "merchant",
+            "rules_text": describe_rules(seg.rules) if seg.kind == Segment.Kind.RULE else "",
+            "campaigns": running_campaigns(seg),
         },
     )
 
@@ -258,7 +331,8 @@ def customer_profile_panel(store, customer) -> CustomerPanel:
         if profile.category_affinity:
             figures["affinity"] = figure_json(charts.affinity_figure(profile.category_affinity, profile.brand_affinity))
         if profile.dow_histogram:
-            figures["habits"] = figure_json(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, _DOW))
+            days = [str(d) for d in _DOW]
+            figures["habits"] = figure_json(charts.habits_figure(profile.dow_histogram, profile.hour_histogram, days))
         segments = list(Segment.objects.filter(pk__in=profile.segment_ids or []))
     return CustomerPanel(
         "analytics/_customer_profile_panel.html",

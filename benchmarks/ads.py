@@ -1,16 +1,17 @@
-"""Ad-serving throughput under gunicorn, in the same run as a plain Django view.
+"""Ad-serving throughput under gunicorn, interleaved with a plain Django view in the same run.
 
-    .venv/bin/python benchmarks/ads.py [--events 100000] [--campaigns 8] [--duration 10] [--reuse]
+    .venv/bin/python benchmarks/ads.py [--events 100000] [--campaigns 8] [--rounds 5] [--duration 6] [--reuse]
 
-1. Seeds and trains the demo store in ``shop_recs_bench_ads`` with ``benchmarks/serve.py``'s setup
-   (``--reuse`` keeps a previously seeded database), then (re)creates ``--campaigns`` active,
-   untargeted campaigns on the store's largest categories with a budget large enough never to run
-   out and a frequency cap of 1000 (so every request serves and writes an impression).
-2. Starts gunicorn with 2 sync workers on PostgreSQL (``DEBUG=0``, BLAS 1 thread) and drives
-   ``GET /healthz`` then ``GET /api/v1/ads?customer=<id>&slot=home&n=1`` (rotating known customers)
-   with ``wrk`` (or the Python fallback), each after a warm-up. Every ads request ranks with the
-   active model and records one impression (two conditional UPDATEs, one INSERT ... ON CONFLICT,
-   one INSERT, one COMMIT).
+1. Seeds and trains the demo store with ``benchmarks/serve.py``'s setup (``--reuse`` keeps a seeded
+   database), then (re)creates ``--campaigns`` active, untargeted CPM campaigns on the store's largest
+   categories with a money budget large enough never to run out and a frequency cap of 1000 (so every
+   request serves, charges and records an impression).
+2. Counts the database round trips of one warm ``serve_ads`` call in process (anonymous and known
+   customer), then starts gunicorn with 2 sync workers on PostgreSQL/Redis (``serve.bench_env``: DEBUG
+   off, BLAS 1 thread) and, after a warm-up, runs ``--rounds`` rounds of (``GET /healthz``, then
+   ``GET /api/v1/ads?customer=<id>&slot=home&n=1`` over rotating known customers), each ``--duration``
+   seconds with ``wrk``. The ratio is taken within each round, so a busier minute of the shared
+   machine moves both sides; the table reports the median round.
 
 It prints a table; it is not a test and asserts nothing about timings.
 """
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -30,13 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
 
-from benchmarks.ingest import free_port, wait_for  # noqa: E402
-from benchmarks.serve import run_python, run_wrk, setup_store  # noqa: E402
+from benchmarks.serve import bench_env, run_python, run_wrk, setup_store, start_gunicorn  # noqa: E402
 
 CAMPAIGNS = """
 import django
 django.setup()
 from datetime import timedelta
+from decimal import Decimal
 from django.db.models import Count
 from django.utils import timezone
 from shop_recs.ads.models import Campaign, Impression, DailyCap
@@ -51,9 +52,33 @@ with store_scope(store):
     for i, cat in enumerate(cats):
         c = Campaign.objects.create(store=store, name=f"Bench {{i}}", title=f"Bench ad {{i}}",
             landing_url="https://shop.example/", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=30),
-            budget=100_000_000, frequency_cap=1000, weight=1.0 + i / 10, status="active")
+            pricing_model="cpm", bid=Decimal("1.00"), budget=Decimal("100000000.00"), frequency_cap=1000,
+            weight=1.0 + i / 10, status="active")
         c.categories.set([cat])
 print("campaigns", len(cats))
+"""
+
+ROUND_TRIPS = """
+import django
+django.setup()
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from shop_recs.ads import services
+from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
+store = Store.objects.get(slug="bench-serve")
+customer = {customer!r}
+with store_scope(store):
+    for who in (None, customer, None, customer):  # the first two warm the snapshot, model and caches
+        with CaptureQueriesContext(connection) as q:
+            ads = services.serve_ads(store, who).ads
+    for who in (None, customer):
+        with CaptureQueriesContext(connection) as q:
+            ads = services.serve_ads(store, who).ads
+        print(f"round trips of one warm serve_ads ({{'known customer' if who else 'anonymous'}}): {{len(q)}}"
+              f" ({{len(ads)}} ad served)")
+        for s in q.captured_queries:
+            print("   ", s["sql"][:110].replace(chr(10), " "))
 """
 
 
@@ -63,7 +88,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--products", type=int, default=2_000)
     parser.add_argument("--campaigns", type=int, default=8)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per side of a round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of (plain view, ads)")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
@@ -74,65 +100,72 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--python-client", action="store_true")
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{args.server}/{args.db}",
-        "REDIS_URL": args.redis,
-        "CELERY_BROKER_URL": args.redis,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
-        "LOG_LEVEL": "WARNING",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "DJANGO_SETTINGS_MODULE": "shop_recs.settings",
-    }
+    env = bench_env(args)
     info = setup_store(args, env)
-    if args.reuse:  # an older seeded database may predate the ads tables
-        subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    # A reused database may predate the newest migrations (the ads tables, 0003_money).
+    subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     out = subprocess.run(
         [PY, "-c", CAMPAIGNS.format(n=args.campaigns)], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
     print(out.stdout.strip(), f"| store: {info['events']:,} events, model {info['active_algorithm']}")
+    trips = subprocess.run(
+        [PY, "-c", ROUND_TRIPS.format(customer=info["customers"][0])],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    print(trips.stdout.strip())
     paths = {
         "plain": ["/healthz"],
         "ads": [f"/api/v1/ads?customer={quote(c)}&slot=home&n=1" for c in info["customers"]],
     }
     use_wrk = shutil.which("wrk") is not None and not args.python_client
     load = run_wrk if use_wrk else run_python
-    port = free_port()
-    gunicorn = subprocess.Popen(
-        [str(Path(PY).parent / "gunicorn"), "shop_recs.wsgi", "-w", str(args.workers), "-k", "sync"]
-        + ["-b", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning", "--backlog", "256"],
-        cwd=ROOT,
-        env=env,
-    )
-    results = {}
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    port, gunicorn = start_gunicorn(env, args.workers)
+    rounds: list[tuple[dict, dict]] = []
     try:
-        wait_for(port, gunicorn)
-        for name in ("plain", "ads"):
-            key = "" if name == "plain" else info["key"]
-            load(port, key, paths[name], args.warmup, args.connections, args.threads)
-            results[name] = load(port, key, paths[name], args.duration, args.connections, args.threads)
+        load(port, "", paths["plain"], args.warmup, args.connections, args.threads)
+        load(port, info["key"], paths["ads"], args.warmup, args.connections, args.threads)
+        for r in range(args.rounds):
+            plain = load(port, "", paths["plain"], args.duration, args.connections, args.threads)
+            ads = load(port, info["key"], paths["ads"], args.duration, args.connections, args.threads)
+            if not (plain["requests"] and ads["requests"]):
+                print(f"  round {r + 1}: a side answered nothing; skipped")
+                continue
+            rounds.append((ads, plain))
+            print(
+                f"  round {r + 1}: ads {ads['rps']:6.0f} req/s p99 {ads['p99_ms']:6.2f} ms | plain {plain['rps']:6.0f} "
+                f"req/s p99 {plain['p99_ms']:5.2f} ms | {ads['rps'] / plain['rps']:4.0%} throughput, "
+                f"p99 x{ads['p99_ms'] / plain['p99_ms']:.1f} | errors {ads['errors'] + plain['errors']} | "
+                f"load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
     finally:
         gunicorn.terminate()
         gunicorn.wait(timeout=30)
-    base = results["plain"]["rps"] or float("nan")
+    if not rounds:
+        print("no round completed")
+        return
+    ratio = statistics.median(a["rps"] / p["rps"] for a, p in rounds)
+    p99_ratio = statistics.median(a["p99_ms"] / p["p99_ms"] for a, p in rounds)
+    med = {k: statistics.median(a[k] for a, _ in rounds) for k in ("rps", "p50_ms", "p99_ms")}
+    base = {k: statistics.median(p[k] for _, p in rounds) for k in ("rps", "p50_ms", "p99_ms")}
     print(
-        f"\ngunicorn {args.workers} sync workers, {'wrk' if use_wrk else 'python'} client, "
-        f"{args.connections} connections x {args.duration:.0f} s, {len(info['customers'])} rotating customers"
+        f"\ngunicorn {args.workers} sync workers, {'wrk' if use_wrk else 'python'} client, {args.connections} "
+        f"connections, {len(rounds)} interleaved rounds x {args.duration:.0f} s per side, "
+        f"{len(info['customers'])} rotating customers (medians)"
     )
-    print("| endpoint | req/s | p50 ms | p99 ms | vs plain | errors |")
+    print("| endpoint | req/s | p50 ms | p99 ms | vs plain (throughput) | p99 vs plain |")
     print("|---|---:|---:|---:|---:|---:|")
-    labels = {"plain": "GET /healthz (plain Django)", "ads": "GET /api/v1/ads (serve + record)"}
-    for name, res in results.items():
-        print(
-            f"| {labels[name]} | {res['rps']:.0f} | {res['p50_ms']:.2f} | {res['p99_ms']:.2f} | "
-            f"{res['rps'] / base:.0%} | {res['errors']} |"
-        )
+    plain_row = f"{base['rps']:.0f} | {base['p50_ms']:.2f} | {base['p99_ms']:.2f}"
+    print(f"| GET /healthz (plain Django) | {plain_row} | 100% | 1.0x |")
+    print(
+        f"| GET /api/v1/ads (serve + charge + record) | {med['rps']:.0f} | {med['p50_ms']:.2f} | "
+        f"{med['p99_ms']:.2f} | {ratio:.0%} | {p99_ratio:.1f}x |"
+    )
 
 
 if __name__ == "__main__":

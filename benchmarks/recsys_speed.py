@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/recsys_speed.py                 # 50k x 20k, 2M nonzeros
     .venv/bin/python benchmarks/recsys_speed.py --users 5000 --items 2000 --nnz 100000   # quick
     .venv/bin/python benchmarks/recsys_speed.py --scaling       # fit time/memory at 0.2M..5M nnz
+    .venv/bin/python benchmarks/recsys_speed.py --only user_knn,content,hybrid   # latency of a few
 
 Memory is the tracemalloc peak during each fit: numpy/scipy buffers are traced, allocations inside
 implicit's C++ code are not (so kNN/ALS peaks are lower bounds); the final ru_maxrss is printed too.
@@ -90,16 +91,21 @@ def measure(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, float, Any]:
     return best, peak, out
 
 
-def latency(model: Any, x: sp.csr_matrix, users: np.ndarray) -> tuple[float, float]:
+def latency(model: Any, x: sp.csr_matrix, users: np.ndarray) -> tuple[float, float, float]:
+    """Median and p99 wall time and median process CPU time (ms) of one ``recommend`` call.
+
+    CPU time is reported too because the machine is shared: wall time includes waiting for a core.
+    """
     with threadpool_limits(1, "blas"):
         model.recommend(int(users[0]), x[int(users[0])], N=10)  # warm-up
-        times = []
+        times, cpu = [], []
         for u in users:
             row = x[int(u)]
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             model.recommend(int(u), row, N=10)
             times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), float(np.percentile(times, 99))
+            cpu.append((time.process_time() - c0) * 1e3)
+    return statistics.median(times), float(np.percentile(times, 99)), statistics.median(cpu)
 
 
 def main_run(args: argparse.Namespace) -> None:
@@ -109,6 +115,9 @@ def main_run(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     x, ts = synthetic(args.users, args.items, args.nnz)
     print(f"data: {x.shape[0]} x {x.shape[1]}, {x.nnz} nonzeros ({time.perf_counter() - t0:.1f}s to generate)")
+    if args.only:
+        latency_run(args, x, ts)
+        return
     rows: list[tuple[str, float, float, float, str]] = []
 
     def cosine() -> Any:
@@ -184,18 +193,66 @@ def main_run(args: argparse.Namespace) -> None:
         )
     )
 
+    print_latency_table(fits, x, {label: x_top for label in fits if label.startswith("ease")}, args.latency_users)
+
+
+def print_latency_table(
+    fits: dict[str, tuple[float, float, Any]],
+    x: sp.csr_matrix,
+    data_for: dict[str, sp.csr_matrix],
+    n_users: int,
+) -> None:
     rng = np.random.default_rng(1)
     active = np.flatnonzero(np.diff(x.indptr) > 0)
-    users = rng.choice(active, min(args.latency_users, len(active)), replace=False)
-    print("\n| Model | fit (s) | tracemalloc peak (MB) | recommend 1 user, N=10: median (ms) | p99 (ms) |")
-    print("|---|---:|---:|---:|---:|")
+    users = rng.choice(active, min(n_users, len(active)), replace=False)
+    print(
+        "\n| Model | fit (s) | tracemalloc peak (MB) | recommend 1 user, N=10: median (ms) | p99 (ms) "
+        "| median CPU time (ms) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for label, (t_fit, mem, model) in fits.items():
-        data = x_top if label.startswith("ease") else x
-        med, p99 = latency(model, data, users)
-        print(f"| {label} | {t_fit:.2f} | {mem:.0f} | {med:.2f} | {p99:.2f} |")
+        med, p99, cpu = latency(model, data_for.get(label, x), users)
+        print(f"| {label} | {t_fit:.2f} | {mem:.0f} | {med:.2f} | {p99:.2f} | {cpu:.2f} |")
         sys.stdout.flush()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nprocess peak RSS (ru_maxrss): {rss:.0f} MB; latency over {len(users)} users, BLAS at 1 thread")
+
+
+#: ``--only`` choices; hybrid needs the three models it blends
+LATENCY_MODELS = ("user_knn", "content", "hybrid", "item_knn", "popularity")
+
+
+def latency_run(args: argparse.Namespace, x: sp.csr_matrix, ts: np.ndarray) -> None:
+    """Fit only the ``--only`` models (and what hybrid blends) and print their latency rows."""
+    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(LATENCY_MODELS))
+    if unknown:
+        raise SystemExit(f"--only: unknown model(s) {', '.join(unknown)}; choose from {', '.join(LATENCY_MODELS)}")
+    needed = set(wanted) | ({"item_knn", "content", "popularity"} if "hybrid" in wanted else set())
+    fitted: dict[str, tuple[float, float, Any]] = {}
+    if "user_knn" in needed:
+        fitted["user_knn"] = measure(lambda: UserKNN(K=100).fit(x))
+    if "item_knn" in needed:
+        fitted["item_knn"] = measure(lambda: ItemKNN(K=100, shrink=10).fit(x))
+    if "content" in needed:
+        docs = documents(x.shape[1])
+        fitted["content"] = measure(lambda: ContentBased(K=100).fit(x, item_features=docs))
+    if "popularity" in needed:
+        cats = np.random.default_rng(3).integers(0, 200, x.shape[1])
+        fitted["popularity"] = measure(lambda: MostPopular().fit(x, item_categories=cats))
+    if "hybrid" in needed:
+        members = {name: fitted[name][2] for name in ("item_knn", "content", "popularity")}
+        fitted["hybrid"] = measure(
+            lambda: Hybrid.from_models(members, {"item_knn": 1.0, "content": 0.3, "popularity": 0.05})
+        )
+    labels = {
+        "user_knn": "user_knn (K=100)",
+        "item_knn": "item_knn (K=100, shrink=10)",
+        "content": "content (TF-IDF, K=100)",
+        "popularity": "popularity",
+        "hybrid": "hybrid (item_knn+content+popularity, pre-fitted)",
+    }
+    print_latency_table({labels[name]: fitted[name] for name in wanted}, x, {}, args.latency_users)
 
 
 def scaling_run(args: argparse.Namespace) -> None:
@@ -228,6 +285,11 @@ def main() -> None:
     parser.add_argument("--ease-items", type=int, default=5_000)
     parser.add_argument("--bpr-iterations", type=int, default=20)
     parser.add_argument("--latency-users", type=int, default=200)
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated models whose recommend latency alone is measured ({', '.join(LATENCY_MODELS)})",
+    )
     parser.add_argument("--scaling", action="store_true", help="fit time and memory at 0.2M, 1M, 2M, 5M nonzeros")
     args = parser.parse_args()
     scaling_run(args) if args.scaling else main_run(args)

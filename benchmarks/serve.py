@@ -63,6 +63,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -350,6 +351,140 @@ def start_gunicorn(env: dict[str, str], workers: int) -> tuple[int, subprocess.P
     return port, proc
 
 
+# --- memory per cached customer (in process, tracemalloc) ---------------------------------------------
+
+
+def measure_memory(args: argparse.Namespace, info: dict) -> dict:
+    """What one cached customer costs a worker: ``--memory N`` customers served one recommendation
+    page each through the Django handler (so each entry holds its activity, its personal memo and one
+    served page, as under load), then the traced memory with the entries minus the same after emptying
+    the cache, per entry; and the share of it that the memos (personal candidates + pages) hold."""
+    import gc
+    import tracemalloc
+    from urllib.parse import quote
+
+    os.environ.update(bench_env(args))
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    from shop_recs.serving import live_activity
+
+    client = Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {info['key']}"}
+    customers = info["customers"][: args.memory]
+    for c in customers[:20]:  # warm-up: model, snapshot, indexes, the subscription
+        assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **headers).status_code == 200
+    live_activity.clear()
+    gc.collect()
+    tracemalloc.start()
+    for c in customers:
+        assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **headers).status_code == 200
+    gc.collect()
+    entries = live_activity.stats()["entries"]
+    with_entries = tracemalloc.get_traced_memory()[0]
+    for _t, customer in list(live_activity._feed.entries.values()):
+        customer.memo.pop("pages", None)
+    gc.collect()
+    without_pages = tracemalloc.get_traced_memory()[0]
+    for _t, customer in list(live_activity._feed.entries.values()):
+        customer.memo.clear()
+    gc.collect()
+    without_memo = tracemalloc.get_traced_memory()[0]
+    live_activity.clear()
+    gc.collect()
+    without = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    out = {
+        "entries": entries,
+        "bytes_per_entry": (with_entries - without) / max(1, entries),
+        "activity_bytes_per_entry": (without_memo - without) / max(1, entries),
+        "memo_bytes_per_entry": (with_entries - without_memo) / max(1, entries),
+        "page_bytes_per_entry": (with_entries - without_pages) / max(1, entries),
+    }
+    print(
+        f"memory per cached customer over {entries} entries (tracemalloc): {out['bytes_per_entry'] / 1024:.1f} KB "
+        f"= activity {out['activity_bytes_per_entry'] / 1024:.1f} KB + memo (personal candidates, one page) "
+        f"{out['memo_bytes_per_entry'] / 1024:.1f} KB, "
+        f"of which the served page {out['page_bytes_per_entry'] / 1024:.1f} KB"
+    )
+    return out
+
+
+# --- in process: the mixed row without HTTP or a shared client ---------------------------------------
+
+
+def measure_in_process(args: argparse.Namespace, info: dict) -> None:
+    """``--in-process N``: the mixed row's requests through Django's handler in this one process (no
+    gunicorn, no wrk), in rounds alternating with the plain view, N customers per round: wall and CPU
+    milliseconds per request and the ratio to the plain view. On a box whose load is far above its core
+    count the HTTP rows swing by 2x between rounds; a process's own CPU time per request does not."""
+    import random
+    from datetime import UTC, datetime
+    from urllib.parse import quote
+
+    os.environ.update(bench_env(args))
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {info['key']}"}
+    rng = random.Random(3)
+    customers, skus = list(info["customers"]), info["skus"]
+
+    def plain(n: int) -> None:
+        for _ in range(n):
+            assert client.get("/healthz").status_code == 200
+
+    def mixed(batch: list[str]) -> None:
+        for c in batch:
+            event = {"customer": c, "type": "view", "sku": rng.choice(skus), "timestamp": datetime.now(UTC).isoformat()}
+            r = client.post("/api/v1/events", json.dumps(event), content_type="application/json", **auth)
+            assert r.status_code == 201, r.content
+            for _ in range(2):
+                assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **auth).status_code == 200
+
+    def recs(batch: list[str]) -> None:
+        for c in batch:
+            assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **auth).status_code == 200
+
+    def clock(fn: Any, *a: Any) -> tuple[float, float]:
+        w, c = time.perf_counter(), time.process_time()
+        fn(*a)
+        return time.perf_counter() - w, time.process_time() - c
+
+    n = args.in_process
+    recs(customers[: 4 * n])  # warm-up: model, snapshots, every rotated customer cached once
+    mixed(customers[:50])
+    rows: dict[str, list[tuple[float, float, float, float]]] = {"mixed": [], "cached": [], "cache off": []}
+    for r in range(args.rounds):
+        batch = customers[(r % 4) * n : (r % 4 + 1) * n]
+        for name in rows:
+            settings.SERVING_ACTIVITY_CACHE = name != "cache off"
+            pw, pc = clock(plain, 3 * n)
+            ew, ec = clock(mixed if name == "mixed" else recs, batch)
+            per = 3 * n if name == "mixed" else n
+            rows[name].append((ew / per * 1000, ec / per * 1000, pw / (3 * n) * 1000, pc / (3 * n) * 1000))
+            print(
+                f"  in process, {name:9s} round {r + 1}: {ew / per * 1000:.2f} ms/request (CPU {ec / per * 1000:.2f}); "
+                f"plain {pw / (3 * n) * 1000:.2f} (CPU {pc / (3 * n) * 1000:.2f}); load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    settings.SERVING_ACTIVITY_CACHE = True
+    median = statistics.median
+    for name, vals in rows.items():
+        wall = median(v[2] / v[0] for v in vals)
+        cpu = median(v[3] / v[1] for v in vals)
+        print(
+            f"in process, {name}: {median(v[0] for v in vals):.2f} ms/request wall, {median(v[1] for v in vals):.2f} "
+            f"CPU; vs plain: {wall:.0%} of its rate by wall time, {cpu:.0%} by CPU time (medians of {len(vals)} rounds)"
+        )
+
+
 # --- main -----------------------------------------------------------------------------------------
 
 
@@ -409,9 +544,27 @@ def main() -> None:
         action="store_true",
         help="skip the extra row served by a second gunicorn with the activity cache off",
     )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        help="instead of the load: serve N customers in process and print the memory per cached customer",
+    )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        help="instead of the load: the mixed, cached and cache-off rows in process, N customers per round",
+    )
     args = parser.parse_args()
 
     env = bench_env(args)
+    if args.in_process:
+        measure_in_process(args, setup_store(args, env))
+        return
+    if args.memory:
+        measure_memory(args, setup_store(args, env))
+        return
     if args.log_buffer_rows is not None:
         env["SERVING_LOG_BUFFER_ROWS"] = str(args.log_buffer_rows)
     print(f"list/search log: SERVING_LOG_BUFFER_ROWS={env.get('SERVING_LOG_BUFFER_ROWS', '500 (production default)')}")
@@ -452,8 +605,15 @@ def main() -> None:
         run(port, "plain", "plain", args.warmup)
         run(port, name, path_key, args.recs_warmup if path_key in ("recommendations", "mixed") else args.warmup)
         for r in range(args.rounds):
-            plain = run(port, "plain", "plain", args.duration)
-            res = run(port, name, path_key, args.duration)
+            for _attempt in range(3):
+                plain = run(port, "plain", "plain", args.duration)
+                res = run(port, name, path_key, args.duration)
+                if plain["requests"] and res["requests"]:
+                    break
+                # On an overloaded box a worker can stall for seconds (another job's burst): measure again.
+                print(f"  {name}: a side answered nothing within {args.duration:.0f} s; measuring the round again")
+            else:
+                continue
             rounds.setdefault(name, []).append((res, plain))
             print(
                 f"  {name:20s} round {r + 1}: {res['rps']:6.0f} req/s (plain {plain['rps']:5.0f}) = "

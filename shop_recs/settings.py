@@ -352,8 +352,16 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Project overrides of Django's locale formats: zh-Hans groups digits by three with a comma (71,465)
+# where Django's own zh_Hans module has no separator (docs/settings.md).
+FORMAT_MODULE_PATH = ["shop_recs.dashboard.formats"]
 
 STATIC_URL = "static/"
+# The address this site is reached at from a browser. The demo's product images are this site's own
+# static files, and an image URL in the catalog must be absolute http(s) (catalog/validation.py).
+SITE_URL = envstr("SITE_URL", "http://localhost:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL must start with http:// or https:// (got {SITE_URL!r})")
 # Where `manage.py collectstatic --noinput` (a deployment step, docs/operations.md) writes the files.
 STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -541,6 +549,12 @@ SEARCH_INDEX_PARAMS: dict = {}
 ADS_CAMPAIGN_CACHE_TTL = envfloat("ADS_CAMPAIGN_CACHE_TTL", 5.0)
 # A conversion is credited to an ad shown this many days before it.
 ADS_ATTRIBUTION_WINDOW_DAYS = envint("ADS_ATTRIBUTION_WINDOW_DAYS", 7)
+# Pacing: share of a day's budget a campaign may spend ahead of an even pace over the (UTC) day.
+ADS_PACING_TOLERANCE = envfloat("ADS_PACING_TOLERANCE", 0.05)
+if not 0.0 <= ADS_PACING_TOLERANCE <= 1.0:
+    raise ImproperlyConfigured(f"ADS_PACING_TOLERANCE={ADS_PACING_TOLERANCE} must be between 0 and 1")
+# Commit each impression's charge asynchronously on PostgreSQL (docs/ads.md, "One or two round trips").
+ADS_CHARGE_ASYNC_COMMIT = envbool("ADS_CHARGE_ASYNC_COMMIT", True)
 
 # --- Training and evaluation (shop_recs.training, analytics.evaluation) -------------------------
 # Trained model artifacts (<MODEL_DIR>/<store_slug>/<file>.npz) and tuning job outputs.
@@ -645,6 +659,8 @@ LOGGING = {
 # (tests/test_deploy_check.py) passes with the documented production environment.
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+# A stale or cookie-less form gets a styled page that says what to do, not Django's bare 403.
+CSRF_FAILURE_VIEW = "shop_recs.dashboard.errors.csrf_failure"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 # The load balancer's probes speak plain HTTP to the app: a 301 to https would fail them.
 # Patterns match the path without its leading slash (django.middleware.security).

@@ -21,8 +21,10 @@ ALLOWED: frozenset[str] = frozenset(
     {
         # The raw-SQL modules: functions taking store_id explicitly (or, for the API key lookup that
         # finds the store and the platform's generic log writer, documented why not).
+        "analytics/sql.py",
         "shop_recs/api/sql.py",
         "shop_recs/activity/sql.py",
+        "shop_recs/ads/sql.py",
         "shop_recs/platform/sql.py",
         "shop_recs/serving/sql.py",
         "shop_recs/search/sql.py",

@@ -100,6 +100,7 @@ class EvaluationSettingsForm(forms.Form):
         initial=0.0,
         required=False,
         help_text=_(
+            # xgettext:no-python-format ("95% i" is not a %-directive: the text is never %-formatted)
             "Another algorithm or other settings go live on their own only when they beat the active model on the "
             "same customers beyond the noise (95% interval above zero) and by at least this fraction."
         ),

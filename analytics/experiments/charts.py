@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import plotly.graph_objects as go
+from django.utils.translation import gettext_lazy as _
 
+# Lazy: the page's metric picker and the chart title read them in the viewer's language.
 METRIC_LABELS = {
     "ctr": "CTR",
-    "cart_rate": "Add-to-cart rate",
-    "conversion_rate": "Conversion rate",
-    "rpm": "Revenue per 1000 impressions",
-    "impressions": "Impressions",
+    "cart_rate": _("Add-to-cart rate"),
+    "conversion_rate": _("Conversion rate"),
+    "rpm": _("Revenue per 1000 impressions"),
+    "impressions": _("Impressions"),
+}
+
+#: The variant charts' titles (the metric keys are the selectors' names for them).
+VARIANT_METRIC_TITLES = {
+    "ctr": "CTR",
+    "conversion": _("Conversion rate"),
+    "revenue_per_customer": _("Revenue per customer"),
 }
 
 
@@ -24,7 +33,8 @@ def daily_metric_figure(daily: list[dict[str, Any]], metric: str = "ctr") -> go.
         xs.append(row["day"])
         ys.append(row[metric])
     fig = go.Figure([go.Scatter(x=xs, y=ys, name=name, mode="lines+markers") for name, (xs, ys) in series.items()])
-    fig.update_layout(title=METRIC_LABELS.get(metric, metric), height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10})
+    title = str(METRIC_LABELS.get(metric, metric))
+    fig.update_layout(title=title, height=320, margin={"t": 40, "b": 40, "l": 50, "r": 10})
     return fig
 
 
@@ -44,5 +54,6 @@ def variant_figure(variants: list[dict[str, Any]], metric: str = "ctr") -> go.Fi
             },
         )
     )
-    fig.update_layout(title=metric.replace("_", " "), height=300, margin={"t": 40, "b": 40, "l": 50, "r": 10})
+    title = str(VARIANT_METRIC_TITLES.get(metric, metric))
+    fig.update_layout(title=title, height=300, margin={"t": 40, "b": 40, "l": 50, "r": 10})
     return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -11,11 +12,12 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from analytics.experiments import stats
+from analytics.experiments import power, stats
 from analytics.experiments.models import Attribution
 from shop_recs.activity.models import Event
-from shop_recs.catalog.models import Product
+from shop_recs.catalog.models import Category, Product
 from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList
+from shop_recs.training.models import ModelVersion
 
 
 def online_metrics(days: int = 30) -> dict[str, Any]:
@@ -267,3 +269,141 @@ def promotion_check(exp: Experiment, variant: Any, *, alpha: float = 0.05) -> di
         ],
     }
     return {"results": results, "blockers": blockers, "warnings": warnings, "figures": figures}
+
+
+# --- the builder's power estimate ------------------------------------------------------------------
+
+#: How far back the power estimate looks for the placement's traffic and baseline rate.
+TRAFFIC_WINDOW_DAYS = 28
+#: Baselines the estimate can start from: the control's click-through or purchase rate per impression.
+BASELINE_METRICS = ("ctr", "purchase_rate")
+
+
+def placement_traffic(placement: str, *, days: int = TRAFFIC_WINDOW_DAYS) -> dict[str, Any]:
+    """The placement's impressions per day and its click and purchase rates per impression over the
+    last ``days`` (fewer when the placement started serving later: a new placement is not diluted
+    by days it did not exist). Call inside the store's scope."""
+    now = timezone.now()
+    since = now - timedelta(days=days)
+    impressions = 0
+    first = None
+    for created, pids in RecommendationList.objects.filter(placement=placement, created_at__gte=since).values_list(
+        "created_at", "product_ids"
+    ):
+        impressions += len(pids or [])
+        first = created if first is None or created < first else first
+    clicks: set[tuple] = set()
+    purchases = 0
+    for kind, list_id, product_id in Attribution.objects.filter(
+        placement=placement, list_created_at__gte=since, event_type__in=("click", "purchase")
+    ).values_list("event_type", "list_id", "product_id"):
+        if kind == "click":
+            clicks.add((list_id, product_id))
+        else:
+            purchases += 1
+    # Whole days since the first list in the window (a partly covered day counts as one).
+    covered = min(days, max(1, math.ceil((now - first).total_seconds() / 86400))) if first is not None else 0
+    return {
+        "placement": placement,
+        "days": days,
+        "covered_days": covered,
+        "impressions": impressions,
+        "per_day": impressions / covered if covered else 0.0,
+        "clicks": len(clicks),
+        "purchases": purchases,
+        "ctr": len(clicks) / impressions if impressions else 0.0,
+        "purchase_rate": purchases / impressions if impressions else 0.0,
+    }
+
+
+def power_estimate(
+    placement: str,
+    shares: list[int],
+    *,
+    metric: str = "ctr",
+    mde: float = 0.1,
+    alpha: float = 0.05,
+    power_target: float = 0.8,
+) -> dict[str, Any]:
+    """What the builder shows before a start: the traffic, the baseline and, when there is enough of
+    both, the sample per variant and the days it takes (``estimate``); otherwise ``reason`` says why
+    there is no estimate. Input ranges are checked by the caller's form (``power.PowerInputError``
+    is raised for anything else)."""
+    traffic = placement_traffic(placement)
+    baseline = traffic[metric]
+    out: dict[str, Any] = {
+        "traffic": traffic,
+        "metric": metric,
+        "baseline": baseline,
+        "mde": mde,
+        "alpha": alpha,
+        "power": power_target,
+        "estimate": None,
+        "reason": "",
+    }
+    if traffic["impressions"] == 0:
+        out["reason"] = _(
+            "Not enough traffic yet to estimate: this placement served no recommendations in the last %(days)s days."
+        ) % {"days": traffic["days"]}
+    elif baseline <= 0 and metric == "ctr":
+        out["reason"] = _(
+            "Not enough traffic yet to estimate: no clicks on this placement in the last %(days)s days,"
+            " so there is no baseline rate."
+        ) % {"days": traffic["days"]}
+    elif baseline <= 0:
+        out["reason"] = _(
+            "Not enough traffic yet to estimate: no purchases on this placement in the last %(days)s days,"
+            " so there is no baseline rate."
+        ) % {"days": traffic["days"]}
+    elif len(shares) < 2 or any(s <= 0 for s in shares):
+        out["reason"] = _("Give every variant a traffic share to estimate the duration.")
+    else:
+        try:
+            out["estimate"] = power.estimate(baseline, traffic["per_day"], shares, mde, alpha=alpha, power=power_target)
+        except power.PowerInputError as exc:
+            # The form checks every input's range; what is left is a lift that would pass 100 %.
+            out["reason"] = (
+                _("This effect is too large for the baseline: the rate would pass 100 %. Choose a smaller effect.")
+                if exc.field == "mde"
+                else str(exc)
+            )
+    return out
+
+
+def version_label(v: ModelVersion) -> str:
+    """The builder's version select label, e.g. "v12 · hybrid · 2026-11-30 · NDCG@10 0.123 · live"."""
+    ndcg = v.ndcg_at_10
+    parts = [
+        f"v{v.pk}",
+        v.algorithm,
+        v.created_at.date().isoformat(),
+        f"NDCG@10 {ndcg:.3f}" if isinstance(ndcg, int | float) else _("no offline metric"),
+    ]
+    if v.is_active:
+        parts.append(_("live"))
+    return " · ".join(parts)
+
+
+def builder_choices() -> dict[str, Any]:
+    """The store's usable model versions (newest 50, labelled) and the algorithms of the active run
+    (an algorithm variant serves that run's version of it: serving.experiments.resolve_version)."""
+    versions = list(ModelVersion.objects.filter(corrupt_at__isnull=True).order_by("-created_at", "-pk")[:50])
+    active = ModelVersion.objects.filter(is_active=True).first()
+    if active is None:
+        algorithms: list[str] = []
+    elif active.run_id is None:
+        algorithms = [active.algorithm]
+    else:
+        algorithms = sorted(
+            set(
+                ModelVersion.objects.filter(run_id=active.run_id, corrupt_at__isnull=True).values_list(
+                    "algorithm", flat=True
+                )
+            )
+        )
+    return {
+        "versions": [(v.pk, version_label(v)) for v in versions],
+        "active_id": active.pk if active is not None and active.corrupt_at is None else None,
+        "algorithms": algorithms,
+        "categories": Category.objects.order_by("path"),
+    }

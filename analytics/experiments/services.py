@@ -16,8 +16,9 @@ from analytics.experiments.models import Attribution, AttributionSettings
 from shop_recs.activity.models import Event
 from shop_recs.platform.jobs import json_safe
 from shop_recs.serving.experiments import VariantSpec, resolve_version
-from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, StoreRules, Variant, VariantKind
+from shop_recs.serving.models import Experiment, ExperimentStatus, RecommendationList, Variant, VariantKind
 from shop_recs.serving.overrides import InvalidOverride, clean_overrides, store_rules_values
+from shop_recs.serving.placements import rules_row_for
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.activation import activate_version, may_change_live_model
@@ -67,8 +68,14 @@ def validate_variants(variants: list[Variant] | list[dict[str, Any]]) -> None:
 def create_experiment(
     store: Store, *, name: str, placement: str, variants: list[dict[str, Any]], user: Any = None, description: str = ""
 ) -> Experiment:
-    """A draft experiment with its variants (``name``, ``kind``, ``traffic`` and the kind's field)."""
+    """A draft experiment with its variants (``name``, ``kind``, ``traffic`` and the kind's field).
+
+    A model version must be one of the store's (the builder only offers those; this refuses a
+    forged id too, since serving would otherwise look it up in another store's scope and fall back).
+    """
     validate_variants(variants)
+    with store_scope(store):
+        _check_versions(variants)
     with store_scope(store), transaction.atomic():
         exp = Experiment.objects.create(
             store=store, name=name, placement=placement, description=description, created_by=user
@@ -86,6 +93,25 @@ def create_experiment(
                 traffic=v["traffic"],
             )
     return exp
+
+
+def _check_versions(variants: list[dict[str, Any]]) -> None:
+    """Each model-version variant names a usable version of the store in scope."""
+    wanted = {
+        v["name"]: v.get("model_version_id") or getattr(v.get("model_version"), "pk", None)
+        for v in variants
+        if v.get("kind") == VariantKind.MODEL_VERSION
+    }
+    found = set(
+        ModelVersion.objects.filter(pk__in=[pk for pk in wanted.values() if pk], corrupt_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+    for name, pk in wanted.items():
+        if pk is None:
+            raise ExperimentError(f"Variant {name}: choose the model version it serves.")
+        if pk not in found:
+            raise ExperimentError(f"Variant {name}: model version {pk} is not a usable version of this store.")
 
 
 def start_experiment(exp: Experiment) -> Experiment:
@@ -141,7 +167,8 @@ def promote_variant(exp: Experiment, variant: Variant, user: Any = None, *, over
 def _apply_variant(exp: Experiment, variant: Variant, user: Any, evidence: dict[str, Any]) -> str:
     store = exp.store
     if variant.kind == VariantKind.RULES:
-        rules, _ = StoreRules.objects.get_or_create(store=store)
+        # The rules that served the experiment's placement (its own, or the default placement's).
+        rules = rules_row_for(store, exp.placement)
         try:
             values = store_rules_values(variant.rule_overrides)
         except InvalidOverride as exc:

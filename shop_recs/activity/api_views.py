@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -21,16 +25,25 @@ from shop_recs.activity.serializers import (
     EventInputSerializer,
     IngestResultSerializer,
 )
-from shop_recs.activity.services import InvalidRows, ingest_events, upsert_customers
+from shop_recs.activity.services import (
+    InvalidRows,
+    ingest_events,
+    lean_event_possible,
+    record_event_batch,
+    record_one_event,
+    upsert_customers,
+)
 from shop_recs.api.auth import StoreClient
 from shop_recs.api.errors import error_response, invalid_rows_response, not_found
+from shop_recs.api.fastpath import NOT_PARSED, FastPostMixin, json_body, json_response
 from shop_recs.api.filters import filter_or_400, filterset_parameters
-from shop_recs.api.idempotency import IDEMPOTENCY_PARAM, run_idempotent
+from shop_recs.api.idempotency import IDEMPOTENCY_HEADER, IDEMPOTENCY_PARAM, MAX_KEY_LENGTH, run_idempotent
 from shop_recs.api.openapi import examples
 from shop_recs.api.params import BadInput, bad_input_response, int_param, with_value
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
 from shop_recs.catalog.serializers import ErrorSerializer
+from shop_recs.stores.models import Store
 
 EVENT_TAG = ["events"]
 CUSTOMER_TAG = ["customers"]
@@ -93,7 +106,36 @@ DATABASE_UNAVAILABLE = OpenApiResponse(
 )
 
 
-class EventView(StoreScopedAPIMixin, APIView):
+#: The lean path's answer and what it stores with an Idempotency-Key (the same JSON as DRF's).
+_ONE_ACCEPTED = {"accepted": 1}
+_ONE_ACCEPTED_JSON = '{"accepted": 1}'
+
+
+class EventView(FastPostMixin, StoreScopedAPIMixin, APIView):
+    @staticmethod
+    def fast_post(request: HttpRequest, store: Store) -> HttpResponse | None:
+        """The lean path (``FastPostMixin``): no DRF, validation compiled once, one statement and its
+        commit (PostgreSQL). ``None`` hands the request to :meth:`post` from the start: any refusal, a
+        replayed or reused Idempotency-Key, and anything the lean path does not handle."""
+        if not lean_event_possible():
+            return None
+        data = json_body(request)
+        if data is NOT_PARSED:
+            return None
+        key = _idempotency_key(request)
+        if key == "":
+            return None
+        idempotency = None
+        if key is not None:
+            idempotency = ("events", key, hashlib.sha256(request.body).hexdigest(), 201, _ONE_ACCEPTED_JSON)
+        try:
+            stored = record_one_event(store, data, idempotency)
+        except IntegrityError:
+            return None  # the key was used before: the full path replays its answer (or refuses another body)
+        if not stored:
+            return None
+        return json_response(_ONE_ACCEPTED, status=201, allow="POST, OPTIONS")
+
     @extend_schema(
         operation_id="recordEvent",
         examples=examples("recordEvent"),
@@ -117,7 +159,36 @@ class EventView(StoreScopedAPIMixin, APIView):
         return run_idempotent(request, self.store, "events", action)
 
 
-class EventBatchView(StoreScopedAPIMixin, APIView):
+def _idempotency_key(request: HttpRequest) -> str | None:
+    """The request's Idempotency-Key, stripped; ``""`` for one the full path must refuse."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    return key if key and len(key) <= MAX_KEY_LENGTH else ""
+
+
+class EventBatchView(FastPostMixin, StoreScopedAPIMixin, APIView):
+    @staticmethod
+    def fast_post(request: HttpRequest, store: Store) -> HttpResponse | None:
+        """The lean path: the body parsed with orjson, no DRF request or renderer, then the same
+        ``ingest_events`` and idempotency record in one transaction (``record_event_batch``). ``None``
+        hands the request to :meth:`post`: an invalid batch, a repeated key, anything unusual."""
+        data = json_body(request)
+        if data is NOT_PARSED:
+            return None
+        key = _idempotency_key(request)
+        if key == "":
+            return None
+        idempotency = None if key is None else ("events.batch", key, hashlib.sha256(request.body).hexdigest())
+        try:
+            accepted = record_event_batch(store, data, idempotency)
+        except IntegrityError:
+            return None  # the key was used before: the full path replays its answer (or refuses another body)
+        if accepted is None:
+            return None
+        return json_response({"accepted": accepted}, status=201, allow="POST, OPTIONS")
+
     @extend_schema(
         operation_id="recordEventBatch",
         examples=examples("recordEventBatch"),

@@ -72,25 +72,38 @@ _BULK_CREATE_BATCH = 2_000
 def write_events(store_id: int, rows: Iterable[tuple]) -> int:
     """Append events to the store's history. See the module docstring for the row format.
 
-    Then announces the customers whose activity changed (``changes.customers_changed``: serving's
-    in-process caches drop them now in this process, and on commit in the others).
+    Then announces them (``changes.events_written``): serving's in-process caches append a small
+    write's events on PostgreSQL (write-through), or drop the customers; at once in this process,
+    and on commit in the others.
     """
     now = timezone.now()
     customers: set[int] = set()
+    # The product events of known customers, kept only while a write-through message could carry them
+    # (beyond that the customers are named instead): a 10,000-row batch pays one length check per row.
+    written: list[changes.WrittenEvent] = []
+    cap = changes.MAX_EVENTS_PER_MESSAGE
+    kind_code, other, epoch_us = changes.KIND_CODE.get, changes.OTHER_KIND, changes.epoch_us
 
     def noting_customers(rows: Iterable[tuple]) -> Iterator[tuple]:
         for row in rows:
-            customers.add(row[0])
+            cust = row[0]
+            customers.add(cust)
+            if cust is not None and row[3] is not None and len(written) <= cap:
+                written.append((cust, row[3], kind_code(row[2], other), epoch_us(row[8])))
             yield row
 
+    xid = None
     if connection.vendor == "postgresql":
-        written = activity_sql.copy_events(store_id, noting_customers(rows), now)
+        count = activity_sql.copy_events(store_id, noting_customers(rows), now)
+        if written and len(written) <= cap and connection.in_atomic_block:
+            # Outside a transaction the COPY committed on its own: no id to tell its rows by.
+            xid = activity_sql.current_xid()
     elif connection.vendor == "sqlite":
-        written = activity_sql.insert_events_sqlite(store_id, noting_customers(rows), now)
+        count = activity_sql.insert_events_sqlite(store_id, noting_customers(rows), now)
     else:
-        written = _bulk_create_events(store_id, noting_customers(rows), now)
-    changes.customers_changed(store_id, customers)
-    return written
+        count = _bulk_create_events(store_id, noting_customers(rows), now)
+    changes.events_written(store_id, xid, written, customers)
+    return count
 
 
 def _bulk_create_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:

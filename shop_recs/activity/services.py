@@ -13,15 +13,18 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from shop_recs.activity import changes
+from shop_recs.activity import sql as activity_sql
 from shop_recs.activity.ingest import ensure_customers, product_ids_by_sku, write_events
 from shop_recs.activity.models import Customer, EventType
+from shop_recs.api.models import IdempotencyRecord
 from shop_recs.catalog import validation as rules
 from shop_recs.catalog.services import InvalidRows, RowError, check_batch_shape
 from shop_recs.stores.models import Store
+from shop_recs.stores.scoping import store_scope
 
 __all__ = [
     "InvalidRows",
@@ -251,6 +254,66 @@ def ingest_events(store: Store, rows: object, *, max_rows: int | None = None) ->
             ),
         )
     return IngestResult(accepted=written)
+
+
+def lean_event_possible() -> bool:
+    """Whether :func:`record_one_event` may run here: PostgreSQL, outside a transaction (its one
+    statement is its own transaction, committed before it returns)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def record_one_event(store: Store, data: object, idempotency: tuple[str, str, str, int, str] | None = None) -> bool:
+    """The lean path of ``POST /events``: validate one event with the same rules as
+    :func:`ingest_events` and store it in one statement, committed (``sql.insert_one_event_pg``), with
+    its idempotency record when ``idempotency`` is given (``(endpoint, key, body hash, status, answer)``).
+
+    ``True``: stored, committed and announced (write-through). ``False``: nothing was written and the
+    caller answers through :func:`ingest_events` — invalid input, an unknown sku, or a customer another
+    request was creating at that moment — so every refusal is the full path's, word for word. A
+    repeated idempotency key raises ``IntegrityError`` (nothing written). Call only when
+    :func:`lean_event_possible`.
+    """
+    if type(data) is not dict:
+        return False
+    now = timezone.now()
+    cleaned, errors = _validate_events([data], now)
+    if errors:
+        return False
+    row = cleaned[0]
+    written, customer_pk, product_pk, xid = activity_sql.insert_one_event_pg(store.pk, row, now, idempotency)  # type: ignore[arg-type]
+    if not written:
+        return False
+    if customer_pk is not None and product_pk is not None:
+        event = (customer_pk, product_pk, changes.KIND_CODE.get(row[2], changes.OTHER_KIND), changes.epoch_us(row[8]))  # type: ignore[index]
+        changes.events_written(store.pk, xid, [event], [customer_pk])
+    return True
+
+
+def record_event_batch(store: Store, rows: object, idempotency: tuple[str, str, str] | None = None) -> int | None:
+    """The lean path of ``POST /events/batch``: :func:`ingest_events` (same validation, same write)
+    and, with ``idempotency`` (``(endpoint, key, body hash)``), the idempotency record with its answer,
+    in one transaction. Returns how many events were stored, or ``None`` when nothing was written and
+    the caller answers through the full path (an invalid batch: its 400 lists every bad row there).
+    A repeated key raises ``IntegrityError`` (the whole transaction, events included, is rolled back):
+    a concurrent duplicate waits on the key's unique index and then fails, so nothing is stored twice.
+    """
+    try:
+        with transaction.atomic():
+            result = ingest_events(store, rows, max_rows=settings.EVENT_BATCH_MAX)
+            if idempotency is not None:
+                endpoint, key, request_hash = idempotency
+                with store_scope(store):
+                    IdempotencyRecord.objects.create(
+                        store=store,
+                        endpoint=endpoint,
+                        key=key,
+                        request_hash=request_hash,
+                        response_status=201,
+                        response_body={"accepted": result.accepted},
+                    )
+    except InvalidRows:
+        return None
+    return result.accepted
 
 
 # --- Customers -------------------------------------------------------------------------------

@@ -117,6 +117,86 @@ def insert_events_sqlite(store_id: int, rows: Iterable[tuple], now: datetime) ->
     return n
 
 
+def current_xid() -> int:
+    """PostgreSQL: the id of the current transaction (assigned if it has none yet): what write-through
+    messages carry so a cached read can tell whether it saw these rows (``changes.events_written``)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text")
+        return int(cursor.fetchone()[0])
+
+
+# One statement, so one round trip and one commit (autocommit): resolve the sku, find or create the
+# customer (only when the sku is known, so a refused event creates nobody), insert the event and, with an
+# Idempotency-Key, its record with the stored answer; the record's unique index makes a repeated key fail
+# the whole statement. ``ok``: the sku is known (or there is none); ``go``: ``ok`` and the customer exists
+# (a concurrent request may be creating it: then nothing is written and the caller takes the full path).
+_ONE_EVENT_SQL = """
+WITH p AS (SELECT id FROM catalog_product WHERE store_id = %(store)s AND sku = %(sku)s::text),
+c0 AS (SELECT id FROM activity_customer WHERE store_id = %(store)s AND external_id = %(customer)s::text),
+ok AS (SELECT (%(sku)s::text IS NULL OR EXISTS (SELECT 1 FROM p)) AS ok),
+c1 AS (
+  INSERT INTO activity_customer (store_id, external_id, country, age_band, gender, created_at)
+  SELECT %(store)s, %(customer)s::text, '', '', '', %(now)s::timestamptz
+  WHERE %(customer)s::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM c0) AND (SELECT ok FROM ok)
+  ON CONFLICT (store_id, external_id) DO NOTHING RETURNING id
+),
+c AS (SELECT id FROM c0 UNION ALL SELECT id FROM c1),
+go AS (SELECT (SELECT ok FROM ok) AND (%(customer)s::text IS NULL OR EXISTS (SELECT 1 FROM c)) AS go),
+e AS (
+  INSERT INTO activity_event (store_id, customer_id, session_id, event_type, product_id, value, quantity,
+    order_id, query, "timestamp", context, received_at)
+  SELECT %(store)s, (SELECT id FROM c LIMIT 1), %(session)s, %(type)s, (SELECT id FROM p), %(value)s::float8,
+    %(quantity)s::int4, %(order)s, %(query)s, %(ts)s::timestamptz, %(context)s::jsonb, %(now)s::timestamptz
+  WHERE (SELECT go FROM go) RETURNING customer_id, product_id
+),
+i AS (
+  INSERT INTO activity_idempotencyrecord (store_id, endpoint, key, request_hash, response_status, response_body,
+    created_at)
+  SELECT %(store)s, %(endpoint)s, %(key)s::text, %(hash)s, %(status)s, %(body)s::jsonb, %(now)s::timestamptz
+  WHERE %(key)s::text IS NOT NULL AND (SELECT go FROM go) RETURNING 1
+)
+SELECT (SELECT count(*) FROM e), (SELECT customer_id FROM e), (SELECT product_id FROM e), pg_current_xact_id()::text
+"""
+
+
+def insert_one_event_pg(
+    store_id: int, row: tuple, now: datetime, idempotency: tuple[str, str, str, int, str] | None
+) -> tuple[int, int | None, int | None, int]:
+    """PostgreSQL, outside a transaction: one validated event (``services`` clean-row order, the sku and
+    the customer's external id not resolved) in one statement (``_ONE_EVENT_SQL``).
+
+    ``idempotency``: ``(endpoint, key, request hash, status, answer JSON)`` stored with the event.
+    Returns ``(rows written: 0 or 1, customer pk, product pk, transaction id)``; 0 when the sku is
+    unknown or the customer was being created concurrently (nothing written). A repeated key raises
+    ``IntegrityError`` (nothing written).
+    """
+    customer, session, etype, sku, value, quantity, order_id, query, ts, context = row
+    endpoint, key, request_hash, status, body = idempotency or (None, None, None, None, None)
+    params = {
+        "store": store_id,
+        "customer": customer,
+        "session": session or "",
+        "type": etype,
+        "sku": sku,
+        "value": value,
+        "quantity": quantity,
+        "order": order_id or "",
+        "query": query or "",
+        "ts": ts,
+        "context": None if context is None else json.dumps(context),
+        "now": now,
+        "endpoint": endpoint,
+        "key": key,
+        "hash": request_hash,
+        "status": status,
+        "body": body,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_ONE_EVENT_SQL, params)
+        written, customer_pk, product_pk, xid = cursor.fetchone()
+    return int(written), customer_pk, product_pk, int(xid)
+
+
 def insert_customers_pg(store_id: int, external_ids: list[str], now: datetime) -> list[tuple[str, int]]:
     """PostgreSQL: create the customers (``ON CONFLICT DO NOTHING``); (external_id, pk) of those created.
 

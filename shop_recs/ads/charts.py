@@ -10,7 +10,14 @@ from plotly.subplots import make_subplots
 
 from shop_recs.platform.charts import base_layout
 
-COLORS = {"impressions": "#4f6bed", "clicks": "#06b6d4", "conversions": "#10b981", "pace": "#94a3b8"}
+COLORS = {
+    "impressions": "#4f6bed",
+    "clicks": "#06b6d4",
+    "conversions": "#10b981",
+    "pace": "#94a3b8",
+    "spend": "#f59e0b",
+    "revenue": "#10b981",
+}
 
 
 def daily_performance_figure(
@@ -36,11 +43,34 @@ def daily_performance_figure(
     return fig
 
 
-def pacing_figure(days: Sequence[date], cumulative: Sequence[int], budget: int, labels: Mapping[str, str]) -> go.Figure:
-    """Cumulative impressions against an even pace from 0 to the budget over the shown days."""
+def spend_figure(
+    days: Sequence[date], spend: Sequence[float], revenue: Sequence[float], labels: Mapping[str, str]
+) -> go.Figure:
+    """Spend (bars) and attributed revenue (line) per day, in the store currency: return on ad spend over time."""
+    x = [d.isoformat() for d in days]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=list(spend), name=str(labels["spend"]), marker_color=COLORS["spend"]))
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=list(revenue),
+            name=str(labels["revenue"]),
+            mode="lines+markers",
+            line=dict(color=COLORS["revenue"]),
+        )
+    )
+    base_layout(fig, height=300)
+    fig.update_yaxes(rangemode="tozero", gridcolor="#eef0f4")
+    return fig
+
+
+def pacing_figure(
+    days: Sequence[date], cumulative: Sequence[float], budget: float, labels: Mapping[str, str]
+) -> go.Figure:
+    """Cumulative spend against an even pace from 0 to the total budget over the shown days."""
     x = [d.isoformat() for d in days]
     n = len(x)
-    even = [round(budget * (i + 1) / n, 1) for i in range(n)] if n else []
+    even = [round(float(budget) * (i + 1) / n, 2) for i in range(n)] if n else []
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(

@@ -1,11 +1,12 @@
 """Which campaigns may be shown to whom: the in-memory campaign table and the eligibility rules.
 
 Serving must not run an ORM query with three M2M prefetches per request, so each worker keeps the
-store's *running* campaigns (active, not yet ended) as :class:`CampaignSpec` tuples, rebuilt when a
-campaign is saved in this process and at most ``ADS_CAMPAIGN_CACHE_TTL`` seconds (default 5) old
-otherwise. Staleness is harmless for correctness: the budget, status and dates are re-checked by the
-atomic UPDATE that records an impression (``services.record_impression``), so a campaign paused or
-exhausted in another worker is skipped there, never overserved.
+store's *running* campaigns (active, not yet ended) as :class:`CampaignSpec` rows — promoted product
+ids, product cards, money counters — rebuilt when a campaign is saved in this process and at most
+``ADS_CAMPAIGN_CACHE_TTL`` seconds (default 5) old otherwise. Staleness is harmless for correctness:
+the budget, the paced daily budget, status and dates are re-checked by the conditional UPDATE that
+charges an impression (``sql.charge_impression``), so a campaign paused or spent in another worker
+is refused there, never overspent.
 """
 
 from __future__ import annotations
@@ -14,21 +15,29 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from django.conf import settings
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
-from shop_recs.ads.models import Campaign, CampaignStatus
+from shop_recs.ads.models import MICROS, Campaign, CampaignStatus, billable_cost_micros, to_micros
 from shop_recs.catalog.models import Category, Product
 from shop_recs.platform.cache import register_process_cache
+from shop_recs.serving.snapshot import card_item
 from shop_recs.stores.scoping import store_scope
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CampaignSpec:
-    """What serving needs of one campaign; ``product_ids`` already includes the promoted categories' products."""
+    """What serving needs of one campaign; ``product_ids`` already includes the promoted categories' products.
+
+    Money is in integer micro-units (``models.MICROS``). ``spend_micros``, ``spend_day`` and
+    ``day_spend_micros`` are this process's latest view of the campaign's counters: loaded with the
+    snapshot and updated from each charge's ``RETURNING`` (``services.serve_ads``), so eligibility
+    skips a spent or over-paced campaign without asking the database. They are a pre-filter only:
+    the charging UPDATE re-checks the row.
+    """
 
     pk: int
     name: str
@@ -37,16 +46,41 @@ class CampaignSpec:
     landing_url: str
     starts_at: datetime
     ends_at: datetime
-    budget: int
-    served: int
+    pricing_model: str
+    #: What one impression must leave room for: CPM the impression (bid / 1000), CPC one click (bid).
+    room_micros: int
+    budget_micros: int
+    daily_budget_micros: int | None
+    spend_micros: int
+    spend_day: date | None
+    day_spend_micros: int
     frequency_cap: int
     weight: float
     segment_ids: frozenset[int]
     product_ids: frozenset[int]
+    #: Promoted products in order, for the product cards of the API response (pk, sku, title, price,
+    #: currency, image_url, url, in_stock); at most ``CARD_PRODUCTS``.
+    cards: tuple[dict, ...] = ()
+    #: Refused by the database since the snapshot was loaded (monotonic time): skipped until then + a
+    #: second, so a spent campaign costs no round trip per request until the snapshot refreshes.
+    refused_until: float = 0.0
 
     @property
     def targeted(self) -> bool:
         return bool(self.segment_ids)
+
+    def spent_today(self, day: date) -> int:
+        return self.day_spend_micros if self.spend_day == day else 0
+
+    def has_budget(self) -> bool:
+        return self.spend_micros + self.room_micros <= self.budget_micros
+
+    def within_pace(self, now: datetime, tolerance: float) -> bool:
+        """Today's spend plus this impression stays within the paced share of the daily budget."""
+        if self.daily_budget_micros is None:
+            return True
+        allowed = round(self.daily_budget_micros * paced_ppm(now, tolerance) / MICROS)
+        return self.spent_today(now.date()) + self.room_micros <= allowed
 
     def creative(self) -> dict:
         return {
@@ -54,7 +88,24 @@ class CampaignSpec:
             "title": self.title,
             "image_url": self.image_url,
             "landing_url": self.landing_url,
+            "products": list(self.cards),
         }
+
+
+#: Product cards carried per ad in the API response.
+CARD_PRODUCTS = 4
+
+
+def paced_ppm(now: datetime, tolerance: float) -> int:
+    """The share of a daily budget that may be spent by ``now`` (UTC day), in millionths.
+
+    The elapsed share of the day plus ``tolerance`` (``ADS_PACING_TOLERANCE``, default 0.05: about
+    72 minutes' worth of the day's budget may be spent ahead of an even pace), capped at the whole
+    daily budget. A campaign that spent faster is skipped until the day catches up.
+    """
+    utc = now.astimezone(UTC)
+    elapsed = (utc.hour * 3600 + utc.minute * 60 + utc.second + utc.microsecond / 1e6) / 86400
+    return int(min(1.0, elapsed + tolerance) * MICROS)
 
 
 _cache: dict[int, tuple[float, list[CampaignSpec]]] = {}
@@ -90,31 +141,68 @@ def promoted_product_ids(campaign: Campaign) -> frozenset[int]:
     return frozenset(ids)
 
 
+def room_micros(pricing_model: str, bid: object) -> int:
+    """What a campaign must still be able to pay to serve one more impression (see CampaignSpec)."""
+    return billable_cost_micros(pricing_model, bid)  # type: ignore[arg-type]
+
+
+def product_card(product: Product, store_currency: str) -> dict:
+    """A promoted product as the shop renders it: the same card fields as every other endpoint
+    (``serving.snapshot.card_item``: price as a decimal string, empty URLs as null)."""
+    return card_item(
+        product.sku,
+        product.title,
+        product.price,
+        product.currency or store_currency,
+        product.in_stock,
+        product.image_url,
+        product.url,
+    )
+
+
+def spec_of(campaign: Campaign, store_currency: str = "") -> CampaignSpec:
+    """The serving view of one campaign row (its relations are read inside the caller's scope)."""
+    product_ids = promoted_product_ids(campaign)
+    # Cards: the explicitly promoted products first, then the promoted categories' (active ones only).
+    explicit = list(campaign.products.filter(is_active=True).order_by("pk")[:CARD_PRODUCTS])
+    more = CARD_PRODUCTS - len(explicit)
+    if more > 0 and len(product_ids) > len(explicit):
+        seen = [p.pk for p in explicit]
+        explicit += list(
+            Product.objects.filter(pk__in=product_ids, is_active=True).exclude(pk__in=seen).order_by("pk")[:more]
+        )
+    cards = [product_card(p, store_currency) for p in explicit]
+    return CampaignSpec(
+        pk=campaign.pk,
+        name=campaign.name,
+        title=campaign.title,
+        image_url=campaign.image_url,
+        landing_url=campaign.landing_url,
+        starts_at=campaign.starts_at,
+        ends_at=campaign.ends_at,
+        pricing_model=campaign.pricing_model,
+        room_micros=room_micros(campaign.pricing_model, campaign.bid),
+        budget_micros=to_micros(campaign.budget),
+        daily_budget_micros=None if campaign.daily_budget is None else to_micros(campaign.daily_budget),
+        spend_micros=campaign.spend_micros,
+        spend_day=campaign.spend_day,
+        day_spend_micros=campaign.day_spend_micros,
+        frequency_cap=campaign.frequency_cap,
+        weight=float(campaign.weight),
+        segment_ids=frozenset(s.pk for s in campaign.segments.all()),
+        product_ids=product_ids,
+        cards=tuple(cards),
+    )
+
+
 def _load(store_id: int, now: datetime) -> list[CampaignSpec]:
     with store_scope(store_id):
         rows = list(
-            Campaign.objects.filter(status=CampaignStatus.ACTIVE, ends_at__gt=now).prefetch_related(
-                "segments", "products", "categories"
-            )
+            Campaign.objects.filter(status=CampaignStatus.ACTIVE, ends_at__gt=now)
+            .select_related("store")
+            .prefetch_related("segments", "categories")
         )
-        return [
-            CampaignSpec(
-                pk=c.pk,
-                name=c.name,
-                title=c.title,
-                image_url=c.image_url,
-                landing_url=c.landing_url,
-                starts_at=c.starts_at,
-                ends_at=c.ends_at,
-                budget=c.budget,
-                served=c.impressions_served,
-                frequency_cap=c.frequency_cap,
-                weight=float(c.weight),
-                segment_ids=frozenset(s.pk for s in c.segments.all()),
-                product_ids=promoted_product_ids(c),
-            )
-            for c in rows
-        ]
+        return [spec_of(c, c.store.currency) for c in rows]
 
 
 def running_campaigns(store_id: int, now: datetime | None = None) -> list[CampaignSpec]:
@@ -135,16 +223,23 @@ def eligible_campaigns(
     now: datetime,
     segment_ids: frozenset[int] | set[int] | None,
     shown_today: dict[int, int] | None = None,
+    pacing_tolerance: float | None = None,
 ) -> list[CampaignSpec]:
     """Campaigns this visitor may see now.
 
     ``segment_ids`` None means an anonymous or unknown visitor: untargeted campaigns only. The
     frequency cap applies to known customers (``shown_today``: campaign id -> impressions today).
+    A campaign whose budget cannot pay for one more impression (CPC: one more click), or that has
+    spent more of today's budget than the elapsed share of the day allows (pacing), is skipped.
     """
     shown_today = shown_today or {}
+    tolerance = settings.ADS_PACING_TOLERANCE if pacing_tolerance is None else pacing_tolerance
+    mono = time.monotonic()
     out = []
     for s in specs:
-        if not (s.starts_at <= now < s.ends_at) or s.served >= s.budget:
+        if not (s.starts_at <= now < s.ends_at) or s.refused_until > mono:
+            continue
+        if not s.has_budget() or not s.within_pace(now, tolerance):
             continue
         if s.targeted and (segment_ids is None or not (s.segment_ids & set(segment_ids))):
             continue

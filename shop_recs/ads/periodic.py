@@ -11,11 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F
 from django.utils import timezone
 
 from shop_recs.ads import services
-from shop_recs.ads.models import Campaign, CampaignStatus, DailyCap
+from shop_recs.ads.models import Campaign, CampaignStatus, DailyCap, to_micros
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 
@@ -24,11 +23,14 @@ KEEP_COUNTER_DAYS = 2
 
 
 def end_spent_campaigns(store: Store) -> int:
-    """End the store's active campaigns whose impression budget is spent."""
+    """End the store's active campaigns whose budget cannot pay for one more billable event
+    (a CPM campaign: one more impression; a CPC campaign: one more click)."""
     with store_scope(store):
-        spent = list(
-            Campaign.objects.filter(status=CampaignStatus.ACTIVE, impressions_served__gte=F("budget")).order_by("pk")
-        )
+        spent = [
+            c
+            for c in Campaign.objects.filter(status=CampaignStatus.ACTIVE).order_by("pk")
+            if c.spend_micros + c.cost_micros > to_micros(c.budget)
+        ]
         for campaign in spent:
             services.set_campaign_status(campaign, CampaignStatus.ENDED)
     return len(spent)

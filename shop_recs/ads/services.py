@@ -1,36 +1,34 @@
-"""Ad writes: serve (rank + record impressions atomically), clicks, status changes.
+"""Ad writes: serve (rank + charge and record impressions atomically), clicks, status changes.
 
-Concurrency design (see docs/ads.md): an impression is recorded in one short transaction that
-
-1. increments the (campaign, customer, day) counter with ``UPDATE ... SET count = count + 1 WHERE
-   count < cap`` after an ``INSERT ... ON CONFLICT DO NOTHING`` created the row, and
-2. increments the campaign's counter with ``UPDATE ... SET impressions_served = impressions_served
-   + 1 WHERE impressions_served < budget AND status = 'active' AND now within the dates``,
-
-and inserts the impression only if both UPDATEs touched a row; otherwise it rolls back. Under
-READ COMMITTED, Postgres re-evaluates a conditional UPDATE's WHERE on the latest committed row after
-waiting for the row lock, so concurrent requests can never push either counter past its limit: the
-budget is never overrun, not even by one in-flight request.
+Round trips of ``GET /api/v1/ads`` (issue #15): the campaigns, their promoted products and the
+pacing view come from the per-process snapshot (``eligibility.running_campaigns``); the customer and
+their recent activity from serving's cache (``live_activity.serving_customer``: none on a hit, one
+otherwise); their segments and today's frequency counters in one query (``sql.visitor_rows``); and
+each served ad is one statement on PostgreSQL (``sql.charge_impression``: cap, charge and INSERT).
+Exactness (never past the budget, the daily budget or the cap) is the database's: see
+``shop_recs/ads/sql.py`` and docs/ads.md.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-from django.db.models import F
+from django.conf import settings
 from django.utils import timezone
+from django_scopes import get_scope
 
-from shop_recs.activity.models import Customer
-from shop_recs.ads.eligibility import CampaignSpec, eligible_campaigns, running_campaigns
-from shop_recs.ads.models import Campaign, CampaignStatus, DailyCap, Impression
-from shop_recs.serving import realtime
+from shop_recs.ads import sql
+from shop_recs.ads.eligibility import CampaignSpec, eligible_campaigns, paced_ppm, running_campaigns
+from shop_recs.ads.models import Campaign, CampaignStatus
+from shop_recs.serving import live_activity, realtime
 from shop_recs.serving import scoring as serving
 from shop_recs.serving.runtime import serving_state
-from shop_recs.stores.scoping import store_scope
+from shop_recs.stores.scoping import ScopeError, store_scope
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
@@ -39,6 +37,9 @@ if TYPE_CHECKING:
 #: still orders campaigns for visitors the recommender knows nothing about.
 AFFINITY_FLOOR = 0.1
 MAX_ADS = 10
+#: After the database refused a campaign (spent, paced out, paused elsewhere), this process skips it
+#: for this long instead of trying it again on every request; the snapshot's refresh brings the truth.
+REFUSED_SKIP_SECONDS = 1.0
 
 
 @dataclass
@@ -53,26 +54,61 @@ class AdResult:
         return {"slot": self.slot, "customer_known": self.customer_known, "ads": self.ads}
 
 
-def customer_targeting(external_id: str | None) -> tuple[int | None, frozenset[int] | None]:
-    """(customer pk, segment ids) — (None, None) for anonymous or unknown visitors. One query."""
+@dataclass
+class Visitor:
+    """Who asks for ads: the customer pk (None: anonymous or unknown), their segments (None: untargeted
+    campaigns only), today's frequency counters per campaign and, for known customers, their activity."""
 
+    pk: int | None = None
+    segment_ids: frozenset[int] | None = None
+    shown_today: dict[int, int] = field(default_factory=dict)
+    activity: realtime.Activity | None = None
+
+
+def _scoped_store_id() -> int:
+    """The store of the active ``store_scope`` (raw SQL must name it; a scope on several stores or none is refused)."""
+    value = get_scope().get("store")
+    if value is None or isinstance(value, (list, tuple, set)) or not get_scope().get("_enabled", False):
+        raise ScopeError("ads: a single-store scope must be active")
+    return int(getattr(value, "pk", value))
+
+
+def _json_list(value: Any) -> list:
+    # jsonb arrives as text through Django's psycopg loader and SQLite alike; a driver may decode it.
+    if isinstance(value, str):
+        return json.loads(value or "[]")
+    return list(value or [])
+
+
+def visitor(store_id: int, external_id: str | None, now: datetime) -> Visitor:
+    """The visitor's targeting: serving's cached customer (pk + activity) and one query for the
+    profile's segments and today's frequency counters (``sql.visitor_rows``)."""
     if not external_id:
-        return None, None
-    row = (
-        Customer.objects.filter(external_id=external_id)
-        .values_list("pk", "profile__segment_ids", "profile__auto_segment_id")
-        .first()
-    )
-    if row is None:
-        return None, None
-    pk, seg_ids, auto_id = row
-    ids = {int(s) for s in (seg_ids or [])}
-    if auto_id:
-        ids.add(int(auto_id))
-    return pk, frozenset(ids)
+        return Visitor()
+    customer = live_activity.serving_customer(store_id, external_id)
+    if customer is None:
+        return Visitor()
+    ids: set[int] = set()
+    shown: dict[int, int] = {}
+    for part, seg_ids, auto_id, campaign_id, count in sql.visitor_rows(store_id, customer.pk, now.date()):
+        if part == 0:
+            ids.update(int(x) for x in _json_list(seg_ids))
+            if auto_id:
+                ids.add(int(auto_id))
+        else:
+            shown[int(campaign_id)] = int(count)
+    return Visitor(customer.pk, frozenset(ids), shown, customer.activity)
 
 
-def predicted_affinities(store: Store, customer_pk: int | None, specs: list[CampaignSpec]) -> dict[int, float]:
+def customer_targeting(external_id: str | None) -> tuple[int | None, frozenset[int] | None]:
+    """(customer pk, segment ids) — (None, None) for anonymous or unknown visitors (inside ``store_scope``)."""
+    v = visitor(_scoped_store_id(), external_id, timezone.now())
+    return v.pk, v.segment_ids
+
+
+def predicted_affinities(
+    store: Store, customer_pk: int | None, specs: list[CampaignSpec], activity: realtime.Activity | None = None
+) -> dict[int, float]:
     """Campaign id -> the customer's predicted affinity (0..1) for its promoted items.
 
     The scores are the serving layer's personal scores for the customer's history (the active
@@ -86,7 +122,8 @@ def predicted_affinities(store: Store, customer_pk: int | None, specs: list[Camp
     if customer_pk is None or not specs:
         return {}
 
-    activity = realtime.recent_activity(store.pk, customer_pk)
+    if activity is None:
+        activity = realtime.recent_activity(store.pk, customer_pk)
     weights = activity.weights()
     if not weights:
         return {}
@@ -112,52 +149,53 @@ def predicted_affinities(store: Store, customer_pk: int | None, specs: list[Camp
 
 
 def rank_campaigns(specs: list[CampaignSpec], affinities: dict[int, float]) -> list[tuple[CampaignSpec, float]]:
-    """Score = weight x (floor + (1 - floor) x affinity); ties: more remaining budget, then older campaign."""
+    """Score = weight x (floor + (1 - floor) x affinity); ties: more remaining budget (share), then older campaign."""
     scored = [(s, s.weight * (AFFINITY_FLOOR + (1 - AFFINITY_FLOOR) * affinities.get(s.pk, 0.0))) for s in specs]
-    scored.sort(key=lambda t: (-t[1], -(t[0].budget - t[0].served) / t[0].budget, t[0].pk))
+    scored.sort(key=lambda t: (-t[1], -(t[0].budget_micros - t[0].spend_micros) / t[0].budget_micros, t[0].pk))
     return scored
+
+
+@dataclass(frozen=True)
+class Served:
+    """One recorded impression: its id and what it cost (micro-units)."""
+
+    impression_id: uuid.UUID
+    cost_micros: int
 
 
 def record_impression(
     store: Store, spec: CampaignSpec, customer_pk: int | None, *, slot: str, score: float, now: datetime
-) -> Impression | None:
-    """Atomically charge the budget and the customer's daily cap, then insert the impression.
+) -> Served | None:
+    """Atomically charge the budget (and the customer's daily cap), then record the impression.
 
-    Returns None (and changes nothing) when the budget is spent, the cap reached, or the campaign no
-    longer active/running.
+    Returns None (and changes nothing) when the budget or the paced daily budget cannot pay, the cap
+    is reached, or the campaign is no longer active/running. The spec's spend counters are updated
+    from the charge (``RETURNING``); a refusal keeps this process from retrying the campaign for a
+    second (the snapshot's next refresh brings the truth).
     """
-    with transaction.atomic():
-        if customer_pk is not None:
-            day = now.date()
-            DailyCap.objects.bulk_create(
-                [DailyCap(store=store, campaign_id=spec.pk, customer_id=customer_pk, day=day, count=0)],
-                ignore_conflicts=True,
-            )
-            capped = DailyCap.objects.filter(
-                campaign_id=spec.pk, customer_id=customer_pk, day=day, count__lt=spec.frequency_cap
-            ).update(count=F("count") + 1)
-            if not capped:
-                transaction.set_rollback(True)
-                return None
-        charged = Campaign.objects.filter(
-            pk=spec.pk,
-            status=CampaignStatus.ACTIVE,
-            starts_at__lte=now,
-            ends_at__gt=now,
-            impressions_served__lt=F("budget"),
-        ).update(impressions_served=F("impressions_served") + 1)
-        if not charged:
-            transaction.set_rollback(True)
-            return None
-        return Impression.objects.create(
-            store=store,
-            impression_id=uuid.uuid4(),
-            campaign_id=spec.pk,
-            customer_id=customer_pk,
-            slot=slot,
-            score=round(score, 6),
-            served_at=now,
-        )
+    charged = sql.charge_impression(
+        store.pk,
+        spec.pk,
+        customer_pk,
+        cap=spec.frequency_cap,
+        now=now,
+        day=now.date(),
+        paced_ppm=paced_ppm(now, settings.ADS_PACING_TOLERANCE) if spec.daily_budget_micros is not None else 0,
+        slot=slot,
+        score=score,
+    )
+    if charged == sql.REFUSED_CAP:
+        return None
+    if charged == sql.REFUSED_CAMPAIGN:
+        spec.refused_until = time.monotonic() + REFUSED_SKIP_SECONDS
+        return None
+    impression_id, counters = charged
+    spec.spend_micros, spec.day_spend_micros, spec.spend_day = (
+        counters.spend_micros,
+        counters.day_spend_micros,
+        now.date(),
+    )
+    return Served(impression_id, counters.cost_micros)
 
 
 def serve_ads(
@@ -168,35 +206,61 @@ def serve_ads(
     Call inside ``store_scope(store)`` (the API view does).
     """
     now = now or timezone.now()
-    customer_pk, segment_ids = customer_targeting(external_id)
     specs = running_campaigns(store.pk, now)
-    shown: dict[int, int] = {}
-    if customer_pk is not None and specs:
-        shown = dict(
-            DailyCap.objects.filter(
-                customer_id=customer_pk, day=now.date(), campaign_id__in=[s.pk for s in specs]
-            ).values_list("campaign_id", "count")
-        )
-    eligible = eligible_campaigns(specs, now=now, segment_ids=segment_ids, shown_today=shown)
-    result = AdResult(slot=slot, customer_known=customer_pk is not None)
+    who = visitor(store.pk, external_id, now)
+    result = AdResult(slot=slot, customer_known=who.pk is not None)
+    eligible = eligible_campaigns(specs, now=now, segment_ids=who.segment_ids, shown_today=who.shown_today)
     if not eligible:
         return result
-    ranked = rank_campaigns(eligible, predicted_affinities(store, customer_pk, eligible))
+    ranked = rank_campaigns(eligible, predicted_affinities(store, who.pk, eligible, who.activity))
     for spec, score in ranked:
         if len(result.ads) >= n:
             break
-        imp = record_impression(store, spec, customer_pk, slot=slot, score=score, now=now)
-        if imp is not None:
-            result.ads.append({"impression_id": str(imp.impression_id), "score": round(score, 4), **spec.creative()})
+        served = record_impression(store, spec, who.pk, slot=slot, score=score, now=now)
+        if served is not None:
+            result.ads.append({"impression_id": str(served.impression_id), "score": round(score, 4), **spec.creative()})
     return result
 
 
-def record_click(impression_id: uuid.UUID, now: datetime | None = None) -> tuple[bool, bool]:
-    """(found, first_click). Idempotent: only the first click sets ``clicked_at`` (one conditional UPDATE)."""
+def record_click(
+    impression_id: uuid.UUID, now: datetime | None = None, *, store_id: int | None = None
+) -> tuple[bool, bool]:
+    """(found, first_click). Idempotent: only the first click sets ``clicked_at``; a CPC campaign is
+    charged its bid for that first click only, within its budgets (``sql.charge_click``)."""
     now = now or timezone.now()
-    if Impression.objects.filter(impression_id=impression_id, clicked_at__isnull=True).update(clicked_at=now):
-        return True, True
-    return Impression.objects.filter(impression_id=impression_id).exists(), False
+    found, first, _cost = sql.charge_click(store_id or _scoped_store_id(), impression_id, now=now)
+    return found, first
+
+
+#: The fields whose change alters what shoppers see (recorded as a ShopperFacingChange).
+SHOPPER_FACING_FIELDS = (
+    "status",
+    "title",
+    "image_url",
+    "landing_url",
+    "starts_at",
+    "ends_at",
+    "pricing_model",
+    "bid",
+    "budget",
+    "daily_budget",
+    "frequency_cap",
+    "weight",
+)
+
+
+def campaign_values(campaign: Campaign) -> dict[str, Any]:
+    """The campaign's shopper-facing values (and its promoted/targeted ids) for the change record."""
+    values: dict[str, Any] = {name: getattr(campaign, name) for name in SHOPPER_FACING_FIELDS}
+    for name in ("bid", "budget", "daily_budget"):
+        values[name] = None if values[name] is None else f"{values[name]:.2f}"
+    for name in ("starts_at", "ends_at"):
+        values[name] = values[name].isoformat() if values[name] else None
+    if campaign.pk:
+        values["products"] = sorted(campaign.products.values_list("pk", flat=True))
+        values["categories"] = sorted(campaign.categories.values_list("pk", flat=True))
+        values["segments"] = sorted(campaign.segments.values_list("pk", flat=True))
+    return values
 
 
 def set_campaign_status(campaign: Campaign, status: str) -> Campaign:

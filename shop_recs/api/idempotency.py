@@ -42,6 +42,7 @@ from shop_recs.stores.scoping import store_scope
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "IDEMPOTENCY_PARAM",
+    "MAX_KEY_LENGTH",
     "REPLAYED_HEADER",
     "run_idempotent",
     "purge_expired_idempotency_records",
@@ -57,7 +58,7 @@ IDEMPOTENCY_PARAM = OpenApiParameter(
     description="Optional. A retry with the same key and body replays the first answer "
     "(header Idempotent-Replayed: true); the same key with another body is a 422.",
 )
-_MAX_KEY_LENGTH = 200
+MAX_KEY_LENGTH = 200
 
 
 class _Rollback(Exception):  # noqa: N818 - internal control flow, never escapes this module
@@ -98,9 +99,9 @@ def run_idempotent(request: Request, store: Store, endpoint: str, action: Callab
     if key is None:
         return _atomic(action)
     key = key.strip()
-    if not key or len(key) > _MAX_KEY_LENGTH:
+    if not key or len(key) > MAX_KEY_LENGTH:
         return error_response(
-            "invalid_idempotency_key", f"{IDEMPOTENCY_HEADER} must be 1 to {_MAX_KEY_LENGTH} characters."
+            "invalid_idempotency_key", f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} characters."
         )
     # "Same body" means byte-identical: hashing the raw bytes costs ~1 ms for a 10,000-event batch,
     # canonicalising the parsed JSON would cost tens. Clients retry by resending the same bytes.

@@ -26,6 +26,7 @@ _PRODUCT = {
     "price": "12.50",
     "currency": "EUR",
     "image_url": "https://cdn.example.com/mug.jpg",
+    "url": "https://shop.example.com/products/blue-mug",
     "is_active": True,
     "in_stock": True,
     "attributes": {"volume_ml": 350},
@@ -43,18 +44,31 @@ _CUSTOMER = {
 }
 
 
+def _card(sku: str, title: str, price: str | None, slug: str, *, image: bool = True) -> dict[str, Any]:
+    """The card fields every served item carries (``serving.snapshot.CARD_FIELDS``)."""
+    return {
+        "sku": sku,
+        "title": title,
+        "price": price,
+        "currency": "EUR",
+        "in_stock": True,
+        "image_url": f"https://cdn.example.com/{slug}.jpg" if image else None,
+        "url": f"https://shop.example.com/products/{slug}",
+    }
+
+
 def _recs(algorithm: str, placement: str, reason: dict[str, Any]) -> dict[str, Any]:
     return {
         "list_id": _LIST_ID,
         "model_version": 7,
         "algorithm": algorithm,
         "placement": placement,
+        # The store has this placement; an unknown one would say "default" (its rules served).
+        "rules_placement": placement,
         "items": [
-            {"sku": "MUG-2", "title": "Red mug", "price": 11.0, "score": 0.91, "reason": reason},
+            {**_card("MUG-2", "Red mug", "11.00", "red-mug"), "score": 0.91, "reason": reason},
             {
-                "sku": "TEA-9",
-                "title": "Green tea",
-                "price": 6.5,
+                **_card("TEA-9", "Green tea", "6.50", "green-tea", image=False),
                 "score": 0.74,
                 "reason": {"code": "popular", "text": "Popular", "anchor_sku": None},
             },
@@ -111,9 +125,7 @@ _EXAMPLES: dict[str, tuple[Any, Any, int]] = {
             "list_id": _LIST_ID,
             "items": [
                 {
-                    "sku": "S-HP",
-                    "title": "Sony headphones",
-                    "price": "99.00",
+                    **_card("S-HP", "Sony headphones", "99.00", "sony-headphones"),
                     "score": 1.0,
                     "text_score": 1.0,
                     "personal_score": None,
@@ -135,6 +147,17 @@ _EXAMPLES: dict[str, tuple[Any, Any, int]] = {
                     "image_url": "https://cdn.example.com/spring.jpg",
                     "landing_url": "https://shop.example.com/spring",
                     "score": 0.82,
+                    "products": [
+                        {
+                            "sku": "MUG-1",
+                            "title": "Blue mug",
+                            "image_url": "https://cdn.example.com/mug-1.jpg",
+                            "url": "https://shop.example.com/p/mug-1",
+                            "price": "12.50",
+                            "currency": "EUR",
+                            "in_stock": True,
+                        }
+                    ],
                 }
             ],
         },

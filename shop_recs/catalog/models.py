@@ -48,6 +48,8 @@ class Product(StoreOwned):
     price = models.DecimalField(_("price"), max_digits=12, decimal_places=2, null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, blank=True, default="")
     image_url = models.URLField(_("image URL"), max_length=1000, blank=True, default="")
+    # The product's page in the shop: a recommendation card links to it without another lookup.
+    url = models.URLField(_("product page URL"), max_length=1000, blank=True, default="")
     is_active = models.BooleanField(_("active"), default=True)
     in_stock = models.BooleanField(_("in stock"), default=True)
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)

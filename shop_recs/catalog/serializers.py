@@ -46,6 +46,7 @@ class OptionalURLField(serializers.URLField):
 class ProductSerializer(serializers.ModelSerializer):
     category = serializers.SerializerMethodField(help_text="Category path, e.g. 'Home > Kitchen > Mugs'.")
     image_url = OptionalURLField(read_only=True)
+    url = OptionalURLField(read_only=True, help_text="The product's page in the shop ('' when unknown).")
 
     class Meta:
         model = Product
@@ -71,6 +72,14 @@ class ProductInputSerializer(serializers.Serializer):
         r"^[A-Za-z]{3}$", required=False, allow_null=True, help_text="3-letter code; default: the store's currency."
     )
     image_url = OptionalURLField(required=False, allow_blank=True, max_length=1000, default="")
+    url = OptionalURLField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        default="",
+        help_text="The product's page in the shop: http(s) only, at most 1000 characters, no spaces or control "
+        "characters.",
+    )
     is_active = serializers.BooleanField(required=False, default=True)
     in_stock = serializers.BooleanField(required=False, default=True)
     attributes = serializers.DictField(required=False, default=dict)

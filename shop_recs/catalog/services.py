@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypedDict
 
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -76,6 +74,7 @@ PRODUCT_FIELDS: dict[str, Any] = {
     "price": None,
     "currency": None,  # None -> the store's default currency
     "image_url": "",
+    "url": "",
     "is_active": True,
     "in_stock": True,
     "attributes": dict,
@@ -83,7 +82,6 @@ PRODUCT_FIELDS: dict[str, Any] = {
 _ALLOWED_KEYS = frozenset(PRODUCT_FIELDS) | {"sku"}
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
 _PRICE_MAX = rules.PRICE_MAX  # max_digits=12, decimal_places=2
-_url_validator = URLValidator(schemes=["http", "https"])
 
 
 def normalize_category_path(path: str) -> str:
@@ -168,7 +166,6 @@ def _clean_product_row(row: dict, i: int, seen: dict[str, int], errors: list[Row
     _check_str(row, "title", 500, errors, i, required=True)
     _check_str(row, "description", 100_000, errors, i)
     _check_str(row, "brand", 200, errors, i)
-    _check_str(row, "image_url", 1000, errors, i)
 
     category = _clean_category(row.get("category"), errors, i)
     tags = row.get("tags")
@@ -188,12 +185,9 @@ def _clean_product_row(row: dict, i: int, seen: dict[str, int], errors: list[Row
             errors.append({"index": i, "field": "currency", "reason": "must be a 3-letter code like 'EUR'"})
         else:
             currency = currency.upper()
-    image_url = row.get("image_url")
-    if isinstance(image_url, str) and image_url:
-        try:
-            _url_validator(image_url)
-        except ValidationError:
-            errors.append({"index": i, "field": "image_url", "reason": "must be a valid http(s) URL"})
+    for name in ("image_url", "url"):
+        if (value := row.get(name)) is not None and (problem := rules.url_problem(value)):
+            errors.append({"index": i, "field": name, "reason": problem})
     for flag in ("is_active", "in_stock"):
         if flag in row and not isinstance(row[flag], bool):
             errors.append({"index": i, "field": flag, "reason": "must be true or false"})

@@ -18,6 +18,9 @@ import it, ``catalog``'s own product cleaning uses it. Rules (docs/api.md, "Vali
   ``settings.EVENT_FUTURE_TOLERANCE_SECONDS`` after now.
 * **JSON objects** (event ``context``, product ``attributes``): at most ``JSON_MAX_DEPTH`` levels,
   the text rule for every key and string, finite numbers, integers within ±2**63.
+* **URLs** (product ``url`` and ``image_url``): at most ``URL_MAX_LENGTH`` characters, ``http`` or
+  ``https`` only (a ``javascript:`` or ``data:`` URL in a shop's card is a script or a payload, not
+  a link), no spaces or control characters, and a valid host (Django's ``URLValidator``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,6 +43,7 @@ __all__ = [
     "INT32_MAX",
     "JSON_MAX_DEPTH",
     "PRICE_MAX",
+    "URL_MAX_LENGTH",
     "VALUE_MAX",
     "earliest_timestamp",
     "id_problem",
@@ -47,6 +53,7 @@ __all__ = [
     "readable_events_q",
     "text_problem",
     "timestamp_problem",
+    "url_problem",
 ]
 
 ID_MAX_LENGTH = 100
@@ -62,6 +69,12 @@ PRICE_MAX = Decimal("9999999999.99")  # Product.price: max_digits=12, decimal_pl
 VALUE_MAX = 1e10  # an event value (unit price, rating, quantity) stays within the price column's range
 JSON_MAX_DEPTH = 32
 _JSON_INT_MAX = 2**63  # jsonb stores numbers as numeric, but readers turn them into int64/float64
+URL_MAX_LENGTH = 1000  # Product.url and Product.image_url: max_length=1000
+# C0 and C1 control characters and any whitespace: a browser strips or rewrites them, so the stored
+# URL would not be the one followed (and "java\tscript:" is an old filter bypass).
+_URL_BAD_CHAR_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\s]")
+_URL_SCHEMES = ("http", "https")
+_url_validator = URLValidator(schemes=list(_URL_SCHEMES))
 
 
 def is_valid_id(value: object) -> bool:
@@ -86,6 +99,28 @@ def text_problem(value: str) -> str | None:
     if found is None:
         return None
     return "must not contain NUL bytes" if found.group() == "\x00" else "must not contain lone surrogates"
+
+
+def url_problem(value: object, max_length: int = URL_MAX_LENGTH) -> str | None:
+    """Why ``value`` is not an acceptable product or image URL, or ``None`` (``""`` means "none" and is fine)."""
+    if type(value) is not str:
+        return "must be a string"
+    if not value:
+        return None
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters (got {len(value)})"
+    if _URL_BAD_CHAR_RE.search(value):
+        return "must not contain spaces or control characters"
+    if problem := text_problem(value):
+        return problem
+    scheme = value.partition(":")[0].lower() if ":" in value else ""
+    if scheme not in _URL_SCHEMES:
+        return "must start with http:// or https://"
+    try:
+        _url_validator(value)
+    except ValidationError:
+        return "must be a valid http(s) URL with a host name"
+    return None
 
 
 def json_problem(value: Any, depth: int = 0) -> str | None:

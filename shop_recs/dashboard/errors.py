@@ -6,6 +6,9 @@
 * :func:`handler403`, :func:`handler404` and :func:`handler500` (``shop_recs.urls``) cover the rest
   when DEBUG is off: unknown URLs, and errors raised outside a view (a middleware, a session save).
   ``handler500`` answers the 503 page when the error was the database being unreachable.
+* :func:`csrf_failure` (``CSRF_FAILURE_VIEW``) answers a form whose CSRF token was missing or stale
+  (a page left open across a log-out, cookies blocked) with a styled 403 that says what to do,
+  instead of Django's bare "Forbidden (403) CSRF verification failed".
 * API paths are left to ``shop_recs.api.errors``: they keep their JSON errors.
 
 The 500 and 503 pages render without the request's context processors (no user, no session, no
@@ -23,7 +26,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
-from django.views import defaults
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import csrf, defaults
 
 from shop_recs.api.errors import API_PREFIX, DB_RETRY_AFTER_SECONDS, DB_UNREACHABLE
 from shop_recs.platform.middleware import NO_DATABASE_ATTR
@@ -36,6 +40,7 @@ TEMPLATES = {
     500: "errors/500.html",
     503: "errors/503.html",
 }
+CSRF_TEMPLATE = "errors/403_csrf.html"
 
 
 def _is_api(request: HttpRequest) -> bool:
@@ -94,6 +99,27 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
     if _is_api(request):
         return defaults.permission_denied(request, exception)
     return client_error_page(request, 403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: the form could not be checked, so nothing was saved; say how to recover.
+
+    Rendered in the dashboard shell with the request (the CSRF check runs after the session and the
+    user are known). ``reason`` is Django's technical text, logged rather than shown to a merchant.
+    """
+    if _is_api(request):
+        return csrf.csrf_failure(request, reason)
+    logger.info("CSRF check failed for %s %s: %s", request.method, request.path_info, reason)
+    # "Back to the form" goes to the page the form was on, when that page is on this site: the
+    # failed URL itself is often POST-only (remove a member), so reloading it would be a 405.
+    referer = request.META.get("HTTP_REFERER", "")
+    safe = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    context = {"error_status": 403, "retry_url": referer if referer and safe else ""}
+    response = render(request, CSRF_TEMPLATE, context, status=403)
+    add_never_cache_headers(response)
+    return response
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

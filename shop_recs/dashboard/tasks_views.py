@@ -23,8 +23,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
+from shop_recs.imports.messages import translate_message
 from shop_recs.imports.models import ImportJob, ImportStatus
 from shop_recs.platform.jobs import FINISHED_STATUSES, JobStatus, job_key, job_models
+from shop_recs.platform.stages import stage_label
 from shop_recs.stores.access import store_view
 
 PAGE_SIZE = 25
@@ -144,9 +146,10 @@ def _decorate(row: dict[str, Any], labels: dict[str, str], kinds: dict[str, Task
         "id": row["t_id"],
         "status": row["t_status"],
         "status_label": labels.get(row["t_status"], row["t_status"]),
-        "stage": row["t_stage"],
+        "stage": stage_label(row["t_stage"]),
         "progress": row["t_progress"],
-        "error": (row["t_error"] or "").strip(),
+        # An import failure is the importer's English line: shown in the reader's language.
+        "error": translate_message((row["t_error"] or "").strip()),
         "created_at": row["t_created"],
         "finished_at": finished_at,
         "duration": (finished_at - started).total_seconds() if finished_at and started else None,
@@ -201,10 +204,12 @@ def _payload(row: models.Model) -> dict[str, Any]:
         return {
             "status": status,
             "status_label": _status_labels().get(status, status),
-            "stage": row.stage,
+            "stage": stage_label(row.stage),
             "progress": row.progress if row.status in (ImportStatus.QUEUED, ImportStatus.RUNNING) else 100,
             "finished": status in FINISHED_STATUSES,
-            "error": row.message.splitlines()[0] if row.status == ImportStatus.FAILED and row.message else "",
+            "error": translate_message(row.message.splitlines()[0])
+            if row.status == ImportStatus.FAILED and row.message
+            else "",
         }
     return row.status_payload()
 

@@ -16,6 +16,7 @@ from shop_recs.activity.models import EventType
 from shop_recs.activity.services import EVENT_FIELDS
 from shop_recs.catalog import validation as rules
 from shop_recs.catalog.services import PRODUCT_FIELDS, InvalidRows, upsert_products
+from shop_recs.imports.columns import ColumnMap, map_columns, parse_in_stock, parse_price
 from shop_recs.imports.jobs import ImportFailed, Progress, RowError, _Errors, _result_count, _run_job, _start_job
 from shop_recs.imports.models import ImportJob, ImportKind
 from shop_recs.imports.parsing import (
@@ -25,7 +26,6 @@ from shop_recs.imports.parsing import (
     _jsonl_rows,
     _parse_bool,
     _parse_context,
-    _parse_decimal,
     _parse_float,
     _parse_int,
     _parse_timestamp,
@@ -36,8 +36,9 @@ from shop_recs.stores.models import Store
 CHUNK_ROWS = 5_000
 PRODUCT_CHUNK = 1_000
 
-# The columns of a catalog file are the product fields of the API; ``attributes`` is not a column
-# of its own: the file's other columns become the attributes.
+# The columns of a catalog file are the product fields of the API (or a usual alias of one, see
+# ``columns.COLUMN_ALIASES``); ``attributes`` is not a column of its own: the file's other columns
+# become the attributes.
 CATALOG_COLUMNS = ("sku", *(name for name in PRODUCT_FIELDS if name != "attributes"))
 CATALOG_REQUIRED = ("sku", "title")
 
@@ -61,43 +62,60 @@ def normalise_category_path(raw: str) -> str:
     return " > ".join(parts)
 
 
-def _catalog_row(row: dict[str, str], extra_columns: list[str]) -> dict[str, Any]:
-    sku = _check_length(_text(row.get("sku")), 100, "sku")
+def _cell(row: dict[str, str], columns: ColumnMap, name: str) -> str:
+    column = columns.source.get(name)
+    return _text(row.get(column)) if column is not None else ""
+
+
+def _catalog_row(row: dict[str, str], columns: ColumnMap, store_currency: str) -> dict[str, Any]:
+    """One catalog line as an ``upsert_products`` row; ``ValueError`` naming the file's column otherwise."""
+    src = columns.source
+    sku = _check_length(_cell(row, columns, "sku"), 100, src["sku"])
     if not sku:
-        raise ValueError("sku is empty")
-    title = _check_length(_text(row.get("title")), 500, "title")
+        raise ValueError(f"{src['sku']} is empty")
+    title = _check_length(_cell(row, columns, "title"), 500, src["title"])
     if not title:
-        raise ValueError("title is empty")
-    currency = _text(row.get("currency")).upper()
+        raise ValueError(f"{src['title']} is empty")
+    currency = _cell(row, columns, "currency").upper()
     if currency and not re.fullmatch(r"[A-Z]{3}", currency):
-        raise ValueError(f"currency {currency!r} is not a 3-letter ISO code")
-    image_url = _text(row.get("image_url"))
-    if image_url and not re.match(r"^https?://", image_url):
-        raise ValueError(f"image_url {image_url[:60]!r} is not an http(s) URL")
-    tags = [t.strip() for t in _TAG_SPLIT.split(_text(row.get("tags"))) if t.strip()]
+        raise ValueError(f"{src['currency']}: {currency!r} is not a 3-letter ISO code")
+    price, price_currency = parse_price(
+        _cell(row, columns, "price"), src.get("price", "price"), currency or store_currency
+    )
+    if price_currency and currency and price_currency != currency:
+        raise ValueError(f"{src['price']}: the price is in {price_currency} but {src['currency']} says {currency}")
+    urls = {}
+    for name in ("image_url", "url"):
+        value = _cell(row, columns, name)
+        if problem := rules.url_problem(value):
+            raise ValueError(f"{src[name]}: {value[:60]!r} {problem}")
+        urls[name] = value
+    tags = [t.strip() for t in _TAG_SPLIT.split(_cell(row, columns, "tags")) if t.strip()]
     try:
-        price = _parse_decimal(row.get("price"))
+        is_active = _parse_bool(row.get(src["is_active"]) if "is_active" in src else None, True)
     except ValueError as exc:
-        raise ValueError(f"price: {exc}")
+        raise ValueError(f"{src['is_active']}: {exc}") from None
     return {
         "sku": sku,
         "title": title,
-        "description": _text(row.get("description")),
-        "category": normalise_category_path(_text(row.get("category"))),
-        "brand": _check_length(_text(row.get("brand")), 200, "brand"),
+        "description": _cell(row, columns, "description"),
+        "category": normalise_category_path(_cell(row, columns, "category")),
+        "brand": _check_length(_cell(row, columns, "brand"), 200, src.get("brand", "brand")),
         "tags": tags,
-        # upsert_products takes prices as strings/numbers; a blank currency means the store's own.
+        # upsert_products takes prices as strings/numbers; no currency means the store's own.
         "price": None if price is None else str(price),
-        "currency": currency or None,
-        "image_url": _check_length(image_url, 1000, "image_url"),
-        "is_active": _parse_bool(row.get("is_active"), True),
-        "in_stock": _parse_bool(row.get("in_stock"), True),
-        "attributes": {col: _text(row[col]) for col in extra_columns if _text(row.get(col))},
+        "currency": currency or price_currency or None,
+        "image_url": urls["image_url"],
+        "url": urls["url"],
+        "is_active": is_active,
+        "in_stock": parse_in_stock(_cell(row, columns, "in_stock"), src.get("in_stock", "in_stock")),
+        "attributes": {col: _text(row[col]) for col in columns.extra if _text(row.get(col))},
     }
 
 
 def _check_catalog_header(header: list[str]) -> None:
-    missing = [c for c in CATALOG_REQUIRED if c not in header]
+    columns = map_columns(header)
+    missing = [c for c in CATALOG_REQUIRED if c not in columns.source]
     if missing:
         raise ImportFailed([RowError(1, f"missing required column(s): {', '.join(missing)}")])
     dupes = sorted({h for h in header if header.count(h) > 1})
@@ -153,14 +171,14 @@ def import_catalog(
     def body(job: ImportJob) -> None:
         errors = _Errors()
         header, rows = _csv_rows(path, errors, _check_catalog_header)
-        extra = [h for h in header if h and h not in CATALOG_COLUMNS]
+        columns = map_columns(header)
         seen: dict[str, int] = {}
         writer = _CatalogWriter(store, errors)
         read = 0
         for line, raw in rows:
             read += 1
             try:
-                product = _catalog_row(raw, extra)
+                product = _catalog_row(raw, columns, store.currency)
             except ValueError as exc:
                 errors.add(line, str(exc))
                 continue
@@ -177,7 +195,13 @@ def import_catalog(
         job.rows_read = read
         errors.raise_if_any()
         job.rows_imported = len(seen)
-        job.report = {"products_created": writer.created, "products_updated": writer.updated, "extra_columns": extra}
+        # Columns read under another name, and the columns kept as attributes: reported, never dropped.
+        job.report = {
+            "products_created": writer.created,
+            "products_updated": writer.updated,
+            "columns_mapped": columns.renamed(),
+            "extra_columns": columns.extra,
+        }
 
     return _run_job(job, body, refuse_duplicates=False)
 

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shop_recs.imports.placeholders import placeholder_url
+
+#: The demo shop's storefront (an ``.example`` domain, reserved: it never resolves) for products' ``url``.
+DEMO_SHOP_URL = "https://demo-shop.example"
+
 # top level -> (brands, {subcategory: (typical price, modifiers, nouns)})
 CATALOG: dict[str, tuple[list[str], dict[str, tuple[float, list[str], list[str]]]]] = {
     "Electronics": (
@@ -255,6 +260,7 @@ def _make_catalog(rng: np.random.Generator, n_products: int, currency: str) -> _
     brand_tier = rng.lognormal(0.0, 0.25, len(brands))  # some brands are premium, some cheap
     per_cat = _products_per_category(rng, n_cat, n_products)
 
+    images = [placeholder_url(path) for path in paths]
     cat = np.repeat(np.arange(n_cat), per_cat)
     n = len(cat)
     brand = np.empty(n, dtype=int)
@@ -292,7 +298,9 @@ def _make_catalog(rng: np.random.Generator, n_products: int, currency: str) -> _
                     "tags": tags,
                     "price": f"{p:.2f}",
                     "currency": currency,
-                    "image_url": "",
+                    # A placeholder served by this site (no network in the demo), one per category.
+                    "image_url": images[c],
+                    "url": f"{DEMO_SHOP_URL}/products/{idx + 1:05d}",
                     "is_active": True,
                     "in_stock": bool(rng.random() > 0.04),
                     "attributes": {"colour": COLOURS[colour[j]]} if top in ("Fashion", "Home & Kitchen") else {},
@@ -306,6 +314,12 @@ def _make_catalog(rng: np.random.Generator, n_products: int, currency: str) -> _
     pop = rng.lognormal(0.0, 1.0, n)
     top_of_cat_a, base_a = np.array(top_of_cat), np.array(base, dtype=float)
     return _Catalog(paths, top_of_cat_a, base_a, brands, cat, brand, price, pop, rows, queries)
+
+
+def demo_categories() -> list[tuple[str, int]]:
+    """Every demo category path with its top level's index (what the placeholder images are drawn for)."""
+    paths, top_of_cat, *_ = _category_layout()
+    return list(zip(paths, top_of_cat, strict=True))
 
 
 def _category_layout() -> tuple[list[str], list[int], list[float], list[tuple], list[str], list[int]]:

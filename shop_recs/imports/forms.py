@@ -10,7 +10,7 @@ from shop_recs.imports.models import ImportKind
 
 UPLOAD_KINDS = [(ImportKind.CATALOG.value, _("Catalog (CSV)")), (ImportKind.EVENTS.value, _("Events (CSV or JSONL)"))]
 ALLOWED_SUFFIXES = {
-    ImportKind.CATALOG.value: (".csv",),
+    ImportKind.CATALOG.value: (".csv", ".tsv", ".txt"),  # .tsv/.txt: Merchant Center feeds (tab-separated)
     ImportKind.EVENTS.value: (".csv", ".jsonl", ".ndjson"),
 }
 

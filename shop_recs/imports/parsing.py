@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,21 +38,6 @@ def _parse_bool(raw: Any, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"{raw!r} is not a yes/no value (use true/false, 1/0, yes/no)")
-
-
-def _parse_decimal(raw: Any) -> Decimal | None:
-    value = _text(raw)
-    if value == "":
-        return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"{raw!r} is not a number")
-    if not number.is_finite() or number < 0:
-        raise ValueError(f"{raw!r} is not a non-negative number")
-    if number >= Decimal("1e10"):
-        raise ValueError(f"{raw!r} is too large")
-    return number.quantize(Decimal("0.01"))
 
 
 def _parse_float(raw: Any) -> float | None:
@@ -151,7 +136,15 @@ def _csv_rows(
     ``check_header`` may raise ``ImportFailed``; the file is closed either way.
     """
     fh = _open_text(path)
-    reader = csv.reader(fh)
+    try:
+        first = fh.readline()
+    except UnicodeDecodeError as exc:
+        fh.close()
+        raise ImportFailed([RowError(1, f"cannot read the header: {exc}")]) from None
+    # Tab-separated when the header has tabs and no commas: Google Merchant Center's feed format
+    # (.txt/.tsv); everything else is read as comma-separated.
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    reader = csv.reader(itertools.chain([first] if first else [], fh), delimiter=delimiter)
     try:
         header = [h.strip().lower() for h in next(reader)]
         check_header(header)

@@ -136,7 +136,8 @@ def count_rows(path: Path) -> int:
             last = block[-1:]
     if last != b"\n":
         lines += 1  # a last line without a newline
-    return max(0, lines - 1) if path.suffix.lower() == ".csv" else lines
+    has_header = path.suffix.lower() in (".csv", ".tsv", ".txt")  # JSONL has no header line
+    return max(0, lines - 1) if has_header else lines
 
 
 class _Reporter:

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from shop_recs.imports.forms import UploadForm, upload_max_bytes
+from shop_recs.imports.messages import translate_message
 from shop_recs.imports.models import ImportJob, ImportStatus
 from shop_recs.imports.uploads import store_upload
 from shop_recs.stores.access import store_view
@@ -76,7 +77,9 @@ def status_payload(job: ImportJob) -> dict[str, Any]:
         "rows_done": job.rows_read,
         "rows_total": job.rows_total,
         "finished": job.is_finished,
-        "error": (job.message or job.error).splitlines()[0] if job.status == ImportStatus.FAILED else "",
+        "error": translate_message((job.message or job.error).splitlines()[0])
+        if job.status == ImportStatus.FAILED and (job.message or job.error)
+        else "",
         "rows_imported": job.rows_imported,
         "error_count": job.error_count,
     }

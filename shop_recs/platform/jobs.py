@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from shop_recs.platform import executor, metrics
+from shop_recs.platform.stages import stage_label
 from shop_recs.stores.scoping import StoreOwned
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class JobRun(StoreOwned):
             "id": self.pk,
             "status": self.status,
             "status_label": str(self.get_status_display()),
-            "stage": self.stage,
+            "stage": stage_label(self.stage),
             "progress": self.progress,
             "finished": self.is_finished,
             "error": self.error.splitlines()[0] if self.error else "",

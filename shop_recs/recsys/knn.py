@@ -7,7 +7,17 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Recommender, as_csr, knn_all_pairs, scale_values, sparse_dense_rows, topk_rows
+from .base import (
+    Recommender,
+    as_csr,
+    knn_all_pairs,
+    scale_row_values,
+    scale_values,
+    sparse_dense_rows,
+    sparse_row_product,
+    top_k_stable,
+    topk_rows,
+)
 
 
 def _column_norms(x: sp.csr_matrix) -> np.ndarray:
@@ -29,6 +39,12 @@ class SimilarityRecommender(Recommender):
 
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         return sparse_dense_rows(scale_values(as_csr(user_items), self.input_scaling) @ self.similarity_)
+
+    def _score_one(self, user_id: int, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # The user's row times the similarity matrix as a gather of K-long rows (see base.py).
+        values = scale_row_values(values, self.input_scaling)
+        sim = self.similarity_
+        return sparse_row_product(sim.indptr, sim.indices, sim.data, items, values, sim.shape[1]).astype(np.float32)
 
     def _similar_scores(self, item_ids: np.ndarray) -> np.ndarray:
         return sparse_dense_rows(self.similarity_[item_ids])
@@ -162,6 +178,7 @@ class UserKNN(Recommender):
         x = self.user_items_
         self._user_norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
         self._xt = x.T.tocsr()
+        self._binary = bool(np.all(x.data == 1))  # lets one-user scoring count instead of summing
 
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         # Only training users who share an item with the query user can be neighbours, so the
@@ -176,11 +193,32 @@ class UserKNN(Recommender):
         n_train = self.user_items_.shape[0]
         own = np.asarray(user_ids, dtype=np.int64)[query] == dots.indices  # never one's own neighbour
         sims[own] = 0.0
-        weights = topk_rows(
-            sp.csr_matrix((sims, dots.indices, dots.indptr), shape=(dots.shape[0], n_train)), int(self.K)
-        )
+        sims_csr = sp.csr_matrix((sims, dots.indices, dots.indptr), shape=(dots.shape[0], n_train))
+        sims_csr.sort_indices()  # neighbours tied at the K-th similarity: the lower user index wins
+        weights = topk_rows(sims_csr, int(self.K))
         weights.eliminate_zeros()
         return sparse_dense_rows(weights @ self.user_items_)
+
+    def _score_one(self, user_id: int, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # score_users for one user on raw CSR arrays: the same dots, norms (float32, as there),
+        # shrunk cosines and tie rule at the K-th similarity (lower training-user index wins),
+        # without a dozen scipy constructions; sums run in float64 instead of scipy's float32.
+        # The similarities are computed densely over all training users (one vectorised pass is
+        # cheaper than listing the candidates first); users sharing no item get -inf.
+        x, xt = self.user_items_, self._xt
+        n_train = x.shape[0]
+        dots = sparse_row_product(xt.indptr, xt.indices, xt.data, items, values, n_train, self._binary)
+        row_norm = np.sqrt(np.sum(values * values, dtype=np.float32))
+        denominators = row_norm * self._user_norms + np.float32(self.shrink)
+        sims = np.divide(dots, denominators, out=np.zeros_like(dots), where=denominators != 0)
+        sims[dots == 0] = -np.inf  # only users who share an item are neighbours
+        if 0 <= user_id < n_train:
+            sims[user_id] = -np.inf  # never one's own neighbour
+        neighbours = top_k_stable(sims, int(self.K))
+        weights = sims[neighbours]
+        keep = weights != 0
+        scores = sparse_row_product(x.indptr, x.indices, x.data, neighbours[keep], weights[keep], x.shape[1])
+        return scores.astype(np.float32)
 
     def _similar_scores(self, item_ids: np.ndarray) -> np.ndarray:
         # Item-item cosine over the training matrix's columns, computed on demand.

@@ -56,6 +56,9 @@ class MostPopular(Recommender):
     def score_users(self, user_ids: np.ndarray, user_items: sp.csr_matrix) -> np.ndarray:
         return np.broadcast_to(self.popularity_, (len(user_ids), self.n_items_)).copy()
 
+    def _score_one(self, user_id: int, items: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return self.popularity_  # recommend copies before filtering
+
     def _similar_scores(self, item_ids: np.ndarray) -> np.ndarray:
         scores = np.tile(self.popularity_, (len(item_ids), 1))
         cats = self.item_categories_[item_ids]

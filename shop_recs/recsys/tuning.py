@@ -77,8 +77,13 @@ def candidate_configs(
     seed: int = 0,
     search: str = "auto",
     include_defaults: bool = True,
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """The configurations to try, in order: ``{}`` (defaults) first, then the grid or a sample of it."""
+    """The configurations to try, in order: ``{}`` (defaults) first, then the grid or a sample of it.
+
+    With ``include_defaults`` and the model's ``defaults`` given, a grid point that only restates
+    default values is left out: it is the ``{}`` trial again, and at 16k items one EASE fit is 80 s.
+    """
     configs: list[dict[str, Any]] = [{}] if include_defaults else []
     if grid:
         full = ParameterGrid(grid)
@@ -90,9 +95,16 @@ def candidate_configs(
             raise ValueError(f"search must be 'auto', 'grid' or 'random', got {search!r}")
         for cfg in sampled:
             cfg = {k: _plain(v) for k, v in cfg.items()}
+            if include_defaults and defaults is not None and _restates_defaults(cfg, defaults):
+                continue
             if cfg not in configs:
                 configs.append(cfg)
     return configs or [{}]
+
+
+def _restates_defaults(cfg: Mapping[str, Any], defaults: Mapping[str, Any]) -> bool:
+    """True when every key of ``cfg`` is a default parameter set to its default value."""
+    return all(key in defaults and _plain(defaults[key]) == value for key, value in cfg.items())
 
 
 def _plain(value: Any) -> Any:
@@ -161,7 +173,9 @@ def tune(
     except Exception:  # noqa: BLE001 - a factory without defaults: the rule then uses the grid values only
         defaults = {}
     k = int(metric.split("@")[1]) if "@" in metric else 10
-    configs = candidate_configs(grid, n_iter=n_iter, seed=seed, search=search, include_defaults=include_defaults)
+    configs = candidate_configs(
+        grid, n_iter=n_iter, seed=seed, search=search, include_defaults=include_defaults, defaults=defaults
+    )
     train = sp.csr_matrix(validation.train, dtype=np.float32)
     users = validation.test_users
     cache: dict[str, Any] = {}

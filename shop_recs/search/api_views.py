@@ -22,15 +22,15 @@ from shop_recs.api.openapi import examples
 from shop_recs.api.scope import StoreScopedAPIMixin
 from shop_recs.catalog.api_views import ERRORS
 from shop_recs.search.services import MAX_QUERY_LENGTH, MAX_RESULTS, SearchOutcome, search_products
+from shop_recs.serving.serializers import CardFieldsSerializer
 
 TAG = ["search"]
 MAX_OFFSET = 1000
 
 
-class SearchItemSerializer(serializers.Serializer):
-    sku = serializers.CharField()
-    title = serializers.CharField()
-    price = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+class SearchItemSerializer(CardFieldsSerializer):
+    """A search hit: the card fields every served item carries, then the scores."""
+
     score = serializers.FloatField(help_text="Final score (text blended with personal, after store boosts).")
     text_score = serializers.FloatField(help_text="BM25F relevance, scaled so the best match is 1.")
     personal_score = serializers.FloatField(
@@ -95,15 +95,9 @@ def outcome_payload(outcome: SearchOutcome, n: int, offset: int) -> dict:
         "offset": offset,
         "personalized": outcome.personalized,
         "list_id": outcome.list_id,
+        # The hit's card is the catalog snapshot's (the same dict shape as every recommendation item).
         "items": [
-            {
-                "sku": h.sku,
-                "title": h.title,
-                "price": None if h.price is None else str(h.price),
-                "score": h.score,
-                "text_score": h.text_score,
-                "personal_score": h.personal_score,
-            }
+            {**h.card, "score": h.score, "text_score": h.text_score, "personal_score": h.personal_score}
             for h in outcome.hits
         ],
     }

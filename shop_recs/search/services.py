@@ -52,7 +52,7 @@ from shop_recs.search.index import SearchIndex, tokenize, tokenize_with_surface
 from shop_recs.serving.responses import LIST_LOG
 from shop_recs.serving.rules import Candidate, RuleContext, apply_rules
 from shop_recs.serving.runtime import serving_state
-from shop_recs.serving.snapshot import invalidate_catalog
+from shop_recs.serving.snapshot import card_item, catalog_snapshot, invalidate_catalog
 from shop_recs.stores.models import Store
 from shop_recs.training.matrix import DEFAULT_EVENT_WEIGHTS
 
@@ -335,6 +335,8 @@ class SearchHit:
     score: float
     text_score: float
     personal_score: float | None
+    #: The API item's product part (``serving.snapshot.card_item``): the same shape as a recommendation's.
+    card: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -404,6 +406,7 @@ def search_products(
     )
 
     hits = _page_hits(
+        store,
         store_index,
         doc_idx,
         product_ids,
@@ -430,6 +433,7 @@ def search_products(
 
 
 def _page_hits(
+    store: Store,
     store_index: StoreIndex,
     doc_idx: np.ndarray,
     product_ids: np.ndarray,
@@ -439,7 +443,13 @@ def _page_hits(
     page_scores: list[float],
 ) -> list[SearchHit]:
     """The requested page as hits. A product a rule injected (one the text search did not find) is
-    not a search result and is skipped."""
+    not a search result and is skipped.
+
+    Each hit's card comes from the serving catalog snapshot (the rules above have just read it, so it
+    is this process's cached copy: no query). A product the snapshot does not know yet (its TTL has
+    not run out since the product was added) gets a card from the index's own fields.
+    """
+    snap = catalog_snapshot(store)
     position_of = dict(zip(product_ids.tolist(), range(len(product_ids)), strict=True))
     hits: list[SearchHit] = []
     for pid, score in zip(page_ids, page_scores, strict=True):
@@ -447,6 +457,13 @@ def _page_hits(
         if i is None:
             continue
         doc = int(doc_idx[i])
+        at = snap.index.get(pid)
+        price = store_index.price_decimals[doc]
+        card = (
+            dict(snap.items[at])
+            if at is not None
+            else card_item(store_index.skus[doc], store_index.titles[doc], price, store.currency, True, "", "")
+        )
         hits.append(
             SearchHit(
                 product_id=pid,
@@ -456,6 +473,7 @@ def _page_hits(
                 score=round(score, 6),
                 text_score=round(float(text[i]), 6),
                 personal_score=None if personal is None else round(float(personal[i]), 6),
+                card=card,
             )
         )
     return hits

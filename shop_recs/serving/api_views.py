@@ -31,6 +31,7 @@ from shop_recs.catalog.serializers import ErrorSerializer
 from shop_recs.serving import live_activity
 from shop_recs.serving import services as serving
 from shop_recs.serving.experiments import log_variant_list, running_experiments, variant_model
+from shop_recs.serving.placements import serve_customer_placement
 from shop_recs.serving.serializers import RecommendationResponseSerializer, SessionRequestSerializer
 from shop_recs.serving.snapshot import catalog_snapshot
 from shop_recs.stores.models import Store
@@ -87,9 +88,8 @@ def serve_customer(
     """
     exp = running_experiments(store.pk).get(placement) if placement else None
     if exp is None:
-        return serving.recommend_for_customer(
-            store, customer, n=n, offset=offset, placement=placement, filters=filters
-        ).as_dict()
+        # The placement's rules, and its model when it chose an algorithm of the active run.
+        return serve_customer_placement(store, customer, n=n, offset=offset, placement=placement, filters=filters)
     spec = exp.assign(external_id)
     model, version = variant_model(store, spec)
     if spec.rule_overrides:

@@ -22,6 +22,11 @@ class ServingConfig(AppConfig):
         model_trained.connect(
             receivers.rebuild_frequently_bought_together, sender=TrainingRun, dispatch_uid="serving.rebuild_fbt"
         )
+        from django.db.models.signals import post_save
+
+        from shop_recs.stores.models import Store
+
+        post_save.connect(receivers.create_default_placement, sender=Store, dispatch_uid="serving.default_placement")
         # Forgetting and merging customers (activity.erasure): serving's rows and caches of them.
         from shop_recs.activity import erasure
 

@@ -35,6 +35,7 @@ from shop_recs.serving.runtime import serving_state
 from shop_recs.serving.snapshot import DB_UNREACHABLE, OUTAGE_RETRY_SECONDS
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training.artifacts import _ITEM_IDS_KEY, _USER_IDS_KEY, artifact_path, verify_artifact
+from shop_recs.training.errors import TrainingError
 from shop_recs.training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -263,6 +264,34 @@ def variant_model(store: Any, spec: VariantSpec) -> tuple[Any, Any]:
         return hit
     version = resolve_version(store.pk, spec, active.version)
     result = (None, None) if version is None else (_load_variant_model(version, active), version)
+    with _lock:
+        _models[cache_key] = result  # type: ignore[index]
+    return result
+
+
+def algorithm_model(store: Any, algorithm: str) -> tuple[Any, Any]:
+    """``(model, ModelVersion)`` of ``algorithm`` in the active run, for a placement that serves it.
+
+    ``(None, None)`` serves the active model: it is that algorithm already, no model is active, the
+    active run trained no usable version of it, or that version cannot be loaded (logged; a
+    placement's choice must never turn its lists into errors)."""
+    active = serving_state(store).loaded
+    if active is None or not algorithm or active.version.algorithm == algorithm:
+        return None, None
+    cache_key = ("a", algorithm, active.version.pk)
+    hit = _models.get(cache_key)  # type: ignore[arg-type]
+    if hit is not None:
+        return hit
+    spec = VariantSpec(0, "", "algorithm", 100, None, algorithm, {}, "")
+    version = resolve_version(store.pk, spec, active.version)
+    result: tuple[Any, Any] = (None, None)
+    if version is not None:
+        try:
+            result = (_load_variant_model(version, active), version)
+        except (OSError, ValueError, KeyError, TrainingError) as exc:
+            logger.error(
+                "store %s: cannot load %s version %s for a placement: %s", store.pk, algorithm, version.pk, exc
+            )
     with _lock:
         _models[cache_key] = result  # type: ignore[index]
     return result

@@ -3,16 +3,24 @@
 A recommendation request needs the customer (pk, country), their latest events and their purchases
 (``realtime.customer_activity``: one database round trip, ~0.45 ms of client plus server CPU on
 this class of machine, more than the rest of the request). This module keeps what that query
-returned per ``(store, external id)`` and drops an entry as soon as the customer's activity
-changes:
+returned per ``(store, external id)`` and keeps it current as the customer's activity changes:
 
-* changes made in this process: at once (``shop_recs.activity.changes`` calls :func:`_drop`
-  synchronously from ``write_events`` and the customer writes);
-* changes made in other processes (other web workers, importers in Celery): their ``PUBLISH`` on
-  ``changes.CHANNEL`` after commit. Each request first applies every message already received
-  (a non-blocking read of the subscription socket), so a change committed and published before this
-  request arrived is applied before the request reads the cache: an event posted to one worker
-  changes the next recommendation served by any worker.
+* **new events are written through** (``changes.events_written``; PostgreSQL): the message carries the
+  events and every process appends them to the cached entry (``ServingCustomer.with_events``: a new
+  entry, the events as numpy records, the latest ``RECENT_EVENTS`` by time, purchases added), so the
+  next recommendation needs no database read. The message names its transaction; an entry whose read
+  already saw it (its ``pg_current_snapshot()``) or that applied the same message appends nothing, so
+  no event counts twice, whatever arrives first;
+* other changes (a customer's country, deletions, merges, a write of more than
+  ``changes.MAX_EVENTS_PER_MESSAGE`` events, SQLite) drop the entry: at once in the writing process
+  (``shop_recs.activity.changes`` calls :meth:`_Feed.drop` synchronously), in the others on their
+  ``PUBLISH`` on ``changes.CHANNEL`` after commit. A write inside a transaction drops its own
+  process's entry at once too (it may read its own uncommitted rows) and is written through elsewhere.
+
+Each request first applies every message already received (a non-blocking read of the subscription
+socket), so a change committed and published before this request arrived is applied before the
+request reads the cache: an event posted to one worker changes the next recommendation served by any
+worker.
 
 When the cache may answer (otherwise the request reads the database, as without the cache):
 
@@ -90,6 +98,8 @@ class _Feed:
         #: While a database read is in flight: the (store, pk) / (store, None) changes seen meanwhile.
         self.changed_during_read: set[tuple[int, int | None]] | None = None
         self.hits = self.misses = 0
+        #: Entries updated by write-through instead of dropped.
+        self.appended = 0
         #: Requests answered while the database was unreachable: from a cached entry / as no history.
         self.outage_hits = self.outage_anonymous = 0
         self.subscribe_failing = False
@@ -113,6 +123,32 @@ class _Feed:
                 external_id = self.external_of.pop((store_id, pk), None)
                 if external_id is not None:
                     self.entries.pop((store_id, external_id), None)
+
+    def append(self, store_id: int, message_id: str, xid: int, events: list[changes.WrittenEvent]) -> None:
+        """Write-through: a committed write's product events join the cached entries of their customers
+        (``ServingCustomer.with_events``: nothing when the entry's read already saw the transaction or
+        applied this message; a drop when it cannot tell exactly). Customers not cached here: nothing."""
+        per_customer: dict[int, list[tuple[int, int, int]]] = {}
+        for customer, product, code, us in events:
+            per_customer.setdefault(customer, []).append((product, code, us))
+        with self.lock:
+            if self.changed_during_read is not None:
+                self.changed_during_read.update((store_id, c) for c in per_customer)
+            for pk, mine in per_customer.items():
+                external_id = self.external_of.get((store_id, pk))
+                if external_id is None:
+                    continue
+                key = (store_id, external_id)
+                hit = self.entries.get(key)
+                if hit is None:
+                    continue
+                updated = hit[1].with_events(message_id, xid, mine)
+                if updated is None:
+                    del self.entries[key]
+                    del self.external_of[(store_id, pk)]
+                elif updated is not hit[1]:
+                    self.entries[key] = (hit[0], updated)
+                    self.appended += 1
 
     def clear(self) -> None:
         with self.lock:
@@ -170,6 +206,13 @@ class _Feed:
         try:
             data = json.loads(message["data"])
             store_id = int(data["store"])
+            if "events" in data:
+                events = [(int(c), int(p), int(k), int(us)) for c, p, k, us in data["events"]]
+                if data.get("db") == changes.database_id():
+                    self.append(store_id, str(data["id"]), int(data["xid"]), events)
+                else:  # another database's write (a shared Redis): its ids mean nothing here, drop them
+                    self.drop(store_id, frozenset(e[0] for e in events))
+                return
             ids = None if data.get("all") else frozenset(int(c) for c in data["customers"])
         except (ValueError, KeyError, TypeError) as exc:
             logger.error("ignoring a malformed activity change message %r (%s)", message.get("data"), exc)
@@ -272,6 +315,7 @@ def _socket_has_data(pubsub: Any) -> bool:
 
 _feed = _Feed()
 changes.add_listener(_feed.drop)
+changes.add_event_listener(lambda store_id, message_id, xid, events: _feed.append(store_id, message_id, xid, events))
 
 
 def serving_customer(store_id: int, external_id: str) -> realtime.ServingCustomer | None:
@@ -359,6 +403,7 @@ def stats() -> dict[str, Any]:
         "entries": len(_feed.entries),
         "hits": _feed.hits,
         "misses": _feed.misses,
+        "appended": _feed.appended,
         "healthy": _feed.healthy(),
         "outage_hits": _feed.outage_hits,
         "outage_anonymous": _feed.outage_anonymous,

@@ -16,15 +16,81 @@ from django.utils.translation import gettext_lazy as _
 
 from shop_recs.stores.scoping import StoreOwned
 
+#: The key of the placement every store has: requests without a known placement get its rules.
+DEFAULT_PLACEMENT_KEY = "default"
+
+
+class Placement(StoreOwned):
+    """Where a store shows recommendations (home page, product page, cart, email, ...), with its own rules.
+
+    Recombee calls these scenarios. Every store has exactly one default placement (created with the
+    store; ``serving/migrations/0006`` made one from each store's former store-wide rules): it serves
+    requests that name no placement or one the store does not have. The placement's rules are the
+    ``StoreRules`` row pointing at it (none yet: the built-in defaults).
+    """
+
+    key = models.SlugField(_("key"), max_length=64)
+    name = models.CharField(_("name"), max_length=100)
+    is_default = models.BooleanField(_("default placement"), default=False)
+    # Blank: the algorithm the store's live model serves by default (see serving.runtime).
+    algorithm = models.CharField(_("algorithm"), max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-is_default", "name", "pk"]
+        verbose_name = _("placement")
+        verbose_name_plural = _("placements")
+        constraints = [
+            models.UniqueConstraint(fields=["store", "key"], name="placement_key_per_store"),
+            models.UniqueConstraint(
+                fields=["store"], condition=models.Q(is_default=True), name="placement_one_default_per_store"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        # serving.rules_snapshot imports these models: importing it at the top would be a cycle.
+        from shop_recs.serving.rules_snapshot import invalidate_rules
+
+        invalidate_rules(self.store_id)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        store_id = self.store_id
+        result = super().delete(*args, **kwargs)
+        # serving.rules_snapshot imports these models: importing it at the top would be a cycle.
+        from shop_recs.serving.rules_snapshot import invalidate_rules
+
+        invalidate_rules(store_id)
+        return result
+
+
+def default_placement(store_id: int) -> Placement:
+    """The store's default placement, made if missing (stores get one on creation; see receivers)."""
+    # all stores: the store is named explicitly (this runs in saves, with or without a scope active).
+    placement, _created = Placement.all_stores.get_or_create(
+        store_id=store_id, is_default=True, defaults={"key": DEFAULT_PLACEMENT_KEY, "name": "Default"}
+    )
+    return placement
+
 
 class StoreRules(StoreOwned):
-    """The merchant's business rules applied to every recommendation the store serves (one row per store).
+    """The merchant's business rules for one placement's recommendations (one row per placement).
+
+    A row saved without a placement is attached to the store's default placement (the rules code and
+    tests from before placements create rows with ``store=`` only; they meant the store-wide rules).
 
     Product and category references are stored as lists of primary keys (JSON) rather than M2M tables:
     the serving layer reads the whole row once and keeps it in memory, so the row's shape is what
     matters, not joinability.
     """
 
+    placement = models.OneToOneField(
+        Placement, null=True, blank=True, on_delete=models.CASCADE, related_name="rules", verbose_name=_("placement")
+    )
     exclude_inactive = models.BooleanField(_("exclude inactive products"), default=True)
     exclude_out_of_stock = models.BooleanField(_("exclude out-of-stock products"), default=True)
     exclude_purchased = models.BooleanField(_("exclude products the customer already bought"), default=True)
@@ -41,15 +107,22 @@ class StoreRules(StoreOwned):
         db_table = "recommend_storerules"
         verbose_name = _("store rules")
         verbose_name_plural = _("store rules")
-        constraints = [models.UniqueConstraint(fields=["store"], name="storerules_one_per_store")]
+        constraints = [
+            # At most one row without a placement per store (rows get one on save; see the class doc).
+            models.UniqueConstraint(
+                fields=["store"], condition=models.Q(placement__isnull=True), name="storerules_one_unplaced_per_store"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"rules of store {self.store_id}"
+        return f"rules of store {self.store_id}, placement {self.placement_id}"
 
     def save(self, *args, **kwargs) -> None:
+        if self.placement_id is None and self.store_id is not None:
+            self.placement = default_placement(self.store_id)
         super().save(*args, **kwargs)
         # Serving keeps the rules in memory; drop this process's copy at once (others expire by TTL).
-        from shop_recs.serving.rules import invalidate_rules
+        from shop_recs.serving.rules_snapshot import invalidate_rules
 
         invalidate_rules(self.store_id)
 
@@ -195,6 +268,8 @@ class ChangeKind(models.TextChoices):
     EXPERIMENT = "experiment", _("Experiment")
     CAMPAIGN = "campaign", _("Ad campaign")
     STORE = "store", _("Store settings")
+    PLACEMENT = "placement", _("Placement")
+    SEGMENT = "segment", _("Customer segment")
 
 
 class ShopperFacingChange(StoreOwned):

@@ -21,9 +21,10 @@ from shop_recs.activity.models import Customer, Event
 from shop_recs.catalog.models import Category, Product
 from shop_recs.platform.cache import register_process_cache
 from shop_recs.serving import services as serving
+from shop_recs.serving.experiments import algorithm_model
 from shop_recs.serving.fbt import fbt_table
 from shop_recs.serving.models import StoreRules
-from shop_recs.serving.rules import Rules, load_rules
+from shop_recs.serving.rules import Rules, load_rules, placement_rules
 from shop_recs.serving.runtime import serving_state
 from shop_recs.training.artifacts import LoadedModel, load_version
 from shop_recs.training.errors import TrainingError
@@ -218,17 +219,31 @@ def _mark(items: list[dict[str, Any]], baseline: list[dict[str, Any]] | None) ->
     return items
 
 
-def customer_preview(store: Store, customer: Customer, active: ModelVersion, toggles: Toggles) -> CustomerPreview:
-    """The active blend plus one column per algorithm of the active run, under the preview's toggles."""
-    rules = load_rules(store)
+def preview_placement(asked: str, choices: list[tuple[str, str]]) -> str:
+    """The placement to preview: the one asked for when the store has it, else the default (first)."""
+    keys = [key for key, _name in choices]
+    return asked if asked in keys else keys[0]
+
+
+def customer_preview(
+    store: Store, customer: Customer, active: ModelVersion, toggles: Toggles, placement: str = ""
+) -> CustomerPreview:
+    """The blend the placement serves plus one column per algorithm of the active run, under the
+    placement's rules and the preview's toggles."""
+    rules = load_rules(store, placement)
     changes = toggles.changes(rules)
     changed = bool(changes) or toggles != Toggles.from_rules(rules)
     filters = {"overrides": toggles.overrides()} if changed else None
+    # A placement that chose an algorithm of the active run is served that model (as the API does).
+    model, version = algorithm_model(store, placement_rules(store).algorithm_for(placement))
+    served = {"placement": placement, "model": model, "algorithm": version.algorithm if version else None}
 
     baseline = None
     if changed:
-        baseline = serving.recommend_for_customer(store, customer, n=PREVIEW_N, log=False).items
-    blend_items = serving.recommend_for_customer(store, customer, n=PREVIEW_N, filters=filters, log=False).items
+        baseline = serving.recommend_for_customer(store, customer, n=PREVIEW_N, log=False, **served).items
+    blend_items = serving.recommend_for_customer(
+        store, customer, n=PREVIEW_N, filters=filters, log=False, **served
+    ).items
     blend = Column("blend", _("Active blend"), _mark(blend_items, baseline), version=active, is_blend=True)
     columns = [blend]
 
@@ -245,6 +260,7 @@ def customer_preview(store: Store, customer: Customer, active: ModelVersion, tog
                 store,
                 customer,
                 n=PREVIEW_N,
+                placement=placement,
                 filters=filters,
                 model=loaded.model,
                 algorithm=version.algorithm,
@@ -275,13 +291,14 @@ class ProductPreview:
     known_to_model: bool
 
 
-def product_preview(store: Store, product: Product, n: int = PREVIEW_N) -> ProductPreview | None:
-    """Similar items (collaborative + content) and frequently-bought-together items with lift and support."""
+def product_preview(store: Store, product: Product, n: int = PREVIEW_N, placement: str = "") -> ProductPreview | None:
+    """Similar items (collaborative + content) and frequently-bought-together items with lift and
+    support, under the placement's rules."""
     state = serving_state(store)
     if product.pk not in state.snap.index:
         return None  # created after the catalog snapshot; it appears within SERVING_CATALOG_TTL
-    similar = serving.similar_products(store, product.pk, n=n, log=False).items
-    fbt = serving.frequently_bought_together(store, product.pk, n=n, log=False).items
+    similar = serving.similar_products(store, product.pk, n=n, placement=placement, log=False).items
+    fbt = serving.frequently_bought_together(store, product.pk, n=n, placement=placement, log=False).items
     support = {state.snap.sku_of(pk): (lift, sup) for pk, lift, sup in fbt_table(store.pk).get(product.pk, [])}
     for item in fbt:
         lift, sup = support.get(item["sku"], (item["score"], None))
@@ -291,11 +308,6 @@ def product_preview(store: Store, product: Product, n: int = PREVIEW_N) -> Produ
 
 
 # --- rules page -------------------------------------------------------------------------------
-
-
-def store_rules(store: Store) -> StoreRules:
-    """The store's rules row, or an unsaved one with the defaults."""
-    return StoreRules.objects.filter(store=store).first() or StoreRules(store=store)
 
 
 def rules_summary(row: StoreRules) -> list[tuple[str, str]]:
@@ -330,7 +342,11 @@ def rules_summary(row: StoreRules) -> list[tuple[str, str]]:
         out.append(
             (
                 _("Pinned"),
-                _("Always at the top, in this order: %(skus)s.") % {"skus": names(row.pinned_product_ids, skus)},
+                _(
+                    "Always at the top, in this order: %(skus)s (recommendations, similar items, popular and "
+                    "trending; in frequently bought together and search only when they are among the results)."
+                )
+                % {"skus": names(row.pinned_product_ids, skus)},
             )
         )
     boosted = [names(row.boosted_product_ids, skus), names(row.boosted_category_ids, cats)]

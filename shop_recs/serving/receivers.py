@@ -12,13 +12,20 @@ from typing import Any
 from django.db import transaction
 
 from shop_recs.serving import fbt, runtime
-from shop_recs.serving.models import RecommendationList
+from shop_recs.serving.models import RecommendationList, default_placement
 from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 from shop_recs.training import precompute
 from shop_recs.training.models import ModelVersion
 
 logger = logging.getLogger(__name__)
+
+
+def create_default_placement(sender: Any, instance: Store, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    """``post_save`` of ``Store``: every new store gets its default placement (it serves every request
+    that names no placement, or one the store does not have)."""
+    if created and not raw:
+        default_placement(instance.pk)
 
 
 def forget_active_version(sender: Any, store_id: int, **kwargs: Any) -> None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from shop_recs.platform import logbuffer
 from shop_recs.serving import sql as serving_sql
 from shop_recs.serving.reasons import ReasonTexts, explain_reasons, fill_simple_reasons
-from shop_recs.serving.rules import Candidate, RankedPositions
+from shop_recs.serving.rules import Candidate, RankedPositions, placement_served
 from shop_recs.serving.runtime import ServingState
 from shop_recs.serving.scoring import Scored
 from shop_recs.serving.snapshot import CatalogSnapshot
@@ -67,6 +67,9 @@ class ServeResult:
     algorithm: str
     placement: str
     candidates: list[Candidate] = field(default_factory=list)
+    #: The placement whose rules served the list: ``placement`` itself, or the store's default
+    #: placement when the request named none or one the store does not have.
+    rules_placement: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class ServeResult:
             "model_version": self.model_version,
             "algorithm": self.algorithm,
             "placement": self.placement,
+            "rules_placement": self.rules_placement,
             "items": self.items,
         }
 
@@ -82,7 +86,7 @@ def render_items(snap: CatalogSnapshot, items: list[Candidate]) -> list[dict[str
     index, skus, bases = snap.index, snap.skus, snap.items
     out = []
     for cand in items:
-        # A copy of the snapshot's pre-built {"sku", "title", "price"} (never handed out itself).
+        # A copy of the snapshot's pre-built card (snapshot.CARD_FIELDS; never handed out itself).
         item = dict(bases[index[cand.product_id]])
         item["score"] = round(float(cand.score), 6)
         anchor = cand.anchor_product_id
@@ -174,4 +178,5 @@ def finish(
         algorithm=algorithm or state.algorithm,
         placement=placement,
         candidates=page,
+        rules_placement=placement_served(state.store_id, placement),
     )

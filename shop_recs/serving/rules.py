@@ -13,48 +13,51 @@ orders by score, optionally diversifies (MMR) and puts pinned products first. It
 database when ``context.purchased`` is given (or no customer is given): the rules and the catalog facts
 it needs come from in-memory snapshots, cached per store and process (the catalog's: ``snapshot.py``).
 
-Freshness: ``StoreRules.save()`` and ``Product``/``Category`` saves drop this process's snapshots at
-once; other processes (and bulk upserts, which send no signals) pick changes up within
-``SERVING_RULES_TTL`` / ``SERVING_CATALOG_TTL`` seconds (defaults 30 and 60).
+Placements: each placement of a store has its own rules (``RuleContext.placement`` names it;
+``load_rules(store, placement)``); a request naming no placement, or one the store does not have,
+gets the default placement's. The rules snapshot and its cache live in ``rules_snapshot.py``.
+
+Freshness: ``StoreRules``/``Placement`` saves and deletes and ``Product``/``Category`` saves drop this
+process's snapshots at once; other processes (and bulk upserts, which send no signals) pick changes
+up within ``SERVING_RULES_TTL`` / ``SERVING_CATALOG_TTL`` seconds (defaults 30 and 60).
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import threading
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from django.conf import settings
 from django.utils.translation import gettext as _
 
 from shop_recs.activity.models import Event
-from shop_recs.platform.cache import register_process_cache
 from shop_recs.recsys.rerank import mmr_rerank
-from shop_recs.serving.models import StoreRules
-from shop_recs.serving.snapshot import (
-    DB_UNREACHABLE,
-    OUTAGE_RETRY_SECONDS,
-    CatalogSnapshot,
-    catalog_snapshot,
-    remember_derived,
+from shop_recs.serving.rules_snapshot import (
+    PlacementRules,
+    Rules,
+    invalidate_rules,
+    load_rules,
+    placement_rules,
+    placement_served,
+    rules_from_row,
 )
-from shop_recs.stores.scoping import store_scope
+from shop_recs.serving.snapshot import CatalogSnapshot, catalog_snapshot, remember_derived
 
 if TYPE_CHECKING:
     from shop_recs.stores.models import Store
 
 __all__ = [
     "Candidate",
+    "PlacementRules",
     "RuleContext",
     "Rules",
     "apply_rules",
     "invalidate_rules",
     "load_rules",
+    "placement_rules",
+    "placement_served",
+    "rules_from_row",
 ]
 
 REASON_CODES = (
@@ -79,29 +82,6 @@ class Candidate:
     reason_code: str
     reason_text: str
     anchor_product_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Rules:
-    """An immutable snapshot of a store's ``StoreRules`` row (defaults when the store has none)."""
-
-    exclude_inactive: bool = True
-    exclude_out_of_stock: bool = True
-    exclude_purchased: bool = True
-    repurchasable_categories: frozenset[int] = frozenset()
-    blocked: frozenset[int] = frozenset()
-    pinned: tuple[int, ...] = ()
-    boosted_products: frozenset[int] = frozenset()
-    boosted_categories: frozenset[int] = frozenset()
-    boost_weight: float = 1.5
-    diversity: float = 0.0
-
-    def with_overrides(self, overrides: dict[str, Any] | None) -> Rules:
-        """A copy with some fields replaced (the preview's "toggle a rule for this preview only")."""
-        if not overrides:
-            return self
-        known = {k: v for k, v in overrides.items() if k in self.__dataclass_fields__ and v is not None}
-        return replace(self, **known)
 
 
 @dataclass
@@ -132,76 +112,6 @@ class RuleContext:
     max_price: float | None = None
     placement: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-# --- rules snapshot ---------------------------------------------------------------------------
-
-_rules_cache: dict[int, tuple[float, Rules]] = {}
-_lock = threading.Lock()
-logger = logging.getLogger(__name__)
-
-
-#: A whole number as the JSON id columns may hold it ("12", 12, "-3"). Not ``str.isdigit``: it accepts
-#: "²" and, after ``lstrip("-")``, "--2", and ``int()`` of either raised while loading the rules.
-_INTEGER = re.compile(r"-?[0-9]+")
-
-
-def _int_set(values: Any) -> frozenset[int]:
-    return frozenset(int(v) for v in (values or []) if _INTEGER.fullmatch(str(v)))
-
-
-def rules_from_row(row: Any) -> Rules:
-    if row is None:
-        return Rules()
-    return Rules(
-        exclude_inactive=row.exclude_inactive,
-        exclude_out_of_stock=row.exclude_out_of_stock,
-        exclude_purchased=row.exclude_purchased,
-        repurchasable_categories=_int_set(row.repurchasable_category_ids),
-        blocked=_int_set(row.blocked_product_ids),
-        pinned=tuple(dict.fromkeys(int(v) for v in (row.pinned_product_ids or []))),
-        boosted_products=_int_set(row.boosted_product_ids),
-        boosted_categories=_int_set(row.boosted_category_ids),
-        boost_weight=float(row.boost_weight),
-        diversity=min(1.0, max(0.0, float(row.default_diversity))),
-    )
-
-
-def load_rules(store: Store | int) -> Rules:
-    """The store's rules, from this process's cache (TTL ``SERVING_RULES_TTL``, dropped on save).
-
-    While the database is unreachable the expired entry is kept (``snapshot.DB_UNREACHABLE``)."""
-    store_id = int(getattr(store, "pk", store))
-    now = time.monotonic()
-    hit = _rules_cache.get(store_id)
-    ttl = float(settings.SERVING_RULES_TTL)
-    if hit is not None and now - hit[0] < ttl:
-        return hit[1]
-    try:
-        with store_scope(store_id):
-            rules = rules_from_row(StoreRules.objects.filter(store_id=store_id).first())
-    except DB_UNREACHABLE:
-        if hit is None:
-            raise
-        # The database is down: keep the rules we have, and look again after a short back-off.
-        with _lock:
-            _rules_cache[store_id] = (now - ttl + OUTAGE_RETRY_SECONDS, hit[1])
-        logger.warning("database unreachable: serving store %s's rules as they were", store_id)
-        return hit[1]
-    with _lock:
-        _rules_cache[store_id] = (now, rules)
-    return rules
-
-
-def invalidate_rules(store_id: int | None = None) -> None:
-    with _lock:
-        if store_id is None:
-            _rules_cache.clear()
-        else:
-            _rules_cache.pop(int(store_id), None)
-
-
-register_process_cache("serving.rules", invalidate_rules)
 
 
 # --- applying -----------------------------------------------------------------------------------
@@ -509,7 +419,7 @@ def rules_for_request(
 ) -> tuple[Rules, set[int], set[int]]:
     """The rules (with the context's overrides) and the purchased and excluded pks this request's
     rules use (purchases: one query only when the context lacks them)."""
-    rules = load_rules(store).with_overrides(ctx.overrides)
+    rules = load_rules(store, ctx.placement).with_overrides(ctx.overrides)
     purchased: set[int] = set()
     if rules.exclude_purchased:
         if ctx.purchased is not None:

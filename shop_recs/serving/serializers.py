@@ -22,10 +22,27 @@ class ReasonSerializer(serializers.Serializer):
     anchor_sku = serializers.CharField(allow_null=True)
 
 
-class RecommendedItemSerializer(serializers.Serializer):
+class CardFieldsSerializer(serializers.Serializer):
+    """The product fields of every served item (recommendations, similar, FBT, popular, trending and
+    search): enough to draw a product card without another lookup."""
+
     sku = serializers.CharField()
     title = serializers.CharField()
-    price = serializers.FloatField(allow_null=True)
+    price = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        allow_null=True,
+        help_text='Decimal string with 2 places, e.g. "12.50"; null when the product has no price.',
+    )
+    currency = serializers.CharField(
+        help_text="ISO 4217 code: the product's currency, or the store's when the product has none."
+    )
+    in_stock = serializers.BooleanField()
+    image_url = serializers.URLField(allow_null=True, help_text="http(s) URL of the product image; null when none.")
+    url = serializers.URLField(allow_null=True, help_text="http(s) URL of the product page; null when none.")
+
+
+class RecommendedItemSerializer(CardFieldsSerializer):
     score = serializers.FloatField()
     reason = ReasonSerializer()
 
@@ -35,6 +52,10 @@ class RecommendationResponseSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(allow_null=True)
     algorithm = serializers.CharField()
     placement = serializers.CharField()
+    rules_placement = serializers.CharField(
+        help_text="The placement whose rules served the list: the one asked for, or the store's default "
+        "placement when none was given or the store has no placement with that key."
+    )
     items = RecommendedItemSerializer(many=True)
 
 

@@ -36,6 +36,7 @@ from shop_recs.serving.rules import (
     RuleContext,
     apply_rules,
     load_rules,
+    placement_served,
     rank_positions,
     ranks_by_score_alone,
     rules_for_request,
@@ -78,7 +79,10 @@ logger = logging.getLogger(__name__)
 MAX_N = 100
 
 
-def _context(state: ServingState, limit: int, filters: dict[str, Any] | None, **kw: Any) -> RuleContext:
+def _context(
+    state: ServingState, limit: int, filters: dict[str, Any] | None, placement: str = "", **kw: Any
+) -> RuleContext:
+    """The request's rule context; ``placement`` picks whose rules apply (``rules.load_rules``)."""
     filters = filters or {}
     category_ids = None
     if filters.get("category"):
@@ -96,6 +100,7 @@ def _context(state: ServingState, limit: int, filters: dict[str, Any] | None, **
             else diversity_similarity(state)
         ),
         overrides=filters.get("overrides"),
+        placement=placement,
         **kw,
     )
 
@@ -143,7 +148,7 @@ def _page_key(
             if v is not None
         )
     )
-    return (state.built_at, load_rules(store), n, offset, placement, request, algorithm, get_language())
+    return (state.built_at, load_rules(store, placement), n, offset, placement, request, algorithm, get_language())
 
 
 def recommend_for_customer(
@@ -174,7 +179,7 @@ def recommend_for_customer(
         activity = realtime.recent_activity(state.store_id, customer.pk) if customer is not None else None
     weights = activity.weights() if activity else {}
     limit = offset + n
-    ctx = _context(state, limit + 0, filters, purchased=activity.purchased if activity else set())
+    ctx = _context(state, limit + 0, filters, placement, purchased=activity.purchased if activity else set())
     country = (getattr(customer, "country", "") if customer else "") or ""
     pre = state_precomputed(state, model) if weights else None
     if pre is not None:
@@ -241,7 +246,8 @@ def _customer_precomputed(
         list_id = log_list(
             state, "customer", page, placement=placement, customer_id=customer.pk, algorithm=algorithm, log=log
         )
-        return ServeResult(items, list_id, state.version_id, algorithm or state.algorithm, placement, page)
+        served = placement_served(store, placement)
+        return ServeResult(items, list_id, state.version_id, algorithm or state.algorithm, placement, page, served)
     texts = reason_texts()
     customer_pk = customer.pk
     limit = offset + n
@@ -428,7 +434,7 @@ def recommend_for_session(
     state = serving_state(store)
     recent = list(dict.fromkeys(reversed(viewed_pks)))
     weights = {pk: DEFAULT_EVENT_WEIGHTS["view"] for pk in recent}
-    ctx = _context(state, n, filters, purchased=set())
+    ctx = _context(state, n, filters, placement, purchased=set())
     with blas_limit_ctx():
         if recent:
             scored = score_history(state, weights, recent)
@@ -470,7 +476,8 @@ def similar_products(
         texts.also_liked % {"title": title},
         product_pk,
     )
-    ctx = _context(state, n, None, purchased=set(), insert_pinned=False, exclude=[product_pk])
+    # Pinned products lead similar items too (the rules page promises "always at the top").
+    ctx = _context(state, n, None, placement, purchased=set(), exclude=[product_pk])
     ranked = _rank(store, state, ctx, pool.pos, pool.scores, unique=True, in_catalog=True, presorted=True)
     content_flags = pool.from_content
     page = page_candidates(snap, ranked, 0, n, lambda src: from_content if content_flags[src] else from_collab, texts)
@@ -529,7 +536,8 @@ def frequently_bought_together(
         )
         for pk, lift, _support in rows
     ]
-    ctx = _context(state, n, None, purchased=set(), insert_pinned=False, exclude=[product_pk])
+    # Only pinned products that are bought together lead here: the list claims "often bought with".
+    ctx = _context(state, n, None, placement, purchased=set(), insert_pinned=False, exclude=[product_pk])
     ctx.diversity = 0.0
     ranked = apply_rules(store, candidates, context=ctx)
     return finish(
@@ -541,7 +549,7 @@ def popular(
     store: Store, kind: str, *, n: int = 10, placement: str = "", filters: dict[str, Any] | None = None
 ) -> ServeResult:
     state = serving_state(store)
-    ctx = _context(state, n, filters, purchased=set())
+    ctx = _context(state, n, filters, placement, purchased=set())
     ctx.diversity = 0.0 if ctx.diversity is None else ctx.diversity
     scores = state.trending if kind == "trending" else state.popularity
     pool = max(POOL, 3 * n)

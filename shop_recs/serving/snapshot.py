@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,12 +27,22 @@ from sklearn.preprocessing import normalize
 from shop_recs.catalog.models import CATEGORY_PATH_SEPARATOR, Category, Product
 from shop_recs.platform import metrics
 from shop_recs.platform.cache import register_process_cache
+from shop_recs.stores.models import Store
 from shop_recs.stores.scoping import store_scope
 
-if TYPE_CHECKING:
-    from shop_recs.stores.models import Store
+__all__ = [
+    "CARD_FIELDS",
+    "DB_UNREACHABLE",
+    "OUTAGE_RETRY_SECONDS",
+    "CatalogSnapshot",
+    "card_item",
+    "catalog_snapshot",
+    "invalidate_catalog",
+]
 
-__all__ = ["DB_UNREACHABLE", "OUTAGE_RETRY_SECONDS", "CatalogSnapshot", "catalog_snapshot", "invalidate_catalog"]
+#: The product fields every served item carries (recommendations, similar, FBT, popular, trending,
+#: search), in this order: what a shop needs to draw a card without another lookup.
+CARD_FIELDS = ("sku", "title", "price", "currency", "in_stock", "image_url", "url")
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +70,9 @@ def remember_derived(cache: dict[Any, Any], key: Any, value: Any) -> None:
 class CatalogSnapshot:
     """Everything serving needs to know about a store's products, in memory: no ORM on the hot path.
 
-    Arrays are indexed by position ``i`` (``index[pk] -> i``). ``items[i]`` is the pre-built
-    ``{"sku", "title", "price"}`` part of an API item.
+    Arrays are indexed by position ``i`` (``index[pk] -> i``). ``items[i]`` is the pre-built card part
+    of an API item (:data:`CARD_FIELDS`: sku, title, price as a decimal string, currency, in_stock,
+    image_url, url), built once per snapshot so a response adds only its score and reason.
     """
 
     store_id: int
@@ -70,12 +81,15 @@ class CatalogSnapshot:
     sku_to_pk: dict[str, int]
     skus: list[str]
     titles: list[str]
-    prices: np.ndarray  # float64, NaN when unknown
+    prices: np.ndarray  # float64, NaN when unknown (filters compare it; the API answers with ``items``)
     active: np.ndarray
     in_stock: np.ndarray
     category: np.ndarray  # category pk, -1 for none
     category_paths: dict[int, str]
     created: np.ndarray  # epoch seconds
+    image_urls: list[str]  # "" when none
+    urls: list[str]  # "" when none
+    currencies: list[str]  # the product's currency, else the store's
     items: list[dict[str, Any]]
     documents: list[str]
     built_at: float = 0.0
@@ -150,10 +164,27 @@ def _catalog_fingerprint(store_id: int) -> tuple[Any, ...]:
     with store_scope(store_id):
         products = Product.objects.order_by().aggregate(n=Count("id"), latest=Max("updated_at"), top=Max("id"))
         categories = Category.objects.order_by().aggregate(n=Count("id"), top=Max("id"))
-    return (products["n"], products["latest"], products["top"], categories["n"], categories["top"])
+    # The store's currency is every card's fallback currency: changing it must rebuild the cards.
+    currency = Store.objects.filter(pk=store_id).values_list("currency", flat=True).first() or ""
+    return (products["n"], products["latest"], products["top"], categories["n"], categories["top"], currency)
 
 
-def _build_catalog(store_id: int) -> CatalogSnapshot:
+def card_item(sku: str, title: str, price: Any, currency: str, in_stock: bool, image_url: str, url: str) -> dict:
+    """The card part of an API item: price as a decimal string ("12.50", None when unknown), empty URLs
+    as None. One function, so every endpoint answers with the same shape."""
+    return {
+        "sku": sku,
+        "title": title,
+        # The column's Decimal has 2 places, so str() is already "12.50": exact, unlike a float.
+        "price": None if price is None else str(price),
+        "currency": currency,
+        "in_stock": bool(in_stock),
+        "image_url": image_url or None,
+        "url": url or None,
+    }
+
+
+def _build_catalog(store_id: int, store_currency: str) -> CatalogSnapshot:
     with store_scope(store_id):
         rows = list(
             Product.objects.order_by("pk").values_list(
@@ -168,13 +199,17 @@ def _build_catalog(store_id: int) -> CatalogSnapshot:
                 "brand",
                 "description",
                 "tags",
+                "currency",
+                "image_url",
+                "url",
             )
         )
         paths = dict(Category.objects.values_list("pk", "path"))
     n = len(rows)
     pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
     prices = np.array([float(r[3]) if r[3] is not None else np.nan for r in rows], dtype=np.float64)
-    items = [{"sku": r[1], "title": r[2], "price": (float(r[3]) if r[3] is not None else None)} for r in rows]
+    currencies = [r[11] or store_currency for r in rows]
+    items = [card_item(r[1], r[2], r[3], cur, r[5], r[12], r[13]) for r, cur in zip(rows, currencies, strict=True)]
     docs = []
     for r in rows:
         tags = " ".join(str(t) for t in r[10]) if isinstance(r[10], list) else ""
@@ -194,6 +229,9 @@ def _build_catalog(store_id: int) -> CatalogSnapshot:
         category=np.array([r[6] if r[6] is not None else -1 for r in rows], dtype=np.int64),
         category_paths=paths,
         created=np.array([r[7].timestamp() for r in rows], dtype=np.float64),
+        image_urls=[r[12] for r in rows],
+        urls=[r[13] for r in rows],
+        currencies=currencies,
         items=items,
         documents=docs,
         built_at=time.monotonic(),
@@ -221,7 +259,7 @@ def catalog_snapshot(store: Store | int) -> CatalogSnapshot:
             # candidates built on it stay valid (a rebuild costs a catalog read and every such cache).
             hit.built_at = now
             return hit
-        snap = _build_catalog(store_id)
+        snap = _build_catalog(store_id, fingerprint[-1])
     except DB_UNREACHABLE:
         if hit is None:
             raise

@@ -66,6 +66,36 @@ def customer_activity_rows(store_id: int, external_id: str, recent: int, max_pur
         return cur.fetchall()
 
 
+def customer_activity_rows_pg(store_id: int, external_id: str, recent: int, max_purchased: int) -> list[tuple]:
+    """:func:`customer_activity_rows` on PostgreSQL, plus what write-through needs (``live_activity``):
+    rows ``(part, value, text, microseconds)`` with each recent event's time (part 0) and, part 4, the
+    read's snapshot (``pg_current_snapshot()``, the statement's own), in the same round trip."""
+    events, customers, versions = (
+        _qn(Event._meta.db_table),
+        _qn(Customer._meta.db_table),
+        _qn(ModelVersion._meta.db_table),
+    )
+    ts = _qn("timestamp")
+    sql = (
+        f"WITH c AS (SELECT id, country FROM {customers} WHERE store_id = %s AND external_id = %s), "  # noqa: S608
+        f"recent AS (SELECT e.product_id, e.event_type, e.{ts} AS ts FROM {events} e "
+        f"WHERE e.customer_id = (SELECT id FROM c) "
+        f"AND e.store_id = %s AND e.product_id IS NOT NULL ORDER BY e.{ts} DESC LIMIT %s), "
+        f"bought AS (SELECT DISTINCT e.product_id FROM {events} e WHERE e.customer_id = (SELECT id FROM c) "
+        f"AND e.store_id = %s AND e.event_type = 'purchase' AND e.product_id IS NOT NULL LIMIT %s) "
+        f"SELECT 3, id, NULL::text, NULL::bigint FROM (SELECT id FROM {versions} WHERE store_id = %s AND is_active "
+        f"LIMIT 1) v "
+        f"UNION ALL SELECT 2, id, country, NULL FROM c "
+        f"UNION ALL SELECT 0, product_id, event_type, (extract(epoch FROM ts) * 1000000)::bigint FROM recent "
+        f"UNION ALL SELECT 1, product_id, 'purchase', NULL FROM bought "
+        f"UNION ALL SELECT 4, NULL, pg_current_snapshot()::text, NULL"
+    )
+    params = [store_id, external_id, store_id, recent, store_id, max_purchased, store_id]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
 def active_version_id(store_id: int) -> int:
     """The store's active ModelVersion id (0: none): one indexed lookup."""
     table = _qn(ModelVersion._meta.db_table)

@@ -1,4 +1,7 @@
-"""Recommendations pages (preview, rules); the root URLconf mounts them at ``s/<slug:store_slug>/recommendations/``."""
+"""Recommendations pages (preview, rules, placements).
+
+The root URLconf mounts them at ``s/<slug:store_slug>/recommendations/``.
+"""
 
 from django.urls import path
 
@@ -9,6 +12,9 @@ app_name = "recs"
 urlpatterns = [
     path("", views.preview, name="preview"),
     path("rules/", views.rules, name="rules"),
+    path("placements/", views.placements, name="placements"),
+    path("placements/<int:placement_id>/", views.placement_edit, name="placement"),
+    path("placements/<int:placement_id>/delete/", views.placement_delete, name="placement_delete"),
     path("lookup/", views.lookup, name="lookup"),
     path("history/", views.change_history, name="history"),
 ]

@@ -11,7 +11,7 @@
  *        data-placement="home"                        where the list is shown (optional)
  *        data-n="8"                                   how many items, 1..100 (optional, default 8)
  *        data-link="/products/{sku}"                  card link; {sku} is replaced (optional)
- *        data-currency="EUR"></div>                   price currency for formatting (optional)
+ *        data-currency="EUR"></div>                   price currency for formatting (optional; default: the item's)
  *   <script src="https://recs.example.com/static/shop_recs/widget.js" async></script>
  *
  * The page's origin must be one of the key's allowed origins (dashboard, API keys), or the browser
@@ -107,7 +107,8 @@
     title.className = "shop-recs-title";
     title.textContent = item.title || item.sku;
     box.appendChild(title);
-    var priceText = formatPrice(item.price, el.getAttribute("data-currency"));
+    // data-currency, when set, wins; otherwise the item's own currency (every served item has one).
+    var priceText = formatPrice(item.price, el.getAttribute("data-currency") || item.currency);
     if (priceText) {
       var price = document.createElement("span");
       price.className = "shop-recs-price";

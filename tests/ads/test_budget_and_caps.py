@@ -7,7 +7,9 @@ tracking tests did not pin down. No trained model is needed (SQLite, no services
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -22,28 +24,17 @@ pytestmark = pytest.mark.django_db
 
 def _spec(campaign: Campaign, **overrides) -> CampaignSpec:
     """The serving view of a campaign, built from the row (so that ended campaigns can be passed too)."""
-    fields = {
-        "pk": campaign.pk,
-        "name": campaign.name,
-        "title": campaign.title,
-        "image_url": campaign.image_url,
-        "landing_url": campaign.landing_url,
-        "starts_at": campaign.starts_at,
-        "ends_at": campaign.ends_at,
-        "budget": campaign.budget,
-        "served": campaign.impressions_served,
-        "frequency_cap": campaign.frequency_cap,
-        "weight": float(campaign.weight),
-        "segment_ids": frozenset(),
-        "product_ids": frozenset(),
-    }
-    fields.update(overrides)
-    return CampaignSpec(**fields)
+    with unscoped():
+        return dataclasses.replace(eligibility.spec_of(campaign), **overrides)
 
 
 def _record(store, spec, customer_pk, now, *, score=1.0):
     with store_scope(store):
-        return services.record_impression(store, spec, customer_pk, slot="home", score=score, now=now)
+        served = services.record_impression(store, spec, customer_pk, slot="home", score=score, now=now)
+    if served is None:
+        return None
+    with unscoped():
+        return Impression.objects.get(impression_id=served.impression_id)
 
 
 def _caps(campaign) -> dict:
@@ -87,12 +78,12 @@ def test_click_marks_only_the_clicked_impression(store, make_campaign, make_cust
 def test_budget_spent_after_cap_charged_leaves_daily_count_unchanged(store, make_campaign, make_customer):
     """record_impression 58: a refused budget charge must roll back the cap increment."""
     cust = make_customer(store, "C1")
-    camp = make_campaign(store, "A", budget=1, frequency_cap=5)
+    camp = make_campaign(store, "A", budget=Decimal("0.01"), frequency_cap=5)  # one impression at CPM 10.00
     now = timezone.now()
     assert _record(store, _spec(camp), cust.pk, now) is not None
     assert _caps(camp) == {now.date(): 1}
-    # The worker's table is stale (it still says 0 served): the cap UPDATE passes, the budget one fails.
-    assert _record(store, _spec(camp, served=0), cust.pk, now) is None
+    # The worker's table is stale (it still says nothing spent): the cap UPDATE passes, the budget one fails.
+    assert _record(store, _spec(camp, spend_micros=0), cust.pk, now) is None
     assert _caps(camp) == {now.date(): 1}
     assert _served(camp) == 1
     with unscoped():
@@ -102,9 +93,9 @@ def test_budget_spent_after_cap_charged_leaves_daily_count_unchanged(store, make
 def test_budget_spent_on_a_customers_first_ad_of_the_day_leaves_no_cap_row(store, make_campaign, make_customer):
     """record_impression 58 (first impression of the day): nothing is written when the budget is spent."""
     cust = make_customer(store, "C1")
-    camp = make_campaign(store, "A", budget=3, impressions_served=3)
+    camp = make_campaign(store, "A", budget=Decimal("0.03"), impressions_served=3, spend_micros=30_000)
     now = timezone.now()
-    assert _record(store, _spec(camp, served=0), cust.pk, now) is None
+    assert _record(store, _spec(camp, spend_micros=0), cust.pk, now) is None
     assert _caps(camp) in ({}, {now.date(): 0})
     assert _served(camp) == 3
 
@@ -200,8 +191,13 @@ def test_rank_campaigns_score_and_tie_break(store):
         "landing_url": "https://x.example",
         "starts_at": now - timedelta(days=1),
         "ends_at": now + timedelta(days=1),
-        "budget": 100,
-        "served": 0,
+        "pricing_model": "cpm",
+        "room_micros": 1,
+        "budget_micros": 100,
+        "daily_budget_micros": None,
+        "spend_micros": 0,
+        "spend_day": None,
+        "day_spend_micros": 0,
         "frequency_cap": 5,
         "segment_ids": frozenset(),
         "product_ids": frozenset(),
@@ -216,11 +212,11 @@ def test_rank_campaigns_score_and_tie_break(store):
     assert services.rank_campaigns([a], {1: 1.0})[0][1] == pytest.approx(1.0)
 
     # Equal scores: the campaign with more of its budget left comes first, whatever its pk.
-    nearly_spent = CampaignSpec(pk=3, weight=1.0, **{**base, "served": 90})
-    fresh = CampaignSpec(pk=4, weight=1.0, **{**base, "served": 10})
+    nearly_spent = CampaignSpec(pk=3, weight=1.0, **{**base, "spend_micros": 90})
+    fresh = CampaignSpec(pk=4, weight=1.0, **{**base, "spend_micros": 10})
     assert [s.pk for s, _ in services.rank_campaigns([nearly_spent, fresh], {})] == [4, 3]
     # Same share left: the older (lower pk) first.
-    twin = CampaignSpec(pk=5, weight=1.0, **{**base, "served": 10})
+    twin = CampaignSpec(pk=5, weight=1.0, **{**base, "spend_micros": 10})
     assert [s.pk for s, _ in services.rank_campaigns([twin, fresh], {})] == [4, 5]
 
 
@@ -272,7 +268,7 @@ def test_served_ad_carries_the_whole_creative(store, make_campaign):
     )
     with store_scope(store):
         ad = services.serve_ads(store, None, slot="home").ads[0]
-    assert set(ad) == {"impression_id", "score", "campaign_id", "title", "image_url", "landing_url"}
+    assert set(ad) == {"impression_id", "score", "campaign_id", "title", "image_url", "landing_url", "products"}
     assert ad["campaign_id"] == camp.pk
     assert ad["title"] == "Big sale"
     assert ad["image_url"] == "https://cdn.example/banner.png"
@@ -344,8 +340,13 @@ def test_eligible_campaigns_rules():
             "landing_url": "https://x.example",
             "starts_at": now - timedelta(days=1),
             "ends_at": now + timedelta(days=1),
-            "budget": 10,
-            "served": 0,
+            "pricing_model": "cpm",
+            "room_micros": 1,
+            "budget_micros": 10,
+            "daily_budget_micros": None,
+            "spend_micros": 0,
+            "spend_day": None,
+            "day_spend_micros": 0,
             "frequency_cap": 2,
             "weight": 1.0,
             "segment_ids": frozenset(),
@@ -357,9 +358,9 @@ def test_eligible_campaigns_rules():
     starts_now = spec(1, starts_at=now)
     ends_now = spec(2, ends_at=now)
     not_started = spec(3, starts_at=now + timedelta(seconds=1))
-    spent = spec(4, served=10)
-    one_left = spec(5, served=9)
-    overspent = spec(6, served=11)
+    spent = spec(4, spend_micros=10)
+    one_left = spec(5, spend_micros=9)
+    overspent = spec(6, spend_micros=11)
     plain = spec(7)
     specs = [starts_now, ends_now, not_started, spent, one_left, overspent, plain]
 

@@ -23,7 +23,10 @@ def form_data(**over):
         "skus": "P1",
         "starts_at": "2030-03-01T00:00",
         "ends_at": "2030-03-31T00:00",
-        "budget": "500",
+        "pricing_model": "cpc",
+        "bid": "0.50",
+        "budget": "500.00",
+        "daily_budget": "",
         "frequency_cap": "3",
         "weight": "1.5",
         "status": "active",
@@ -58,7 +61,7 @@ def test_validation_errors(login, merchant, store, products):
     client = login(merchant)
     cases = [
         (form_data(ends_at="2030-02-01T00:00"), "ends_at", "after the start"),
-        (form_data(budget="0"), "budget", "at least 1"),
+        (form_data(budget="0"), "budget", "greater than 0"),
         (form_data(skus="B1"), "skus", "No product with SKU B1"),  # store beta's product
         (form_data(weight="0"), "weight", "greater than 0"),
     ]
@@ -112,7 +115,8 @@ def test_report_and_list_show_numbers(login, analyst, store, products, make_camp
     assert (report["impressions"], report["reach"], report["clicks"]) == (3, 1, 1)
     assert abs(report["ctr"] - 1 / 3) < 1e-9
     html = r.content.decode()
-    assert 'data-figure="fig-daily"' in html and 'data-figure="fig-pacing"' in html
+    # Three impressions on one day are below the charts' threshold (tests/ads/test_money.py draws them).
+    assert 'id="not-enough-data"' in html and 'data-figure="fig-daily"' not in html
     rows = client.get("/s/alpha/ads/").context["rows"]
     assert rows[0]["impressions"] == 3 and rows[0]["clicks"] == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -71,7 +72,7 @@ def test_status(api_client, store, shop, mugs, make_campaign, status):
 
 
 def test_budget(api_client, store, shop, mugs, make_campaign):
-    c = make_campaign(store, "B", title="b", products=mugs, budget=2)
+    c = make_campaign(store, "B", title="b", products=mugs, budget=Decimal("0.02"))  # 2 impressions at CPM 10.00
     assert served(api_client, "C0") == ["b"]
     assert served(api_client, None) == ["b"]
     assert served(api_client, "C2") == []  # spent, although the cached table still says 0 served
@@ -116,7 +117,7 @@ def test_response_shape_and_impression_row(api_client, store, shop, mugs, make_c
     c = make_campaign(store, "S", title="s", products=mugs, image_url="https://img.example/a.png")
     body = api_client.get(f"{URL}?customer=C0&slot=sidebar").json()
     ad = body["ads"][0]
-    assert set(ad) == {"impression_id", "campaign_id", "title", "image_url", "landing_url", "score"}
+    assert set(ad) == {"impression_id", "campaign_id", "title", "image_url", "landing_url", "score", "products"}
     with unscoped():
         imp = Impression.objects.get(impression_id=ad["impression_id"])
     assert imp.campaign_id == c.pk and imp.slot == "sidebar" and imp.customer_id == shop["customers"][0].pk

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -125,21 +126,95 @@ def _hammer(store, fn, threads: int, per_thread: int) -> list:
     return [out for chunk in run_in_threads(worker, threads) for out in chunk]
 
 
+def _spend(campaign) -> tuple[int, int, int, int]:
+    """(campaign spend, sum of impression costs, impressions, impressions charged) in micro-units."""
+    with unscoped():
+        row = Campaign.objects.get(pk=campaign.pk)
+        imps = Impression.objects.filter(campaign=campaign)
+        costs = sum(imps.values_list("cost_micros", flat=True))
+        return row.spend_micros, costs, imps.count(), imps.filter(cost_micros__gt=0).count()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_never_overrun_the_budget(store, make_customer, make_product, make_campaign):
+    """CPM 10.00 = 0.01 per impression; a budget of 0.25 pays for exactly 25 impressions, under 8 threads."""
     require_postgres()
     p = make_product(store, "P1")
     customers = [make_customer(store, f"c{i}") for i in range(8)]
-    c = make_campaign(store, "Hot", products=[p], budget=25, frequency_cap=1000)
+    c = make_campaign(store, "Hot", products=[p], bid=Decimal("10.00"), budget=Decimal("0.25"), frequency_cap=1000)
 
     def one(i: int, j: int) -> int:
         return len(services.serve_ads(store, customers[i].external_id if j % 2 else None).ads)
 
     results = _hammer(store, one, threads=8, per_thread=10)
     c.refresh_from_db()
+    assert sum(results) == 25 and c.impressions_served == 25
+    assert _spend(c) == (250_000, 250_000, 25, 25)
+    assert c.spend == Decimal("0.25") and c.remaining == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_spend_stops_below_a_budget_that_is_not_a_multiple(store, make_product, make_campaign):
+    """CPM 3.00 (0.003 per impression) on 0.10: 33 impressions (0.099), never a 34th that would pass 0.10."""
+    require_postgres()
+    c = make_campaign(store, "Odd", products=[make_product(store, "P1")], bid=Decimal("3.00"), budget=Decimal("0.10"))
+    results = _hammer(store, lambda i, j: len(services.serve_ads(store, None).ads), threads=8, per_thread=6)
+    assert sum(results) == 33
+    assert _spend(c) == (99_000, 99_000, 33, 33)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_clicks_are_charged_once_and_never_past_the_budget(store, make_product, make_campaign):
+    """CPC 0.50 on a 2.00 budget: 12 impressions are served free; 8 threads click every one twice; exactly
+    four first clicks are charged (2.00), repeats and clicks past the budget are free, none is lost."""
+    require_postgres()
+    c = make_campaign(
+        store,
+        "Clicky",
+        products=[make_product(store, "P1")],
+        pricing_model="cpc",
+        bid=Decimal("0.50"),
+        budget=Decimal("2.00"),
+    )
+    with store_scope(store):
+        ids = [services.serve_ads(store, None).ads[0]["impression_id"] for _ in range(12)]
+    assert _spend(c) == (0, 0, 12, 0)  # a CPC impression costs nothing
+
+    def click(i: int, j: int) -> tuple[bool, bool]:
+        return services.record_click(uuid.UUID(ids[(i * 3 + j) % 12]), store_id=store.pk)
+
+    results = _hammer(store, click, threads=8, per_thread=3)  # 24 clicks: each impression twice
+    assert all(found for found, _ in results)
+    assert sum(first for _, first in results) == 12
+    assert _spend(c) == (2_000_000, 2_000_000, 12, 4)
     with unscoped():
-        rows = Impression.objects.filter(campaign=c).count()
-    assert sum(results) == 25 and c.impressions_served == 25 and rows == 25
+        assert Impression.objects.filter(campaign=c, clicked_at__isnull=True).count() == 0
+    # A click on an impression that does not exist (or is another store's) is not charged.
+    with store_scope(store):
+        assert services.record_click(uuid.uuid4()) == (False, False)
+    assert _spend(c)[0] == 2_000_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_never_pass_the_paced_daily_budget(store, make_product, make_campaign):
+    """Frozen at 12:00 UTC with 5 % tolerance, a 0.10 daily budget allows 0.055 by now: 5 impressions at 0.01."""
+    require_postgres()
+    noon = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+    c = make_campaign(
+        store,
+        "Paced",
+        products=[make_product(store, "P1")],
+        budget=Decimal("50.00"),
+        daily_budget=Decimal("0.10"),
+        starts_at=noon - timedelta(days=1),
+        ends_at=noon + timedelta(days=1),
+    )
+    results = _hammer(store, lambda i, j: len(services.serve_ads(store, None, now=noon).ads), threads=8, per_thread=4)
+    assert sum(results) == 5
+    assert _spend(c) == (50_000, 50_000, 5, 5)
+    with unscoped():
+        row = Campaign.objects.get(pk=c.pk)
+    assert (row.spend_day, row.day_spend_micros) == (noon.date(), 50_000)
 
 
 @pytest.mark.django_db(transaction=True)

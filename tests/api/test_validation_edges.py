@@ -214,7 +214,7 @@ def test_bulk_reports_the_exact_error_object_of_each_bad_row(store, api_client):
         {"index": 15, "field": "in_stock", "reason": "must be true or false"},
         {"index": 16, "field": "tags", "reason": "must be a list of strings"},
         {"index": 16, "field": "attributes", "reason": "must be an object"},
-        {"index": 16, "field": "image_url", "reason": "must be a valid http(s) URL"},
+        {"index": 16, "field": "image_url", "reason": "must start with http:// or https://"},  # issue #14
     ]
     assert count(Product, store=store) == 0
 

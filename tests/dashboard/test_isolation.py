@@ -24,6 +24,7 @@ SAMPLE_KWARGS = {
     "eval_run_id": 1,
     "tuning_job_id": 1,
     "experiment_id": 1,
+    "placement_id": 1,
 }
 
 

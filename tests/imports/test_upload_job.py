@@ -111,7 +111,8 @@ def test_upload_returns_before_the_import_then_shows_progress_and_the_report(cli
     with store_scope(store):
         assert Product.objects.count() == 2
     page = client.get(_url(store, "imports:detail", job_id=job.pk)).content.decode()
-    assert "products_created" in page and 'id="job-progress"' not in page
+    # The report's keys are named on the page (shop_recs.imports.messages): "products_created" reads "Products created".
+    assert "Products created" in page and 'id="job-progress"' not in page
 
 
 @pytest.mark.django_db

@@ -102,9 +102,10 @@ def test_campaign_upkeep_ends_expired_and_spent_campaigns_and_purges_old_counter
             )
 
     expired = campaign(store, "expired", ends_at=now - timedelta(hours=1))
-    spent = campaign(store, "spent", impressions_served=10)
-    running = campaign(store, "running", impressions_served=3)
-    other_spent = campaign(other_store, "other spent", impressions_served=10)
+    # Budget 10.00 at the default CPM bid of 10.00 (0.01 per impression): 1,000 impressions' worth.
+    spent = campaign(store, "spent", impressions_served=1000, spend_micros=10_000_000)
+    running = campaign(store, "running", impressions_served=3, spend_micros=30_000)
+    other_spent = campaign(other_store, "other spent", impressions_served=1000, spend_micros=10_000_000)
     customer = make_customer(store, "C-ads")
     with unscoped():
         five_days_ago = (now - timedelta(days=5)).date()

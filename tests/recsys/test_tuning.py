@@ -64,7 +64,7 @@ def test_finds_the_known_best_config():
     res = tuning.tune(ItemOrder, val, grid, metric="ndcg@5")
     assert res.best_params == {"mode": "popular"}
     assert res.leaderboard[0]["score"] > res.leaderboard[-1]["score"]
-    assert res.n_trials == 4  # defaults {} + 3 grid points
+    assert res.n_trials == 3  # defaults {} (mode="random") + the 2 grid points that differ from them
     assert [row["score"] for row in res.leaderboard] == sorted((row["score"] for row in res.leaderboard), reverse=True)
 
 
@@ -118,7 +118,10 @@ def test_registry_name_uses_default_grid():
 
     val = splits.validation_split(splits.temporal_split(skewed_log(), test_days=3000 / 86_400))
     res = tuning.tune("popularity", val, n_iter=5)
-    assert res.n_trials == 1 + len(registry.grid("popularity"))
+    defaults = registry.make("popularity").get_params()
+    differing = [cfg for cfg in registry.grid("popularity") if any(defaults.get(k) != v for k, v in cfg.items())]
+    assert 0 < len(differing) < len(registry.grid("popularity"))  # the grid restates the defaults once
+    assert res.n_trials == 1 + len(differing)
     assert np.isfinite(res.best_score)
 
 
@@ -138,3 +141,23 @@ def test_peers_follow_the_contract(name):
         assert (row[len(valid) :] == -1).all()  # padding at the end
     one, _ = model.recommend(int(users[0]), val.train[users[0]], N=3)
     assert one.shape == (3,)
+
+
+def test_a_grid_point_that_restates_the_defaults_is_not_tried_twice():
+    # EASE's defaults are l2=500, debias=0; its grid holds that point too. At 16k items each fit
+    # costs about 80 s, so fitting it as "{}" and again as the grid point wasted a whole trial.
+    grid = {"debias": [0.0, 0.2], "l2": [250, 500]}
+    defaults = {"l2": 500, "debias": 0.0, "other": 1}
+    configs = tuning.candidate_configs(grid, n_iter=None, defaults=defaults)
+    assert configs == [{}, {"debias": 0.0, "l2": 250}, {"debias": 0.2, "l2": 250}, {"debias": 0.2, "l2": 500}]
+    # without the defaults given, or without the defaults trial, every grid point stays
+    assert len(tuning.candidate_configs(grid, n_iter=None)) == 5
+    assert len(tuning.candidate_configs(grid, n_iter=None, include_defaults=False, defaults=defaults)) == 4
+
+
+def test_tune_fits_the_default_configuration_once():
+    val = splits.validation_split(splits.temporal_split(skewed_log(), test_days=3000 / 86_400))
+    default_mode = ItemOrder().get_params()["mode"]
+    res = tuning.tune(ItemOrder, val, {"mode": [default_mode, "popular"]})
+    tried = sorted(str(row["params"]) for row in res.leaderboard)
+    assert res.n_trials == 2 and tried == ["{'mode': 'popular'}", "{}"]

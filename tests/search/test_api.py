@@ -21,7 +21,8 @@ def test_relevance_order_and_item_shape(api_client, catalog):
     body = response.json()
     assert body["total"] == 2 and body["corrected_query"] is None and body["personalized"] is False
     first = body["items"][0]
-    assert set(first) == {"sku", "title", "price", "score", "text_score", "personal_score"}
+    card = {"sku", "title", "price", "currency", "in_stock", "image_url", "url"}  # issue #14: as recommendations
+    assert set(first) == card | {"score", "text_score", "personal_score"}
     assert first["title"] == "Sony headphones" and first["price"] == "99.00"
     assert first["text_score"] == 1.0 and first["personal_score"] is None
     assert body["items"][1]["text_score"] < 1.0

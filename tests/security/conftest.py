@@ -53,7 +53,7 @@ def build_world(store: Store, tag: str, make_user) -> World:
     from shop_recs.catalog.models import Category, Product
     from shop_recs.imports.models import ImportJob, ImportKind
     from shop_recs.search.models import SearchQuery
-    from shop_recs.serving.models import Experiment, Variant
+    from shop_recs.serving.models import Experiment, Placement, StoreRules, Variant
     from shop_recs.stores.invitations import invite
     from shop_recs.training.models import ModelVersion, TrainingRun
 
@@ -128,6 +128,9 @@ def build_world(store: Store, tag: str, make_user) -> World:
         Variant.objects.create(
             store=store, experiment=experiment, name=f"{tag}-secret-variant-b", kind="rules", traffic=50, position=1
         )
+        # A placement of its own, with rules (pins) of its own: the placement pages name it by id.
+        placement = Placement.objects.create(store=store, key="pdp", name=f"{tag}-secret-placement")
+        StoreRules.objects.create(store=store, placement=placement, pinned_product_ids=[product.pk])
         campaign = Campaign.objects.create(
             store=store,
             name=f"{tag}-secret-campaign",
@@ -173,6 +176,7 @@ def build_world(store: Store, tag: str, make_user) -> World:
             "eval_run_id": eval_run.pk,
             "tuning_job_id": tuning_job.pk,
             "experiment_id": experiment.pk,
+            "placement_id": placement.pk,
             "impression_id": impression.impression_id,
             # Not URL parameters: values for query strings and bodies.
             "variant_id": variant.pk,
@@ -202,6 +206,7 @@ def build_world(store: Store, tag: str, make_user) -> World:
                 "TAG-secret-order",
                 "TAG-secret-artifact",
                 "TAG-secret-invitee",
+                "TAG-secret-placement",
             )
         ),
         identifiers=(product.sku, other.sku, customer.external_id, buyer.external_id),

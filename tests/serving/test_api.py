@@ -33,7 +33,9 @@ def test_customer_recs_happy_path_reasons_and_log(api_client, shop):
     assert body["placement"] == "home" and body["model_version"] is not None
     assert len(body["items"]) == 3
     first = body["items"][0]
-    assert set(first) == {"sku", "title", "price", "score", "reason"}
+    # The card fields (issue #14): price is a decimal string since then, no longer a number.
+    assert set(first) == {"sku", "title", "price", "currency", "in_stock", "image_url", "url", "score", "reason"}
+    assert first["price"] == "13.00" and first["currency"] == "USD"  # no product currency: the store's
     # C0 had M0 (bought), M1, M2: the remaining mug M3 ranks first, explained by a history item.
     assert first["sku"] == "M3"
     assert first["reason"]["code"] == "because_viewed"

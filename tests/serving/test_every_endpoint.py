@@ -41,7 +41,7 @@ ENDPOINTS = {
     "search": lambda c, ids, n: c.get(f"{API}/search", {"q": ids["query"], "n": n}),
 }
 #: Documented to add a pinned product that is not among the candidates (docs/serving.md, "Rules").
-INSERTS_PINS = {"customer", "session", "popular", "trending"}
+INSERTS_PINS = {"customer", "session", "similar", "popular", "trending"}
 #: Documented to move a pinned product up only when it is a candidate (search: when it matches).
 PINS_ONLY_CANDIDATES = {"search"}
 #: What carries the serving reason code (search items have none).
@@ -239,9 +239,11 @@ def test_ads_answer_each_store_with_its_own_campaigns(
         for query in ("", f"&customer={customer}"):
             body = client.get(f"{API}/ads?n=10{query}").json()
             assert {ad["campaign_id"] for ad in body["ads"]} == own, body
-            # Campaigns, never products: the store rules have no product to filter here.
+            # Campaigns with their own promoted products' cards (issue #14), never another store's.
             for ad in body["ads"]:
-                assert set(ad) == {"impression_id", "campaign_id", "title", "image_url", "landing_url", "score"}
+                keys = {"impression_id", "campaign_id", "title", "image_url", "landing_url", "score", "products"}
+                assert set(ad) == keys
+                assert {p["sku"][0] for p in ad["products"]} == ({"M"} if own is mine else {"O"})
     # This store's customer is a stranger to the other store's key.
     body = other_api_client.get(f"{API}/ads?n=10&customer=C0").json()
     assert body["customer_known"] is False and {ad["campaign_id"] for ad in body["ads"]} == theirs

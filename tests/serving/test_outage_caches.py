@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from shop_recs.api import auth
 from shop_recs.platform import logbuffer
-from shop_recs.serving import experiments, live_activity, responses, rules, runtime, snapshot
+from shop_recs.serving import experiments, live_activity, responses, rules, rules_snapshot, runtime, snapshot
 from shop_recs.serving.models import RecommendationList
 from shop_recs.stores.models import ApiKey
 from shop_recs.stores.scoping import unscoped
@@ -182,16 +182,17 @@ def test_the_rules_are_read_again_after_the_back_off_not_after_another_ttl(store
     later (the mutation run found this untested)."""
     settings.SERVING_RULES_TTL = 60
     clock = {"now": 1000.0}
-    monkeypatch.setattr(rules.time, "monotonic", lambda: clock["now"])
+    # The rules cache lives in rules_snapshot (rules re-exports load_rules).
+    monkeypatch.setattr(rules_snapshot.time, "monotonic", lambda: clock["now"])
     cached = rules.load_rules(store.pk)
     clock["now"] += 61  # expired
     with database_down() as outage:
         assert rules.load_rules(store.pk) is cached
         assert outage.attempts == 1
-        clock["now"] += rules.OUTAGE_RETRY_SECONDS / 2  # inside the back-off: no new attempt
+        clock["now"] += rules_snapshot.OUTAGE_RETRY_SECONDS / 2  # inside the back-off: no new attempt
         assert rules.load_rules(store.pk) is cached
         assert outage.attempts == 1
-    clock["now"] += rules.OUTAGE_RETRY_SECONDS  # the back-off is over and the database is back
+    clock["now"] += rules_snapshot.OUTAGE_RETRY_SECONDS  # the back-off is over and the database is back
     with CaptureQueriesContext(connection) as queries:
         rules.load_rules(store.pk)
     assert len(queries) >= 1  # read again, not served from the cache for another TTL

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from django import template
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import pgettext_lazy
+
+from shop_recs.dashboard.formatting import format_money, format_number
+from shop_recs.platform.stages import stage_label
 
 register = template.Library()
 
@@ -55,9 +59,19 @@ def percent(value) -> str:
 
 @register.filter
 def money(value, currency: str = "") -> str:
-    if value is None:
+    """An amount in the store's currency, as the reader's language writes it ("$1,234.50", "US$1,234.50")."""
+    return format_money(value, currency)
+
+
+@register.filter
+def num(value, decimals: int | None = None) -> str:
+    """A number with the locale's thousands separator ("71,465"; ``num:1`` for one decimal place)."""
+    if value in ("", None):
         return "–"
-    return f"{value:,.2f} {currency}".strip()
+    try:
+        return format_number(value, None if decimals in (None, "") else int(decimals))
+    except (TypeError, ValueError):
+        return str(value)
 
 
 # Pages owned by other apps (mounted under the store prefix) and the sidebar entry they belong to.
@@ -71,3 +85,47 @@ def nav_section(context) -> str:
         return context["section"]
     match = getattr(context.get("request"), "resolver_match", None)
     return _NAMESPACE_SECTION.get(getattr(match, "namespace", ""), "")
+
+
+# Customer genders arrive as free text from the shop (API, imports); the usual values are named in the
+# reader's language, anything else is shown as the shop sent it.
+_GENDERS = {
+    "female": pgettext_lazy("gender", "female"),
+    "f": pgettext_lazy("gender", "female"),
+    "woman": pgettext_lazy("gender", "female"),
+    "male": pgettext_lazy("gender", "male"),
+    "m": pgettext_lazy("gender", "male"),
+    "man": pgettext_lazy("gender", "male"),
+    "other": pgettext_lazy("gender", "other"),
+    "diverse": pgettext_lazy("gender", "diverse"),
+    "non-binary": pgettext_lazy("gender", "non-binary"),
+    "unknown": pgettext_lazy("gender", "unknown"),
+}
+
+
+@register.filter
+def gender(value: str) -> str:
+    if not value:
+        return "—"
+    label = _GENDERS.get(str(value).strip().lower())
+    return str(label) if label is not None else value
+
+
+@register.filter
+def stage(value: str) -> str:
+    """A job stage in the reader's language (``platform.stages``)."""
+    return stage_label(value)
+
+
+# How an ad conversion was attributed (ads.selectors.Conversion.via): a code, named for the reader.
+_VIA = {
+    "click": pgettext_lazy("attributed via", "after a click"),
+    "impression": pgettext_lazy("attributed via", "after an impression"),
+    "context": pgettext_lazy("attributed via", "impression id sent with the purchase"),
+}
+
+
+@register.filter
+def attribution_via(value: str) -> str:
+    label = _VIA.get(value or "")
+    return str(label) if label is not None else value
