@@ -59,6 +59,14 @@ class Target:
 
 
 FS = "forkserver"
+#: The ads modules' test selection: serving, tracking under threads, budgets and caps, money, pacing.
+ADS_TESTS = (
+    "tests/ads/test_serving.py",
+    "tests/ads/test_tracking.py",
+    "tests/ads/test_budget_and_caps.py",
+    "tests/ads/test_money.py",
+    "tests/ads/test_pacing.py",
+)
 TARGETS = [
     Target(
         "metrics", "shop_recs/recsys/metrics.py", ["tests/recsys/test_metrics.py", "tests/recsys/test_metrics_edges.py"]
@@ -118,13 +126,20 @@ TARGETS = [
     Target(
         "ads_services",
         "shop_recs/ads/services.py",
-        ["tests/ads/test_serving.py", "tests/ads/test_tracking.py", "tests/ads/test_budget_and_caps.py"],
+        [*ADS_TESTS],
+        isolation=FS,
+    ),
+    Target(
+        # The exact charging (one conditional UPDATE per impression or click) since money in ads.
+        "ads_sql",
+        "shop_recs/ads/sql.py",
+        [*ADS_TESTS],
         isolation=FS,
     ),
     Target(
         "ads_eligibility",
         "shop_recs/ads/eligibility.py",
-        ["tests/ads/test_serving.py", "tests/ads/test_budget_and_caps.py"],
+        ["tests/ads/test_serving.py", "tests/ads/test_budget_and_caps.py", "tests/ads/test_pacing.py"],
         isolation=FS,
     ),
 ]
