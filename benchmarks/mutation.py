@@ -66,6 +66,7 @@ ADS_TESTS = (
     "tests/ads/test_budget_and_caps.py",
     "tests/ads/test_money.py",
     "tests/ads/test_pacing.py",
+    "tests/ads/test_services_units.py",
 )
 TARGETS = [
     Target(
