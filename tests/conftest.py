@@ -267,3 +267,26 @@ def make_customer(db):
             return Customer.objects.create(store=store, external_id=external_id, **kwargs)
 
     return _make
+
+
+@pytest.fixture
+def live_cache(settings):
+    """The per-process activity cache on, subscribed to the real Redis, its subscription healthy
+    (PostgreSQL and Redis required: they fail under CI=true when absent)."""
+    import time  # why: only this fixture waits
+
+    from shop_recs.activity import changes  # why: the app registry is ready only inside a test
+    from shop_recs.serving import live_activity  # why: as above
+
+    require_postgres()
+    settings.REDIS_URL = require_redis()
+    settings.SERVING_ACTIVITY_CACHE = True
+    live_activity._feed.__init__()
+    changes._client = None
+    deadline = time.monotonic() + 5
+    while not live_activity._feed.healthy():
+        assert time.monotonic() < deadline, "the activity subscription never became healthy"
+        time.sleep(0.05)
+    yield live_activity
+    live_activity._feed._lost(RuntimeError("test over"))
+    changes._client = None

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import numpy as np
 import pytest
 
-from shop_recs.activity import changes, erasure
+from shop_recs.activity import erasure
 from shop_recs.activity.models import Customer
-from shop_recs.serving import live_activity
 from shop_recs.stores.scoping import store_scope, unscoped
 from shop_recs.training import precompute
 from shop_recs.training.artifacts import artifact_path
 from shop_recs.training.models import ModelVersion
 from tests.activity.conftest import T0
-from tests.conftest import require_postgres, require_redis
 
 pytestmark = pytest.mark.django_db
 
@@ -111,23 +108,6 @@ def test_merging_a_duplicate_moves_its_history(store, shop, api_client):
     with unscoped():
         assert not Customer.objects.filter(store=store, external_id="C2").exists()
     assert "M2" not in skus(recommend(api_client, "C1"))
-
-
-@pytest.fixture
-def live_cache(settings):
-    """The per-process activity cache on, subscribed to the real Redis (as in tests/serving/test_hot_path.py)."""
-    require_postgres()
-    settings.REDIS_URL = require_redis()
-    settings.SERVING_ACTIVITY_CACHE = True
-    live_activity._feed.__init__()
-    changes._client = None
-    deadline = time.monotonic() + 5
-    while not live_activity._feed.healthy():
-        assert time.monotonic() < deadline, "the activity subscription never became healthy"
-        time.sleep(0.05)
-    yield live_activity
-    live_activity._feed._lost(RuntimeError("test over"))
-    changes._client = None
 
 
 @pytest.mark.django_db(transaction=True)

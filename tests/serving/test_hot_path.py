@@ -23,7 +23,6 @@ from shop_recs.serving.models import RecommendationList
 from shop_recs.stores.models import ApiKey
 from shop_recs.stores.scoping import unscoped
 from shop_recs.training.models import ModelVersion
-from tests.conftest import require_postgres, require_redis
 
 API = "/api/v1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,22 +152,6 @@ def test_pending_rows_are_bounded(monkeypatch):
 
 
 # --- the customers' activity cache (PostgreSQL + Redis) ----------------------------------------
-
-
-@pytest.fixture
-def live_cache(settings):
-    require_postgres()
-    settings.REDIS_URL = require_redis()
-    settings.SERVING_ACTIVITY_CACHE = True
-    live_activity._feed.__init__()
-    changes._client = None
-    deadline = time.monotonic() + 5
-    while not live_activity._feed.healthy():
-        assert time.monotonic() < deadline, "the activity subscription never became healthy"
-        time.sleep(0.05)
-    yield live_activity
-    live_activity._feed._lost(RuntimeError("test over"))
-    changes._client = None
 
 
 def _event(customer: str, sku: str, kind: str = "view", ts: str = "2024-06-03T12:00:00Z") -> dict:

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,31 +16,12 @@ import pytest
 from django.db import connection
 
 from shop_recs.activity import changes
-from shop_recs.serving import live_activity, realtime
+from shop_recs.serving import realtime
 
 API = "/api/v1"
 ROOT = Path(__file__).resolve().parents[2]
 
-from tests.conftest import require_postgres, require_redis  # noqa: E402
 from tests.serving.test_hot_path import _event  # noqa: E402
-
-
-@pytest.fixture
-def live_cache(settings):
-    """PostgreSQL, Redis and a healthy subscription (as ``test_hot_path.live_cache``)."""
-    require_postgres()
-    settings.REDIS_URL = require_redis()
-    settings.SERVING_ACTIVITY_CACHE = True
-    live_activity._feed.__init__()
-    changes._client = None
-    deadline = time.monotonic() + 5
-    while not live_activity._feed.healthy():
-        assert time.monotonic() < deadline, "the activity subscription never became healthy"
-        time.sleep(0.05)
-    yield live_activity
-    live_activity._feed._lost(RuntimeError("test over"))
-    changes._client = None
-
 
 #: A recent minute, newer than every event of the ``shop`` fixture (2024) and not in the future.
 BASE = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2)
