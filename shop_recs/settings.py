@@ -135,18 +135,21 @@ MIDDLEWARE = [
     # Per-key and per-address limits of /api/v1/, fast path included (not loaded when both limits are 0).
     "shop_recs.api.ratelimit.RateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # shop_recs.api.browser_only: Django's session, CSRF, user and message middleware and django-csp,
+    # each passed by for /api/v1/ requests (API keys, no cookies): the same classes for every other path.
+    "shop_recs.api.browser_only.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "shop_recs.api.browser_only.CsrfViewMiddleware",
+    "shop_recs.api.browser_only.AuthenticationMiddleware",
+    "shop_recs.api.browser_only.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "shop_recs.platform.middleware.PrivatePagesMiddleware",
     # Styled 403/404/503 pages for what dashboard views raise, in DEBUG too (shop_recs.dashboard.errors).
     "shop_recs.dashboard.errors.DashboardErrorPagesMiddleware",
-    # Content-Security-Policy on every response (django-csp): see CONTENT_SECURITY_POLICY below.
-    "csp.middleware.CSPMiddleware",
+    # Content-Security-Policy on every response (django-csp): see CONTENT_SECURITY_POLICY below; on
+    # /api/v1/ the constant shop_recs.api.browser_only.API_CONTENT_SECURITY_POLICY.
+    "shop_recs.api.browser_only.CSPMiddleware",
     # Last, as django-axes asks: answers a locked-out login with its lockout page (HTTP 429).
     "axes.middleware.AxesMiddleware",
 ]

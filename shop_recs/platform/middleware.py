@@ -26,7 +26,9 @@ class PrivatePagesMiddleware:
         response = self.get_response(request)
         if getattr(response, NO_DATABASE_ATTR, False):
             return response
+        if request.path.startswith(_SKIP_PREFIXES):
+            return response  # before the user: for the API there is none to load
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not request.path.startswith(_SKIP_PREFIXES):
+        if user is not None and user.is_authenticated:
             add_never_cache_headers(response)  # Cache-Control: max-age=0, no-cache, no-store, must-revalidate, private
         return response

@@ -219,6 +219,9 @@ def test_restart_fails_the_rows_a_dead_process_held_and_leaves_live_ones(setting
 def test_only_a_real_server_starts_the_pool_and_commands_run_jobs_inline(settings, tmp_path, monkeypatch):
     settings.VAR_DIR = tmp_path / "var"
     monkeypatch.setattr(jobs, "_pool_decided", False)  # as in a fresh process
+    # A live-server test earlier in this process (its handler is a WSGIHandler) started the pool:
+    # a fresh process has none, and this test is about what starts one.
+    executor.stop(wait=True)
     assert executor.current() is None
     jobs._on_request_started(sender=ClientHandler)
     assert executor.current() is None  # the test client (like commands and shells) keeps eager runs
