@@ -13,6 +13,13 @@
    seconds with ``wrk``. The ratio is taken within each round, so a busier minute of the shared
    machine moves both sides; the table reports the median round.
 
+3. ``--in-process N`` (after the HTTP rounds, or alone with ``--rounds 0``): in one process through
+   Django's test client, rounds alternating N plain-view requests and N ads requests (rotating known
+   customers): wall and CPU (``time.process_time``) milliseconds per request, database round trips
+   per ads request, and the ratio to the plain view. On a box loaded far past its cores the HTTP rows
+   swing between rounds; a process's own CPU time per request does not. ``--profile`` adds a cProfile
+   (CPU-time timer) of the ads requests of one round (top functions by cumulative and by own time).
+
 It prints a table; it is not a test and asserts nothing about timings.
 """
 
@@ -81,6 +88,65 @@ with store_scope(store):
             print("   ", s["sql"][:110].replace(chr(10), " "))
 """
 
+IN_PROCESS = """
+import cProfile, io, os, pstats, statistics, sys, time
+from urllib.parse import quote
+import django
+django.setup()
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+key, customers, n, rounds, profile = {key!r}, {customers!r}, {n}, {rounds}, {profile}
+client = Client()
+auth = {{"HTTP_AUTHORIZATION": f"Bearer {{key}}"}}
+ads_paths = [f"/api/v1/ads?customer={{quote(c)}}&slot=home&n=1" for c in customers]
+state = {{"i": 0}}
+
+def plain(k):
+    for _ in range(k):
+        assert client.get("/healthz").status_code == 200
+
+def ads(k):
+    for _ in range(k):
+        path = ads_paths[state["i"] % len(ads_paths)]
+        state["i"] += 1
+        r = client.get(path, **auth)
+        assert r.status_code == 200 and r.json()["ads"], r.content
+
+def clock(fn, k):
+    w, c = time.perf_counter(), time.process_time()
+    fn(k)
+    return (time.perf_counter() - w) / k * 1000, (time.process_time() - c) / k * 1000
+
+plain(200)
+ads(len(ads_paths))  # warm-up: model, snapshots, every rotated customer seen once
+with CaptureQueriesContext(connection) as q:
+    ads(n)
+print(f"in process: {{len(q) / n:.2f}} database round trips per ads request (warm, {{n}} requests)", flush=True)
+rows = []
+for r in range(rounds):
+    pw, pc = clock(plain, n)
+    aw, ac = clock(ads, n)
+    rows.append((aw, ac, pw, pc))
+    print(f"  in process round {{r + 1}}: ads {{aw:.2f}} ms/request (CPU {{ac:.2f}}) | "
+          f"plain {{pw:.2f}} (CPU {{pc:.2f}}) | load {{os.getloadavg()[0]:.2f}}", flush=True)
+med = statistics.median
+aw, ac, pw, pc = (med(r[i] for r in rows) for i in range(4))
+print(f"in process (medians of {{len(rows)}} rounds): ads {{aw:.2f}} ms wall, {{ac:.2f}} ms CPU per request; "
+      f"plain {{pw:.2f}} ms wall, {{pc:.2f}} ms CPU; ads at {{med(r[2] / r[0] for r in rows):.0%}} of the "
+      f"plain view's rate by wall time, {{med(r[3] / r[1] for r in rows):.0%}} by CPU time")
+if profile:
+    prof = cProfile.Profile(time.process_time)  # CPU time: a wait for PostgreSQL or the scheduler is not ours
+    prof.enable()
+    ads(n)
+    prof.disable()
+    for order in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats(order).print_stats(30)
+        print(f"cProfile of {{n}} ads requests, by {{order}}:")
+        print("\\n".join(buf.getvalue().splitlines()[4:45]))
+"""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -99,6 +165,9 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--python-client", action="store_true")
+    parser.add_argument("--in-process", type=int, default=0, metavar="N", help="in-process CPU rounds of N requests")
+    parser.add_argument("--in-process-rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="with --in-process: cProfile the ads requests")
     args = parser.parse_args()
     env = bench_env(args)
     info = setup_store(args, env)
@@ -117,6 +186,22 @@ def main() -> None:
         text=True,
     )
     print(trips.stdout.strip())
+    if args.rounds > 0:
+        measure_http(args, env, info)
+    if args.in_process:
+        code = IN_PROCESS.format(
+            key=info["key"],
+            customers=info["customers"],
+            n=args.in_process,
+            rounds=args.in_process_rounds,
+            profile=args.profile,
+        )
+        print(f"load average before the in-process rounds: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        subprocess.run([PY, "-c", code], cwd=ROOT, env=env, check=True)
+
+
+def measure_http(args: argparse.Namespace, env: dict[str, str], info: dict) -> None:
+    """The interleaved gunicorn + wrk rounds (module docstring, step 2)."""
     paths = {
         "plain": ["/healthz"],
         "ads": [f"/api/v1/ads?customer={quote(c)}&slot=home&n=1" for c in info["customers"]],

@@ -358,7 +358,16 @@ def measure_memory(args: argparse.Namespace, info: dict) -> dict:
     """What one cached customer costs a worker: ``--memory N`` customers served one recommendation
     page each through the Django handler (so each entry holds its activity, its personal memo and one
     served page, as under load), then the traced memory with the entries minus the same after emptying
-    the cache, per entry; and the share of it that the memos (personal candidates + pages) hold."""
+    the cache, per entry, split into its activity, its personal candidates (``PersonalMemo``) and its
+    served page (``CompactPage``) by removing each in turn. The product cards' JSON that memoised
+    pages share (``responses.card_json``) lives on the catalog snapshot, not on an entry: it is
+    reported on its own (bounded by the catalog, not by the customers).
+
+    ``--memory-cap K``: first (before tracemalloc runs) every customer of the store (up to 2,000) twice
+    with ``SERVING_ACTIVITY_MAX_ENTRIES = K``: the most entries seen (the cap holds when <= K) and the
+    process's RSS growth; after the per-entry figures the same cache refilled under tracemalloc (the
+    entries' traced size: full minus emptied); projected to the production cap
+    (``SERVING_ACTIVITY_MAX_ENTRIES``, default 20,000)."""
     import gc
     import tracemalloc
     from urllib.parse import quote
@@ -367,49 +376,109 @@ def measure_memory(args: argparse.Namespace, info: dict) -> dict:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.test import Client
 
     from shop_recs.serving import live_activity
 
+    production_cap = int(settings.SERVING_ACTIVITY_MAX_ENTRIES)
     client = Client()
     headers = {"HTTP_AUTHORIZATION": f"Bearer {info['key']}"}
+
+    def serve(customers: list[str]) -> int:
+        """Serve each customer one page; the most entries the cache held along the way."""
+        most = 0
+        for c in customers:
+            assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **headers).status_code == 200
+            most = max(most, len(live_activity._feed.entries))
+        return most
+
+    def traced() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
     customers = info["customers"][: args.memory]
-    for c in customers[:20]:  # warm-up: model, snapshot, indexes, the subscription
-        assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **headers).status_code == 200
+    serve(customers[:20])  # warm-up: model, snapshot, indexes, the subscription
+    cap: dict[str, Any] = {}
+    if args.memory_cap:
+        settings.SERVING_ACTIVITY_MAX_ENTRIES = args.memory_cap
+        live_activity.clear()
+        gc.collect()
+        rss0 = status_kb(os.getpid(), "VmRSS")
+        cap["most"] = max(serve(info["customers"]), serve(info["customers"]))
+        cap["rss_kib"] = status_kb(os.getpid(), "VmRSS") - rss0
+        cap["entries"] = live_activity.stats()["entries"]
+        settings.SERVING_ACTIVITY_MAX_ENTRIES = production_cap
     live_activity.clear()
     gc.collect()
     tracemalloc.start()
-    for c in customers:
-        assert client.get(f"/api/v1/recommendations/customer/{quote(c)}", **headers).status_code == 200
-    gc.collect()
+    serve(customers)
+    serve(customers)  # again, from the memo: the shared card JSON fills as under load (no entry grows)
     entries = live_activity.stats()["entries"]
-    with_entries = tracemalloc.get_traced_memory()[0]
-    for _t, customer in list(live_activity._feed.entries.values()):
+    with_entries = traced()
+    values = [customer for _t, customer in list(live_activity._feed.entries.values())]
+    for customer in values:
         customer.memo.pop("pages", None)
-    gc.collect()
-    without_pages = tracemalloc.get_traced_memory()[0]
-    for _t, customer in list(live_activity._feed.entries.values()):
-        customer.memo.clear()
-    gc.collect()
-    without_memo = tracemalloc.get_traced_memory()[0]
+    without_pages = traced()
+    for customer in values:
+        customer.memo.pop("personal", None)
+    without_memo = traced()
+    del values
     live_activity.clear()
-    gc.collect()
-    without = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    without = traced()
+    per = max(1, entries)
     out = {
         "entries": entries,
-        "bytes_per_entry": (with_entries - without) / max(1, entries),
-        "activity_bytes_per_entry": (without_memo - without) / max(1, entries),
-        "memo_bytes_per_entry": (with_entries - without_memo) / max(1, entries),
-        "page_bytes_per_entry": (with_entries - without_pages) / max(1, entries),
+        "bytes_per_entry": (with_entries - without) / per,
+        "activity_bytes_per_entry": (without_memo - without) / per,
+        "personal_bytes_per_entry": (without_pages - without_memo) / per,
+        "page_bytes_per_entry": (with_entries - without_pages) / per,
+        "shared_card_bytes": _card_json_bytes(),
     }
+    out["memo_bytes_per_entry"] = out["personal_bytes_per_entry"] + out["page_bytes_per_entry"]
     print(
         f"memory per cached customer over {entries} entries (tracemalloc): {out['bytes_per_entry'] / 1024:.1f} KB "
-        f"= activity {out['activity_bytes_per_entry'] / 1024:.1f} KB + memo (personal candidates, one page) "
-        f"{out['memo_bytes_per_entry'] / 1024:.1f} KB, "
-        f"of which the served page {out['page_bytes_per_entry'] / 1024:.1f} KB"
+        f"= activity {out['activity_bytes_per_entry'] / 1024:.1f} KB + personal candidates "
+        f"{out['personal_bytes_per_entry'] / 1024:.1f} KB + served page {out['page_bytes_per_entry'] / 1024:.1f} KB; "
+        f"shared by all: the product cards' JSON, {out['shared_card_bytes'] / 1024:.0f} KB per catalog snapshot"
     )
+    print(
+        f"at the production cap (SERVING_ACTIVITY_MAX_ENTRIES={production_cap:,}): "
+        f"{out['bytes_per_entry'] * production_cap / 2**20:.0f} MiB of cached customers per worker (projected)"
+    )
+    if args.memory_cap:
+        settings.SERVING_ACTIVITY_MAX_ENTRIES = args.memory_cap
+        live_activity.clear()
+        cap["most"] = max(cap["most"], serve(info["customers"]))
+        cap["traced_entries"] = live_activity.stats()["entries"]
+        full = traced()
+        live_activity.clear()
+        cap["traced_bytes"] = full - traced()  # the entries only, not the per-state caches that grew too
+        settings.SERVING_ACTIVITY_MAX_ENTRIES = production_cap
+        each = cap["traced_bytes"] / max(1, cap["traced_entries"])
+        print(
+            f"cap {args.memory_cap:,}: {len(info['customers']):,} customers served 3 times, at most {cap['most']:,} "
+            f"entries ({'the cap holds' if cap['most'] <= args.memory_cap else 'CAP EXCEEDED'}); the full cache: "
+            f"{cap['traced_entries']:,} entries = {cap['traced_bytes'] / 2**20:.1f} MiB traced ({each / 1024:.1f} KB "
+            f"each; projected to {production_cap:,}: {each * production_cap / 2**20:.0f} MiB); process RSS "
+            f"+{cap['rss_kib'] / 1024:.1f} MiB while it first filled ({cap['entries']:,} entries, tracemalloc off; "
+            "this includes the per-state caches that grow with new customers' histories, e.g. content neighbours)"
+        )
+        out["cap"] = {"cap": args.memory_cap, **cap}
+    tracemalloc.stop()
     return out
+
+
+def _card_json_bytes() -> int:
+    """The shared card JSON of every catalog snapshot in this process (``responses.card_json``)."""
+    from shop_recs.serving import responses  # why: Django is set up by the caller
+    from shop_recs.serving.snapshot import _catalog_cache  # why: as above
+
+    total = 0
+    for snap in list(_catalog_cache.values()):
+        cards = snap._derived.get(responses._CARDS_KEY) or {}
+        total += sum(sys.getsizeof(b) for b in cards.values()) + sys.getsizeof(cards)
+    return total
 
 
 # --- in process: the mixed row without HTTP or a shared client ---------------------------------------
@@ -549,6 +618,13 @@ def main() -> None:
         type=int,
         default=0,
         help="instead of the load: serve N customers in process and print the memory per cached customer",
+    )
+    parser.add_argument(
+        "--memory-cap",
+        type=int,
+        default=0,
+        help="with --memory: then serve every customer (up to 2,000) with SERVING_ACTIVITY_MAX_ENTRIES at this "
+        "value and show the cache stays within it, with its traced size and the RSS growth",
     )
     parser.add_argument(
         "--in-process",

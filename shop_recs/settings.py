@@ -552,6 +552,10 @@ SEARCH_INDEX_PARAMS: dict = {}
 # --- Ads (shop_recs.ads) ---------------------------------------------------------------------
 # How long a process trusts a store's eligible campaigns, seconds.
 ADS_CAMPAIGN_CACHE_TTL = envfloat("ADS_CAMPAIGN_CACHE_TTL", 5.0)
+# How long a process trusts a known customer's segments for ad targeting, seconds (0: read every request).
+ADS_VISITOR_CACHE_TTL = envfloat("ADS_VISITOR_CACHE_TTL", 60.0)
+if ADS_VISITOR_CACHE_TTL < 0:
+    raise ImproperlyConfigured(f"ADS_VISITOR_CACHE_TTL={ADS_VISITOR_CACHE_TTL} must be 0 or more")
 # A conversion is credited to an ad shown this many days before it.
 ADS_ATTRIBUTION_WINDOW_DAYS = envint("ADS_ATTRIBUTION_WINDOW_DAYS", 7)
 # Pacing: share of a day's budget a campaign may spend ahead of an even pace over the (UTC) day.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -168,12 +171,39 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     return key if key and len(key) <= MAX_KEY_LENGTH else ""
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a batch is parsed, checked and written.
+
+    A 10,000-row batch allocates ~30,000 container objects (the parsed dicts, the clean and COPY
+    tuples) that all stay alive until the answer: the collector ran ~43 young and ~4 middle-generation
+    passes per batch, each walking them again — 17 ms of a batch's ~62 ms of Python CPU (measured with
+    ``gc.callbacks``). None of them is part of a cycle (reference counting frees them all when the
+    request ends), so pausing loses nothing; the next allocation after it resumes collects as usual.
+    Process-wide, so with threaded workers another request's cycles wait too, for this one batch.
+    """
+    if not gc.isenabled():  # already paused (another thread's batch, or the embedding program)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class EventBatchView(FastPostMixin, StoreScopedAPIMixin, APIView):
     @staticmethod
     def fast_post(request: HttpRequest, store: Store) -> HttpResponse | None:
         """The lean path: the body parsed with orjson, no DRF request or renderer, then the same
-        ``ingest_events`` and idempotency record in one transaction (``record_event_batch``). ``None``
-        hands the request to :meth:`post`: an invalid batch, a repeated key, anything unusual."""
+        ``ingest_events`` and idempotency record in one transaction (``record_event_batch``), with
+        the cyclic garbage collector paused (:func:`_gc_paused`). ``None`` hands the request to
+        :meth:`post`: an invalid batch, a repeated key, anything unusual."""
+        with _gc_paused():
+            return EventBatchView._fast_post(request, store)
+
+    @staticmethod
+    def _fast_post(request: HttpRequest, store: Store) -> HttpResponse | None:
         data = json_body(request)
         if data is NOT_PARSED:
             return None

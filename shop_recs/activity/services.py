@@ -2,12 +2,16 @@
 
 Event validation is a hand-written pure-Python pass with the same rules the DRF serializers in
 ``serializers.py`` document: a 10,000-row batch must validate in tens of milliseconds, which a
-serializer per row cannot do. The write itself goes through ``shop_recs.activity.ingest``.
+serializer per row cannot do. The write goes through ``shop_recs.activity.ingest`` (on PostgreSQL,
+``_copy_clean_events``: the same COPY and announcement with less Python per row).
 """
 
+# Long on purpose: event validation is here twice (per row, for exact errors; by column, for speed), to
+# be read side by side.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -205,6 +209,166 @@ def _validate_events(rows: list, now: datetime) -> tuple[list[tuple | None], lis
     return cleaned, errors
 
 
+_NONE_TYPE = type(None)
+_VALUE_TYPES = frozenset({int, float, _NONE_TYPE})
+_QUANTITY_TYPES = frozenset({int, _NONE_TYPE})
+_CONTEXT_TYPES = frozenset({dict, _NONE_TYPE})
+_STR_TYPES = frozenset({str, _NONE_TYPE})
+#: The types whose value and quantity rules differ per row (defaults, ranges, a required order id).
+_SPECIAL_TYPES = frozenset({"rating", "purchase", *_CART_TYPES})
+#: Many ids joined by newlines, each one ``rules.is_valid_id`` (the same character set and length; a test
+#: compares the two): one regex call for a column's distinct ids instead of one call per id (10x).
+_ID_LINES = re.compile(r"(?:[A-Za-z0-9._:@-]{1,100}\n)*[A-Za-z0-9._:@-]{1,100}")
+#: The value types of a flat context checked in bulk (anything else: ``rules.json_problem`` per context).
+_FLAT_JSON_TYPES = frozenset({str, int, float, bool, _NONE_TYPE})
+_JSON_INT_LIMIT = 2**63  # as rules.json_problem: |int| < 2**63
+
+
+def _all_ids(values: set) -> bool:
+    """Whether every value of the set is a valid id (``rules.is_valid_id``)."""
+    values.discard(None)
+    if not values:
+        return True
+    if set(map(type, values)) != {str}:
+        return False
+    joined = "\n".join(values)
+    # An id holding a newline would pass as two ids: the count of separators rules it out.
+    return joined.count("\n") == len(values) - 1 and _ID_LINES.fullmatch(joined) is not None
+
+
+def _contexts_ok(contexts: list) -> bool:
+    """Whether no context has a ``rules.json_problem``: in bulk for flat objects of scalars (the usual
+    context, e.g. a list id and a placement), per context otherwise."""
+    filled = list(filter(None, contexts))
+    if not filled:
+        return True
+    keys = [k for c in filled for k in c]
+    values = [v for c in filled for v in c.values()]
+    if set(map(type, keys)) != {str} or not set(map(type, values)) <= _FLAT_JSON_TYPES:
+        return not any(map(rules.json_problem, filled))
+    texts = [v for v in values if type(v) is str]
+    if rules.text_problem("".join(keys)) or (texts and rules.text_problem("".join(texts))):
+        return False
+    ints = [v for v in values if type(v) is int]
+    if ints and (min(ints) <= -_JSON_INT_LIMIT or max(ints) >= _JSON_INT_LIMIT):
+        return False
+    floats = [v for v in values if type(v) is float]
+    return not floats or math.isfinite(sum(floats))
+
+
+def _clean_valid_batch(rows: list, now: datetime) -> list[tuple] | None:
+    """The clean rows :func:`_validate_events` returns for a batch without a single error, computed
+    column by column; ``None`` as soon as anything is not plainly valid, and then the per-row pass runs
+    and words every error (so refusals stay its own, word for word and in order).
+
+    Why: the per-row pass costs ~60 Python operations a row, ~20 ms a 10,000-row batch. Here each
+    field is one list comprehension, checked once per column or per distinct value in C-level
+    ``set``/``map``/``min``/``max`` (one regex call for all distinct ids): ~14 ms. Same rules, same
+    output: ``tests/activity/test_batch_fast_path.py`` compares the two on generated batches.
+    """
+    try:
+        return _columns_if_valid(rows, now)
+    except (TypeError, ValueError, OverflowError):
+        # An unhashable id, a naive timestamp compared with an aware one, an int too large for a
+        # float: not plainly valid, so the per-row pass decides (and words) it.
+        return None
+
+
+# Long on purpose: one flat sequence of column checks; splitting it would pass ten columns around.
+def _columns_if_valid(rows: list, now: datetime) -> list[tuple] | None:
+    if set(map(type, rows)) != {dict} or not set().union(*rows) <= _ALLOWED:
+        return None
+    types = [r.get("type") for r in rows]
+    if set(map(type, types)) != {str}:
+        return None
+    kinds = set(types)
+    if not kinds <= _EVENT_TYPES:
+        return None
+    customers = [r.get("customer") for r in rows]
+    sessions = [r.get("session_id") for r in rows]
+    if not _all_ids(set(customers)) or not _all_ids(set(sessions)):
+        return None
+    if None in customers and any(c is None and s is None for c, s in zip(customers, sessions, strict=True)):
+        return None
+
+    skus = [r.get("sku") for r in rows]
+    queries = [r.get("query") for r in rows]
+    if "search" in kinds:
+        if any((t == "search") is not (k is None) for t, k in zip(types, skus, strict=True)):
+            return None
+        if not all(type(q) is str and q.strip() for t, q in zip(types, queries, strict=True) if t == "search"):
+            return None
+    elif None in skus:
+        return None
+    if not _all_ids(set(skus)):
+        return None
+    texts = [q for q in queries if q is not None]
+    if texts and (set(map(type, texts)) != {str} or max(map(len, texts)) > 500 or rules.text_problem("".join(texts))):
+        return None
+
+    values = [r.get("value") for r in rows]
+    value_types = set(map(type, values))
+    if not value_types <= _VALUE_TYPES:
+        return None
+    numbers = [v for v in values if v is not None]
+    # NaN or an infinity makes the sum non-finite; with the sum finite, min/max are exact.
+    if numbers and (
+        not math.isfinite(sum(numbers)) or min(numbers) < -rules.VALUE_MAX or max(numbers) > rules.VALUE_MAX
+    ):
+        return None
+    if int in value_types:
+        values = [v if v is None else float(v) for v in values]
+    quantities = [r.get("quantity") for r in rows]
+    if not set(map(type, quantities)) <= _QUANTITY_TYPES:
+        return None
+    counts = [q for q in quantities if q is not None]
+    if counts and (min(counts) <= 0 or max(counts) > 2_147_483_647):
+        return None
+    orders = [r.get("order_id") for r in rows]
+    ids = set(orders)
+    if not set(map(type, ids)) <= _STR_TYPES or not _all_ids(set(filter(None, ids))):
+        return None
+
+    if kinds & _SPECIAL_TYPES:
+        values = list(values)
+        quantities = list(quantities)
+        special = _SPECIAL_TYPES
+        for i, etype in enumerate(types):
+            if etype not in special:
+                continue
+            value = values[i]
+            if etype == "rating":
+                if value is None or not 1 <= value <= 5:
+                    return None
+            elif etype == "purchase":
+                if not orders[i] or (value is not None and value < 0):
+                    return None
+                if quantities[i] is None:
+                    quantities[i] = 1
+            else:  # a cart event: the quantity defaults to 1, the value to the quantity
+                if quantities[i] is None:
+                    quantities[i] = 1
+                if value is None:
+                    values[i] = float(quantities[i])
+
+    stamps = [r.get("timestamp") for r in rows]
+    if set(map(type, stamps)) != {str}:
+        return None
+    parsed = list(map(datetime.fromisoformat, stamps))
+    first, last = min(parsed), max(parsed)  # TypeError if naive and aware times are mixed
+    if first.tzinfo is None or first.utcoffset() is None or last.tzinfo is None or last.utcoffset() is None:
+        return None
+    if first < rules.earliest_timestamp() or last > now + _future_tolerance():
+        return None
+
+    contexts = [r.get("context") for r in rows]
+    if not set(map(type, contexts)) <= _CONTEXT_TYPES or not _contexts_ok(contexts):
+        return None
+    return list(
+        zip(customers, sessions, types, skus, values, quantities, orders, queries, parsed, contexts, strict=True)
+    )
+
+
 def clean_event_rows(rows: object, *, max_rows: int | None = None, now: datetime | None = None) -> list[tuple]:
     """Validate a batch as a whole (no database access). Raises ``InvalidRows`` listing every bad row."""
     check_batch_shape(rows, max_rows, "events")
@@ -224,7 +388,11 @@ def ingest_events(store: Store, rows: object, *, max_rows: int | None = None) ->
     if max_rows is None:
         max_rows = settings.EVENT_BATCH_MAX
     check_batch_shape(rows, max_rows, "events")
-    cleaned, errors = _validate_events(rows, timezone.now())  # type: ignore[arg-type]
+    now = timezone.now()
+    cleaned = _clean_valid_batch(rows, now)  # type: ignore[arg-type]
+    errors: list[RowError] = []
+    if cleaned is None:  # not plainly valid: the per-row pass decides, and words every error
+        cleaned, errors = _validate_events(rows, now)  # type: ignore[arg-type]
     if errors:
         # Look up the skus of every row, the invalid ones too, so one 400 answer names every problem.
         skus = {
@@ -246,14 +414,48 @@ def ingest_events(store: Store, rows: object, *, max_rows: int | None = None) ->
 
     with transaction.atomic():
         customer_ids = ensure_customers(store.pk, (r[0] for r in cleaned if r[0]))  # type: ignore[index]
-        written = write_events(
-            store.pk,
-            (
-                (customer_ids[c] if c else None, s, t, sku_ids[k] if k is not None else None, v, q, o, qu, ts, ctx)
-                for c, s, t, k, v, q, o, qu, ts, ctx in cleaned  # type: ignore[misc]
-            ),
-        )
+        if connection.vendor == "postgresql":
+            written = _copy_clean_events(store.pk, cleaned, customer_ids, sku_ids)  # type: ignore[arg-type]
+        else:
+            written = write_events(
+                store.pk,
+                (
+                    (customer_ids[c] if c else None, s, t, sku_ids[k] if k is not None else None, v, q, o, qu, ts, ctx)
+                    for c, s, t, k, v, q, o, qu, ts, ctx in cleaned  # type: ignore[misc]
+                ),
+            )
     return IngestResult(accepted=written)
+
+
+def _copy_clean_events(
+    store_id: int, cleaned: list[tuple], customer_ids: dict[str, int], sku_ids: dict[str, int]
+) -> int:
+    """PostgreSQL: ``ingest.write_events`` for validated rows (one binary COPY, the same announcement),
+    with each COPY tuple built once: there a row passes three generators (id resolution, announcement
+    bookkeeping, ``sql.copy_events``' tuple). ``tests/activity/test_batch_fast_path.py`` checks that
+    both store the same rows and announce the same change.
+    """
+    now = timezone.now()
+    # None maps to None (anonymous rows, search rows); any other id is there, or KeyError as write_events.
+    customer_of, product_of = {**customer_ids, None: None}.__getitem__, {**sku_ids, None: None}.__getitem__
+    rows = [
+        (store_id, customer_of(c), s or "", t, product_of(k), v, q, o or "", qu or "", ts, ctx, now)  # type: ignore[arg-type]
+        for c, s, t, k, v, q, o, qu, ts, ctx in cleaned
+    ]
+    count = activity_sql.copy_event_rows(rows)
+    # As write_events: the product events of known customers ride in the message when there are few
+    # enough; otherwise the customers are named (and above MAX_NAMED_CUSTOMERS, the whole store).
+    cap = changes.MAX_EVENTS_PER_MESSAGE
+    known = [r for r in rows if r[1] is not None and r[4] is not None]
+    written: list[changes.WrittenEvent] = []
+    xid = None
+    if known and len(known) <= cap:
+        kind_code, other, epoch_us = changes.KIND_CODE.get, changes.OTHER_KIND, changes.epoch_us
+        written = [(r[1], r[4], kind_code(r[3], other), epoch_us(r[9])) for r in known]
+        if connection.in_atomic_block:  # outside one the COPY committed on its own: no id to tell it by
+            xid = activity_sql.current_xid()
+    changes.events_written(store_id, xid, written, {r[1] for r in rows})
+    return count
 
 
 def lean_event_possible() -> bool:

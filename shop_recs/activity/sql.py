@@ -8,11 +8,14 @@ The public write path that uses them is ``shop_recs.activity.ingest``.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import islice
 
+import orjson
 from django.db import connection
+from psycopg.types.json import set_json_dumps
 
 # Lookups are chunked so an ``IN (...)`` list stays under SQLite's and psycopg's parameter limits.
 _LOOKUP_CHUNK = 5_000
@@ -78,6 +81,34 @@ def copy_events(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
                 )
                 n += 1
     return n
+
+
+def copy_event_rows(rows: list[tuple]) -> int:
+    """PostgreSQL: one binary ``COPY activity_event FROM STDIN`` of final rows, each already in
+    ``_COPY_SQL`` column order with ``store_id`` first (the caller, ``services``, built them for one
+    store). ``write_row`` runs from a C-level ``map``: no Python frame per row besides psycopg's own.
+
+    A numpy encoder of the whole binary payload (structured big-endian arrays gathered into one
+    buffer) was tried here: byte-identical rows, but 19-22 ms for 10,000 rows against 10-15 ms for
+    ``write_row`` (whose row formatting is psycopg's C code), so it was not kept.
+    """
+    with connection.cursor() as cursor:
+        # The context column's jsonb dumper: orjson instead of the standard library's json.dumps
+        # (a few µs a context; a sixth of the rows have one). Only for this psycopg cursor.
+        set_json_dumps(_json_dumps, cursor.cursor)
+        with cursor.copy(_COPY_SQL) as copy:
+            copy.set_types(_COPY_TYPES)
+            deque(map(copy.write_row, rows), maxlen=0)
+    return len(rows)
+
+
+def _json_dumps(value: object) -> bytes | str:
+    """orjson, or the standard library for what orjson refuses (a non-string key, an integer beyond 64
+    bits: validation lets a Python caller pass them) so both store the same jsonb."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value)
 
 
 def insert_events_sqlite(store_id: int, rows: Iterable[tuple], now: datetime) -> int:
@@ -244,8 +275,18 @@ def _chunked_lookup(base_sql: str, column: str, store_id: int, keys: list[str]) 
 
 
 def _pg_lookup(sql: str, store_id: int, keys: list[str]) -> dict[str, int]:
+    joined = "\n".join(keys) if all(keys) else ""
+    if joined and joined.count("\n") == len(keys) - 1:
+        # The keys as one newline-separated string split by the server: Django's client-side binding
+        # renders a list parameter as an array literal, quoting each element in Python (~7 ms of CPU for
+        # a batch's 8,000 customer ids; one string: ~2.5 ms). Only when no key is empty or holds a newline
+        # (an id never does), so the split gives back exactly the keys.
+        sql = sql.replace("= ANY(%s)", "= ANY(string_to_array(%s, E'\\n'))")
+        params = [store_id, joined]
+    else:
+        params = [store_id, keys]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [store_id, keys])
+        cursor.execute(sql, params)
         return dict(cursor.fetchall())
 
 

@@ -11,6 +11,9 @@ class AdsConfig(AppConfig):
         from shop_recs.ads.eligibility import connect_signals
 
         connect_signals()
+        from shop_recs.ads import visitors  # imports models: only once the registry is ready
+
+        visitors.connect_signals()
         # A campaign never outlives its target segment as an untargeted one (it is paused first).
         from django.db.models.signals import pre_delete
 

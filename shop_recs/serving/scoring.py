@@ -15,6 +15,7 @@ the BLAS thread limit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,27 +279,136 @@ def candidate_affinities(
     return dict(zip(state.snap.pks[fs.pos].tolist(), (fs.scores / top).tolist(), strict=True))
 
 
-@dataclass
 class PersonalMemo:
     """A customer's personal candidates for one serving state, kept on their cached activity entry
     (``ServingCustomer.memo``), which ``live_activity`` drops as soon as the customer's activity
     changes; a new model version or catalog snapshot is a new state, so the memo no longer applies.
-    The store rules are applied per request on top of it, so rule edits show at once."""
+    The store rules are applied per request on top of it, so rule edits show at once.
 
-    state_built_at: float  # which serving state (not the object: a memo must not keep an old model alive)
-    k: int
-    fs: FastScored  # without its full candidate arrays: the reasons need only the anchors
-    exclude_pos: list[int]
-    pos: np.ndarray
-    scores: np.ndarray
+    Compact on purpose: one int32 array holds every number (20,000 cached customers per worker
+    each keep one): ``[positions (n), scores (n, float32 bits), excluded history positions, anchor
+    model columns, history positions, anchor pks]``, the lengths in slots. The scores are
+    ``fast_score``'s float32 blend (``personal_top`` only widens them to float64), so float32 holds
+    them exactly; other scores are checked, and kept in float64 (``_f64``) unless they round-trip;
+    anchor pks beyond int32 are kept apart (``_pks``). Python lists and int64/float64 arrays took ~3.5 KB per
+    customer, this ~1.3 KB (benchmarks/serve.py ``--memory``).
+    """
+
+    __slots__ = (
+        "state_built_at",
+        "k",
+        "reason",
+        "purchased",
+        "_ints",
+        "_n",
+        "_n_exclude",
+        "_n_anchors",
+        "_n_history",
+        "_f64",
+        "_pks",
+        "_anchors",
+    )
+
+    def __init__(
+        self,
+        state_built_at: float,
+        k: int,
+        fs: FastScored,
+        exclude_pos: Sequence[int] | np.ndarray,
+        pos: np.ndarray,
+        scores: np.ndarray,
+    ) -> None:
+        self.state_built_at = state_built_at  # which serving state (not the object: it would keep an old model alive)
+        self.k = k
+        self.reason = fs.reason
+        self.purchased = fs.purchased  # the activity's own set: shared, not copied
+        n, n_exclude, n_anchors, n_history = len(pos), len(exclude_pos), len(fs.anchor_cols), len(fs.history_pos)
+        self._n, self._n_exclude, self._n_anchors, self._n_history = n, n_exclude, n_anchors, n_history
+        pks = fs.anchor_pks
+        narrow = not pks or (max(pks) <= _INT32_MAX and min(pks) >= -_INT32_MAX)
+        self._pks: np.ndarray | None = None if narrow else np.array(pks, dtype=np.int64)
+        ints = np.empty(2 * n + n_exclude + n_anchors + n_history + (n_anchors if narrow else 0), dtype=np.int32)
+        ints[:n] = pos
+        scores32 = ints[n : 2 * n].view(np.float32)
+        scores32[:] = scores
+        # ``personal_top`` takes the scores from ``fs.scores``: float32 there means exact here.
+        exact = fs.scores.dtype == np.float32 or bool((scores32 == scores).all())
+        self._f64: np.ndarray | None = None if exact else np.asarray(scores, dtype=np.float64)
+        at = 2 * n
+        ints[at : at + n_exclude] = exclude_pos
+        at += n_exclude
+        ints[at : at + n_anchors] = fs.anchor_cols
+        at += n_anchors
+        ints[at : at + n_history] = fs.history_pos
+        if narrow:
+            ints[at + n_history :] = pks
+        self._ints: np.ndarray = ints
+        #: ``fast_reasons``' findings (product pk -> anchor pk, reason code), as rows of (pk, anchor pk
+        #: or -1, index in ``_ANCHOR_CODES``); ``None`` until a request on this memo found some.
+        self._anchors: np.ndarray | None = None
 
     @classmethod
     def keep(
-        cls, state: ServingState, k: int, fs: FastScored, exclude_pos: list[int], pos: np.ndarray, scores: np.ndarray
+        cls,
+        state: ServingState,
+        k: int,
+        fs: FastScored,
+        exclude_pos: Sequence[int] | np.ndarray,
+        pos: np.ndarray,
+        scores: np.ndarray,
     ) -> PersonalMemo:
-        light = FastScored(_EMPTY_POS, _EMPTY_SCORES, fs.reason, fs.anchor_cols, fs.anchor_pks, fs.history_pos)
-        light.purchased = fs.purchased
-        return cls(state.built_at, k, light, exclude_pos, pos, scores)
+        return cls(state.built_at, k, fs, exclude_pos, pos, scores)
+
+    def applies(self, state: ServingState, k: int) -> bool:
+        return self.state_built_at == state.built_at and self.k == k
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` personal candidates as ``personal_top`` returned them: int64 positions and
+        float64 scores (the same values, bit for bit)."""
+        n = self._n
+        pos = self._ints[:n].astype(np.int64)
+        if self._f64 is not None:
+            return pos, self._f64
+        return pos, self._ints[n : 2 * n].view(np.float32).astype(np.float64)
+
+    def exclude_pos(self) -> np.ndarray:
+        """The excluded (seen, not bought) history positions, int32 (a view: do not modify)."""
+        return self._ints[2 * self._n : 2 * self._n + self._n_exclude]
+
+    def fast_scored(self) -> FastScored:
+        """What ``fast_reasons`` needs (no candidate arrays): anchors, history, purchases and what
+        earlier requests on this memo found (``anchors``; :meth:`note_anchors` keeps new findings)."""
+        at = 2 * self._n + self._n_exclude
+        n_anchors, n_history = self._n_anchors, self._n_history
+        anchor_cols = self._ints[at : at + n_anchors]
+        history_pos = self._ints[at + n_anchors : at + n_anchors + n_history].tolist()
+        pks = self._pks if self._pks is not None else self._ints[at + n_anchors + n_history :]
+        fs = FastScored(_EMPTY_POS, _EMPTY_SCORES, self.reason, anchor_cols, pks.tolist(), history_pos)
+        fs.purchased = self.purchased
+        if self._anchors is not None:
+            fs.anchors = {
+                pk: (anchor if anchor >= 0 else None, _ANCHOR_CODES[code])
+                for pk, anchor, code in self._anchors.tolist()
+            }
+        return fs
+
+    def note_anchors(self, fs: FastScored) -> None:
+        """Keep what ``fast_reasons`` found on ``fs`` (from :meth:`fast_scored`) for later requests."""
+        known = 0 if self._anchors is None else len(self._anchors)
+        if len(fs.anchors) <= known:
+            return
+        rows = [
+            (pk, -1 if anchor is None else anchor, _ANCHOR_CODES.index(code))
+            for pk, (anchor, code) in fs.anchors.items()
+            if code in _ANCHOR_CODES
+        ]
+        self._anchors = np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+#: The reason codes ``fast_reasons`` records per product (``None``: keep the candidate's own).
+_ANCHOR_CODES: tuple[str | None, ...] = (None, "content_similar")
+
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 _EMPTY_POS = np.zeros(0, dtype=np.int64)
@@ -306,24 +416,24 @@ _EMPTY_POS = np.zeros(0, dtype=np.int64)
 _EMPTY_SCORES = np.zeros(0, dtype=np.float32)
 
 
-def history_marks(state: ServingState, exclude_pos: list[int], personal_pos: np.ndarray) -> np.ndarray:
+def history_marks(state: ServingState, exclude_pos: Sequence[int] | np.ndarray, personal_pos: np.ndarray) -> np.ndarray:
     """The per-position marks of :func:`personal_top` (1: excluded history, 2: personal)."""
     mark = np.zeros(len(state.snap), dtype=np.int8)
-    if exclude_pos:
+    if len(exclude_pos):
         mark[exclude_pos] = 1
     mark[personal_pos] = 2
     return mark
 
 
 def personal_top(
-    state: ServingState, fs: FastScored, exclude_pos: list[int], k: int
+    state: ServingState, fs: FastScored, exclude_pos: Sequence[int] | np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The top ``k`` personal candidates (seen-but-not-bought left out): positions, float64 scores, and
     a mark per catalog position (1: excluded history, 2: personal) for :func:`with_trending_fill`."""
     pos, scores = fs.pos, fs.scores
     # One int8 mark per catalog position instead of set tests.
     mark = np.zeros(len(state.snap), dtype=np.int8)
-    if exclude_pos and len(pos):
+    if len(exclude_pos) and len(pos):
         mark[exclude_pos] = 1
         keep = mark[pos] == 0
         pos, scores = pos[keep], scores[keep]

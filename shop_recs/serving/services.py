@@ -28,15 +28,14 @@ from django.utils.translation import gettext as _
 
 from shop_recs.serving import realtime
 from shop_recs.serving.fbt import fbt_table
-from shop_recs.serving.reasons import fast_reasons, reason_texts
-from shop_recs.serving.responses import ServeResult, finish, log_list, page_candidates
+from shop_recs.serving.reasons import fast_reasons, fill_simple_reasons, reason_texts
+from shop_recs.serving.responses import CompactPage, ServeResult, finish, page_candidates, serve_compact
 from shop_recs.serving.rules import (
     Candidate,
     RankedPositions,
     RuleContext,
     apply_rules,
     load_rules,
-    placement_served,
     rank_positions,
     ranks_by_score_alone,
     rules_for_request,
@@ -238,21 +237,20 @@ def _customer_precomputed(
     prefetched: bool,
 ) -> ServeResult:
     """The precomputed path: arrays all the way through the rules; Candidate objects only for the
-    served page, which a prefetched customer's activity entry memoises (``_page_key``)."""
+    served page, which a prefetched customer's activity entry memoises (``_page_key``) as a
+    :class:`CompactPage` (its rendered JSON minus the shared product cards)."""
     page_key = _page_key(store, state, n, offset, placement, filters, algorithm) if prefetched else None
     pages = customer.memo.setdefault("pages", {}) if page_key is not None else None
-    if pages is not None and page_key in pages:
-        items, page = pages[page_key]
-        list_id = log_list(
-            state, "customer", page, placement=placement, customer_id=customer.pk, algorithm=algorithm, log=log
+    memoised = pages.get(page_key) if pages is not None else None
+    if memoised is not None:
+        return serve_compact(
+            state, memoised, placement=placement, customer_id=customer.pk, algorithm=algorithm, log=log
         )
-        served = placement_served(store, placement)
-        return ServeResult(items, list_id, state.version_id, algorithm or state.algorithm, placement, page, served)
     texts = reason_texts()
     customer_pk = customer.pk
     limit = offset + n
     k = max(POOL, 3 * limit)
-    fs, exclude_pos, personal_pos, personal_scores, mark = _personal_candidates(
+    fs, exclude_pos, personal_pos, personal_scores, mark, memo = _personal_candidates(
         state, pre, customer, activity, weights, k, prefetched
     )
     n_personal = len(personal_pos)
@@ -262,23 +260,30 @@ def _customer_precomputed(
     personal, trending = (fs.reason, "", None), ("trending", "", None)
     page = page_candidates(state.snap, ranked, offset, n, lambda src: personal if src < n_personal else trending, texts)
     fast_reasons(state, pre, fs, page, texts)
-    result = finish(
-        state,
-        "customer",
-        page,
-        0,
-        n,
-        placement=placement,
-        customer_id=customer_pk,
-        algorithm=algorithm,
-        log=log,
-        texts=texts,
+    if memo is not None:
+        memo.note_anchors(fs)
+    if pages is None:
+        return finish(
+            state,
+            "customer",
+            page,
+            0,
+            n,
+            placement=placement,
+            customer_id=customer_pk,
+            algorithm=algorithm,
+            log=log,
+            texts=texts,
+        )
+    # ``finish`` without its item dicts: the page is answered from its memo form right away.
+    fill_simple_reasons(page, texts)
+    compact = CompactPage.of(state.snap, page)
+    if len(pages) >= MAX_MEMO_PAGES:
+        pages.clear()
+    pages[page_key] = compact
+    return serve_compact(
+        state, compact, placement=placement, customer_id=customer_pk, algorithm=algorithm, log=log, page=page
     )
-    if pages is not None:
-        if len(pages) >= MAX_MEMO_PAGES:
-            pages.clear()
-        pages[page_key] = (result.items, result.candidates)
-    return result
 
 
 def _personal_candidates(
@@ -289,14 +294,15 @@ def _personal_candidates(
     weights: dict[int, float],
     k: int,
     prefetched: bool,
-) -> tuple[Any, list[int], np.ndarray, np.ndarray, np.ndarray | None]:
+) -> tuple[Any, Any, np.ndarray, np.ndarray, np.ndarray | None, PersonalMemo | None]:
     """The customer's top ``k`` personal candidates: from the memo on their activity entry when it
     applies, else scored (``fast_score``) and memoised. Returns (fast scores, excluded history
-    positions, positions, scores, per-position marks or ``None`` when they came from the memo)."""
+    positions, positions, scores, per-position marks or ``None`` when they came from the memo, the
+    memo they came from or ``None``: it keeps what ``fast_reasons`` finds, ``note_anchors``)."""
     memo = customer.memo.get("personal") if prefetched else None
-    mark = None
-    if memo is not None and memo.state_built_at == state.built_at and memo.k == k:
-        return memo.fs, memo.exclude_pos, memo.pos, memo.scores, mark
+    if memo is not None and memo.applies(state, k):
+        personal_pos, personal_scores = memo.candidates()
+        return memo.fast_scored(), memo.exclude_pos(), personal_pos, personal_scores, None, memo
     fs = fast_score(state, pre, customer.pk, weights, activity.recent_products)
     fs.purchased = activity.purchased
     index = state.snap.index
@@ -306,7 +312,7 @@ def _personal_candidates(
     personal_pos, personal_scores, mark = personal_top(state, fs, exclude_pos, k)
     if prefetched:
         customer.memo["personal"] = PersonalMemo.keep(state, k, fs, exclude_pos, personal_pos, personal_scores)
-    return fs, exclude_pos, personal_pos, personal_scores, mark
+    return fs, exclude_pos, personal_pos, personal_scores, mark, None
 
 
 def _rank_personal(
@@ -316,7 +322,7 @@ def _rank_personal(
     customer_pk: int,
     limit: int,
     country: str,
-    exclude_pos: list[int],
+    exclude_pos: Any,
     personal_pos: np.ndarray,
     personal_scores: np.ndarray,
     mark: np.ndarray | None,
