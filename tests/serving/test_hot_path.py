@@ -129,7 +129,10 @@ def test_buffered_rows_survive_a_failed_flush(shop, settings, monkeypatch):
     state = serving.serving_state(shop["customers"][0].store)
     ids = [responses.log_list(state, "customer", [], placement=f"p{i}") for i in range(3)]
     table = responses.LIST_LOG
-    broken = {key: "INSERT INTO no_such_table (a) VALUES (%s)" for key in [(connection.vendor, False)]}
+    # Refused on every database alike (too few placeholders for the row: a ProgrammingError). A missing
+    # table would not do: SQLite reports it as an OperationalError, which the flusher takes for an outage.
+    refused = f"INSERT INTO {RecommendationList._meta.db_table} (list_id) VALUES (%s)"
+    broken = {key: refused for key in [(connection.vendor, False)]}
     monkeypatch.setattr(table, "_sql", broken)
     assert table.flush() == 0  # the database refused: logged, rows kept
     assert table.pending == 3
