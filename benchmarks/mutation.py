@@ -1,3 +1,4 @@
+# Long on purpose: one self-contained script (copy, configure, run mutmut, report; SQLite or PostgreSQL).
 """Mutation testing (mutmut 3) of the modules whose bugs users feel first, each with its own tests.
 
     .venv/bin/python benchmarks/mutation.py                              # every target, every mutant
@@ -23,6 +24,29 @@ Score = killed / (mutants - skipped); "other" counts "no tests" (no selected tes
 function: counted as not killed) and "suspicious"/"segfault". Timeouts are not counted as killed.
 The figures and the classification of the survivors are in docs/benchmarks.md ("Mutation testing").
 mutmut runs with ``--max-children 2`` by default (the development VM has two cores).
+
+**PostgreSQL mode.** By default every run is on SQLite with no services (``DATABASE_URL``, ``REDIS_URL``,
+``CELERY_BROKER_URL`` and ``CI`` are removed from the environment), so code that only runs on
+PostgreSQL (the one-statement ad charge of ``shop_recs/ads/sql.py``) counts as "no tests"::
+
+    .venv/bin/python benchmarks/mutation.py --only ads_sql --no-migrations \
+        --postgres postgres://postgres@127.0.0.1:5432/shop_recs_mut
+
+``--postgres URL`` gives the unmutated check, mutmut's own runs and every mutant's run
+``DATABASE_URL=URL`` and ``CI=true`` (a PostgreSQL test that cannot reach the server fails instead of
+skipping, so a green run really took the PostgreSQL path). mutmut runs up to ``--max-children``
+mutants at once, each in its own pytest session: the driver writes a small pytest plugin
+(``_mutation_test_db.py``) into the copy with which each session takes a free slot (an exclusive lock
+on a file) and its own test database ``test_<db>_mut<slot>`` (through pytest-django's
+``TOX_PARALLEL_ENV`` suffix), so parallel children never share a database. A slot's database is kept
+from one session to the next (``--reuse-db``: a mutant's run would otherwise spend about as long
+creating and dropping it as running the tests; the schema comes from the models, which no target
+mutates); a child killed by mutmut's timeout leaves a mark, and the next session in its slot builds
+the database anew. The driver drops every ``test_<db>_mut*`` database before and after each target,
+so two runs must not share one URL at the same time.
+``--redis URL`` adds ``REDIS_URL``/``CELERY_BROKER_URL``; parallel children would share that Redis
+database while their test databases hand out the same ids (store 1 in each), so ``--redis`` runs one
+mutant at a time (``--max-children 1``). The ads selections need no Redis.
 """
 
 from __future__ import annotations
@@ -67,6 +91,11 @@ ADS_TESTS = (
     "tests/ads/test_money.py",
     "tests/ads/test_pacing.py",
     "tests/ads/test_services_units.py",
+    "tests/ads/test_services_survivors.py",
+    # The visitor cache and the affinity memo of services.visitor / predicted_affinities / record_impression.
+    "tests/ads/test_visitor_cache.py",
+    # Deleting a segment pauses the campaigns aimed at it (services.pause_campaigns_losing_segment).
+    "tests/analytics/test_segment_identity.py",
 )
 TARGETS = [
     Target(
@@ -85,6 +114,7 @@ TARGETS = [
             "tests/serving/test_rules_vectorised.py",
             "tests/serving/test_rules_edges.py",
             "tests/serving/test_outage_caches.py",
+            "tests/serving/test_rules_survivors.py",
         ],
         isolation=FS,
     ),
@@ -134,7 +164,8 @@ TARGETS = [
         # The exact charging (one conditional UPDATE per impression or click) since money in ads.
         "ads_sql",
         "shop_recs/ads/sql.py",
-        [*ADS_TESTS],
+        # Plus sql.py's own direct tests (written from the PostgreSQL run's survivors; run with --postgres).
+        [*ADS_TESTS, "tests/ads/test_sql_survivors.py"],
         isolation=FS,
     ),
     Target(
@@ -211,6 +242,84 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+#: The pytest plugin ``--postgres`` writes into the copy (see the module docstring). pytest-django adds
+#: ``_<TOX_PARALLEL_ENV>`` to the test database's name in a session fixture, which runs after this
+#: hook. mutmut forks every mutant's child from one fork server, so the slot is taken in the child's own
+#: pytest session, not at import time (the fork server imported this module once). The slot is an
+#: exclusive ``flock`` on ``<slot>.lock``: the kernel releases it when the process dies, so a child
+#: killed by mutmut's timeout frees its slot; its ``<slot>.dirty`` mark stays, and the next session
+#: in that slot builds the database anew (the killed child may have left committed rows behind).
+TEST_DB_PLUGIN = "_mutation_test_db"
+TEST_DB_SLOTS_ENV = "MUTATION_TEST_DB_SLOTS"
+_TEST_DB_PLUGIN_SOURCE = '''"""Written by benchmarks/mutation.py --postgres: each pytest session takes a free
+test database slot (test_<db>_mut<slot>), kept between sessions (--reuse-db)."""
+
+import fcntl
+import os
+from pathlib import Path
+
+
+def pytest_configure(config):
+    slots = Path(os.environ["MUTATION_TEST_DB_SLOTS"])
+    slots.mkdir(parents=True, exist_ok=True)
+    for slot in range(64):
+        fd = os.open(slots / f"{slot}.lock", os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        break
+    else:
+        raise RuntimeError(f"no free test database slot in {slots}")
+    dirty = slots / f"{slot}.dirty"
+    config.option.reuse_db = True
+    config.option.create_db = dirty.exists()
+    dirty.touch()
+    config._mutation_test_db = (fd, dirty)
+    os.environ["TOX_PARALLEL_ENV"] = f"mut{slot}"
+
+
+def pytest_unconfigure(config):
+    held = getattr(config, "_mutation_test_db", None)
+    if held:
+        fd, dirty = held
+        dirty.unlink(missing_ok=True)
+        os.close(fd)
+'''
+
+
+def run_env(args: argparse.Namespace, slots: Path) -> dict[str, str]:
+    """The environment of the test runs: :func:`clean_env` plus the services ``--postgres``/``--redis`` name
+    (and, for PostgreSQL, the directory of the test database slots)."""
+    env = clean_env()
+    if args.postgres:
+        env["DATABASE_URL"] = args.postgres
+        env[TEST_DB_SLOTS_ENV] = str(slots)
+        # A PostgreSQL-only test that cannot reach the server fails instead of skipping (tests/conftest.py).
+        env["CI"] = "true"
+    if args.redis:
+        env["REDIS_URL"] = env["CELERY_BROKER_URL"] = args.redis
+    return env
+
+
+def drop_test_databases(url: str) -> list[str]:
+    """Drop the slots' ``test_<db>_mut<slot>`` databases (kept between sessions, see ``TEST_DB_PLUGIN``)."""
+    # Imported here: only the PostgreSQL mode needs psycopg (the default SQLite runs do not).
+    import psycopg
+    from psycopg import sql
+
+    dbname = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    pattern = "test_" + dbname + "_mut"  # LIKE: "_" matches any one character, escaped below
+    pattern = pattern.replace("_", "\\_") + "%"
+    # The maintenance database, as Django's test runner does: the URL's own database need not exist.
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern])]
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return names
+
+
 def expand_tests(work: Path, patterns: list[str]) -> list[str]:
     tests: list[str] = []
     for pattern in patterns:
@@ -218,12 +327,14 @@ def expand_tests(work: Path, patterns: list[str]) -> list[str]:
     return tests
 
 
-def failing_tests(work: Path, tests: list[str], timeout: int, extra: list[str]) -> tuple[list[str], str]:
+def failing_tests(
+    work: Path, tests: list[str], timeout: int, extra: list[str], env: dict[str, str]
+) -> tuple[list[str], str]:
     """Node ids that fail on the unmutated copy (deselected for the mutation run), and pytest's summary."""
     proc = subprocess.run(
         [PYTHON, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-rf", *extra, *tests],
         cwd=work,
-        env=clean_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -240,7 +351,13 @@ def toml_list(values: list[str]) -> str:
 
 
 def write_config(
-    work: Path, target: Target, tests: list[str], deselect: list[str], extra: list[str], timeout_constant: float
+    work: Path,
+    target: Target,
+    tests: list[str],
+    deselect: list[str],
+    extra: list[str],
+    timeout_constant: float,
+    also_copy: list[str] = ALSO_COPY,
 ) -> None:
     pyproject = work / "pyproject.toml"
     text = pyproject.read_text()
@@ -253,7 +370,7 @@ def write_config(
         "\n[tool.mutmut]\n"
         f'source_paths = ["shop_recs", "analytics"]\n'
         f"only_mutate = {toml_list([target.path])}\n"
-        f"also_copy = {toml_list(ALSO_COPY)}\n"
+        f"also_copy = {toml_list(also_copy)}\n"
         f"pytest_add_cli_args = {toml_list(args)}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
         # mutmut's wall-clock limit per mutant is (tests' time + this) * 15 s; every mutant's run starts
@@ -346,10 +463,20 @@ def run_target(target: Target, base: Path, args: argparse.Namespace) -> dict:
     # A fixed Hypothesis seed: the unmutated run and mutmut's runs then draw the same examples (a property
     # test that finds a bug only on some seeds would otherwise pass the check above and fail mutmut's).
     extra = ["--hypothesis-seed=0"] + (["--no-migrations"] if args.no_migrations else [])
-    deselect, summary = failing_tests(work, tests, args.timeout, extra)
+    also_copy = ALSO_COPY
+    if args.postgres:
+        # A test database per slot (TEST_DB_PLUGIN); mutmut copies the plugin into mutants/, which is on
+        # the children's sys.path.
+        (work / f"{TEST_DB_PLUGIN}.py").write_text(_TEST_DB_PLUGIN_SOURCE)
+        extra += ["-p", TEST_DB_PLUGIN]
+        also_copy = [*ALSO_COPY, f"{TEST_DB_PLUGIN}.py"]
+        # A database of an earlier run may have an older schema: every run starts from none.
+        drop_test_databases(args.postgres)
+    env = run_env(args, base / f"{target.name}.test-db-slots")
+    deselect, summary = failing_tests(work, tests, args.timeout, extra, env)
     if deselect:
         log(f"[{target.name}] {len(deselect)} test(s) fail on the unmutated tree; deselected: {deselect}")
-    write_config(work, target, tests, deselect, extra, args.timeout_constant)
+    write_config(work, target, tests, deselect, extra, args.timeout_constant, also_copy)
 
     all_names = helper(work, "names", target.path)
     names = [n for n in all_names if not target.functions or function_of(n) in target.functions]
@@ -357,18 +484,20 @@ def run_target(target: Target, base: Path, args: argparse.Namespace) -> dict:
     complete = len(chosen) == len(all_names)
     log(f"[{target.name}] {len(all_names)} mutants in the module, {len(names)} in scope, running {len(chosen)}")
 
-    cmd = [str(Path(PYTHON).parent / "mutmut"), "run", "--max-children", str(args.max_children)]
+    # Parallel children would share the one Redis database (see the module docstring).
+    children = 1 if args.redis else args.max_children
+    cmd = [str(Path(PYTHON).parent / "mutmut"), "run", "--max-children", str(children)]
     if not complete:
         cmd += chosen
     logfile = work / "mutmut-run.log"
     with logfile.open("w") as out:
         try:
-            proc = subprocess.run(
-                cmd, cwd=work, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, timeout=args.timeout
-            )
+            proc = subprocess.run(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=args.timeout)
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
+    if args.postgres:
+        log(f"[{target.name}] dropped the slots' test databases: {drop_test_databases(args.postgres)}")
     if rc != 0:
         log(f"[{target.name}] mutmut run exited {rc}; log: {logfile}\n" + logfile.read_text()[-2000:])
 
@@ -406,6 +535,9 @@ def run_target(target: Target, base: Path, args: argparse.Namespace) -> dict:
         ).stdout.strip(),
         "deselected": deselect,
         "pytest_extra": extra,
+        "database": "PostgreSQL" if args.postgres else "SQLite",
+        "redis": bool(args.redis),
+        "max_children": children,
         "clean_run": summary,
         "mutants_in_module": len(all_names),
         "mutants_in_scope": len(names),
@@ -450,6 +582,8 @@ def print_report(reports: list[dict]) -> None:
             f"{r['mutants_in_module']} in the module; {r['seconds']} s)"
         )
         print(f"   tests: {' '.join(r['tests'])}; unmutated run: {r['clean_run']}")
+        services = r.get("database", "SQLite") + (" + Redis" if r.get("redis") else "")
+        print(f"   database: {services}; mutmut --max-children {r.get('max_children')}")
         if r["mutmut_exit"] != 0:
             print(f"   mutmut run exited {r['mutmut_exit']} (see {r['workdir']}/mutmut-run.log with --keep)")
         print(f"   measured at {r['head']}: " + "; ".join(f"{k} {v}" for k, v in r["versions"].items()))
@@ -479,6 +613,16 @@ def main() -> int:
         type=float,
         default=6.0,
         help="mutmut's timeout_constant: a mutant times out after (tests' time + this) * 15 s (default 6)",
+    )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="run the tests on PostgreSQL (DATABASE_URL=URL, CI=true), one test database per mutmut child",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="also REDIS_URL/CELERY_BROKER_URL=URL; runs one mutant at a time (children would share it)",
     )
     parser.add_argument("--workdir", type=Path, help="where the copies go (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the copies (mutmut browse/show work there)")
