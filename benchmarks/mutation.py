@@ -119,6 +119,25 @@ TARGETS = [
         isolation=FS,
     ),
     Target(
+        # The rules snapshot (load_rules, rules_from_row, the per-store cache and its outage fallback),
+        # moved out of serving/rules.py by the placements work.
+        "rules_snapshot",
+        "shop_recs/serving/rules_snapshot.py",
+        [
+            "tests/serving/test_outage_caches.py",
+            "tests/serving/test_placements.py",
+            "tests/serving/test_placements_pages.py",
+            "tests/serving/test_rules_edges.py",
+            "tests/serving/test_rules_vectorised.py",
+            "tests/serving/test_rules_survivors.py",
+            "tests/preview/test_pages.py",
+            "tests/test_cache_registry.py",
+            # Written from this target's first run's survivors (issue #17).
+            "tests/serving/test_rules_snapshot_survivors.py",
+        ],
+        isolation=FS,
+    ),
+    Target(
         "activity_validation",
         "shop_recs/activity/services.py",
         ["tests/api/test_events.py", "tests/api/test_validation_edges.py", "tests/imports/test_event_import.py"],
@@ -171,7 +190,14 @@ TARGETS = [
     Target(
         "ads_eligibility",
         "shop_recs/ads/eligibility.py",
-        ["tests/ads/test_serving.py", "tests/ads/test_budget_and_caps.py", "tests/ads/test_pacing.py"],
+        [
+            "tests/ads/test_serving.py",
+            "tests/ads/test_budget_and_caps.py",
+            "tests/ads/test_pacing.py",
+            # The batched snapshot (_load) against spec_of per campaign, and the survivors of issue #17's run.
+            "tests/ads/test_visitor_cache.py",
+            "tests/ads/test_eligibility_survivors.py",
+        ],
         isolation=FS,
     ),
 ]
