@@ -176,18 +176,7 @@ def test_the_bulk_context_check_is_json_problem(values):
 
 # --- the write: the same rows and the same announcement as write_events ------------------------------
 
-COLUMNS = (
-    "customer_id",
-    "session_id",
-    "event_type",
-    "product_id",
-    "value",
-    "quantity",
-    "order_id",
-    "query",
-    "timestamp",
-    "context",
-)
+COLUMNS = ingest.EVENT_COLUMNS  # every stored column of an event, as the write path lists them
 
 
 def _batch(n: int) -> list[dict]:
