@@ -68,6 +68,13 @@ def _set(store, **values):
         cfg.save()
 
 
+def _new_data_version(store, external_id: str) -> None:
+    """One more profile that buys nothing, so it is in no segment and no RFM cell the tests read."""
+    with store_scope(store):
+        c = Customer.objects.create(store=store, external_id=external_id)
+        CustomerProfile.objects.create(store=store, customer=c, frequency=0)
+
+
 def _page(client, store) -> dict:
     r = client.get(_url("segments", store))
     assert r.status_code == 200
@@ -119,9 +126,7 @@ def test_with_epsilon_the_segments_page_is_noised_fixed_and_thresholded_after_th
     errors, page = [], first
     for version in range(6):
         if version:
-            with store_scope(store):  # a new data version: one more profile that is in neither cell
-                c = Customer.objects.create(store=store, external_id=f"extra{version}")
-                CustomerProfile.objects.create(store=store, customer=c, frequency=0)
+            _new_data_version(store, f"extra{version}")
             page = _page(client, store)
         errors.append((page["sizes"]["buyers"] - (BIG + SMALL), page["rfm"][3 - 1][2 - 1] - BIG))
     assert all(abs(e) <= bound for pair in errors for e in pair), errors
@@ -136,9 +141,7 @@ def test_with_epsilon_suppression_follows_the_noisy_value(client, merchant, prof
     client.force_login(merchant)
     heavy_shown, buyers = 0, []
     for version in range(40):
-        with store_scope(store):  # a new data version: one more (non-buying) profile
-            c = Customer.objects.create(store=store, external_id=f"extra{version}")
-            CustomerProfile.objects.create(store=store, customer=c, frequency=0)
+        _new_data_version(store, f"extra{version}")
         page = _page(client, store)
         heavy_shown += page["sizes"]["heavy"] is not None
         buyers.append(page["sizes"]["buyers"])
